@@ -1,0 +1,67 @@
+# vidpipe: the two commands a newcomer needs are `make up` and `make test` (see README.md).
+SHELL := /usr/bin/env bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/bin:$(PATH)
+export KUBECONFIG ?= $(CURDIR)/.local/cluster/kubeconfig
+
+##@ Getting started
+
+.PHONY: up
+up: deps tools cluster-up ## Bring up the local platform (cluster, S3, MongoDB; later: chart + API)
+	@hack/cluster.sh status
+
+.PHONY: down
+down: cluster-down ## Remove the local platform and stop every process it started
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: deps
+deps: ## Install Debian packages and the pinned Python virtualenv (.venv)
+	@hack/deps.sh
+
+.PHONY: tools
+tools: ## Build pinned Go tools (Kubernetes, helm, versitygw, FerretDB) into ~/.cache, link ./bin
+	@hack/tools.sh >/dev/null
+
+.PHONY: lint
+lint: deps ## ruff (lint + format check) and mypy --strict
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy common api operator processor tests bench hack
+
+.PHONY: fmt
+fmt: deps ## Format the code with ruff
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+##@ Testing
+
+.PHONY: test
+test: deps tools lint ## The whole suite: lint, unit, integration and cluster tests (what CI runs)
+	@hack/cluster.sh up
+	$(PY) -m pytest -p no:cacheprovider
+	@hack/cluster.sh down
+
+.PHONY: test-unit
+test-unit: deps ## Unit tests only (no servers, no cluster)
+	$(PY) -m pytest -m unit
+
+##@ Local cluster
+
+.PHONY: cluster-up
+cluster-up: deps tools ## Start etcd, control plane, containerd + kubelet, S3 and MongoDB (idempotent)
+	@hack/cluster.sh up
+
+.PHONY: cluster-down
+cluster-down: ## Stop everything the local cluster started and remove its state (.local/)
+	@hack/cluster.sh down
+
+.PHONY: cluster-status
+cluster-status: ## What runs, where, and the kubeconfig path
+	@hack/cluster.sh status

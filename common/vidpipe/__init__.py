@@ -1,0 +1,1 @@
+"""The contract every component shares: resource names, phases, the VideoJob models, errors."""

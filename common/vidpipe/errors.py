@@ -1,0 +1,110 @@
+"""The error catalogue: every machine-readable code a client or operator can see, in one place.
+
+The API maps these to HTTP statuses and the `{"code", "message", "details"}` JSON shape; the
+processor writes them to its termination message; the README table is checked against this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    # Authentication and authorization
+    UNAUTHENTICATED = "unauthenticated"
+    # Request shape
+    VALIDATION_FAILED = "validation_failed"
+    MISSING_FILE = "missing_file"
+    # Upload limits
+    UPLOAD_TOO_LARGE = "upload_too_large"
+    EMPTY_UPLOAD = "empty_upload"
+    RATE_LIMITED = "rate_limited"
+    # Media validation (also the processor's bad-input reasons)
+    NOT_A_VIDEO = "not_a_video"
+    UNSUPPORTED_FORMAT = "unsupported_format"
+    NO_VIDEO_STREAM = "no_video_stream"
+    DURATION_LIMIT_EXCEEDED = "duration_limit_exceeded"
+    RESOLUTION_LIMIT_EXCEEDED = "resolution_limit_exceeded"
+    TOO_MANY_STREAMS = "too_many_streams"
+    # Resources
+    JOB_NOT_FOUND = "job_not_found"
+    UPLOAD_NOT_FOUND = "upload_not_found"
+    JOB_ALREADY_FINISHED = "job_already_finished"
+    # Dependencies
+    STORAGE_UNAVAILABLE = "storage_unavailable"
+    DATABASE_UNAVAILABLE = "database_unavailable"
+    CLUSTER_UNAVAILABLE = "cluster_unavailable"
+    # Processing faults (retryable on the processor side)
+    PROCESSING_FAILED = "processing_failed"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    INTERNAL = "internal_error"
+
+
+@dataclass(frozen=True)
+class ErrorSpec:
+    http_status: int
+    summary: str
+
+
+CATALOGUE: dict[ErrorCode, ErrorSpec] = {
+    ErrorCode.UNAUTHENTICATED: ErrorSpec(401, "Missing or invalid API key or bearer token."),
+    ErrorCode.VALIDATION_FAILED: ErrorSpec(422, "The request parameters are invalid."),
+    ErrorCode.MISSING_FILE: ErrorSpec(422, "The multipart form has no `file` field."),
+    ErrorCode.UPLOAD_TOO_LARGE: ErrorSpec(413, "The upload exceeds the size limit."),
+    ErrorCode.EMPTY_UPLOAD: ErrorSpec(422, "The upload is empty."),
+    ErrorCode.RATE_LIMITED: ErrorSpec(429, "Too many uploads; retry after `Retry-After`."),
+    ErrorCode.NOT_A_VIDEO: ErrorSpec(422, "The file is not a readable video."),
+    ErrorCode.UNSUPPORTED_FORMAT: ErrorSpec(415, "The container format is not accepted."),
+    ErrorCode.NO_VIDEO_STREAM: ErrorSpec(422, "The file has no video stream."),
+    ErrorCode.DURATION_LIMIT_EXCEEDED: ErrorSpec(422, "The video is longer than allowed."),
+    ErrorCode.RESOLUTION_LIMIT_EXCEEDED: ErrorSpec(422, "The video resolution is too large."),
+    ErrorCode.TOO_MANY_STREAMS: ErrorSpec(422, "The file has more streams than allowed."),
+    ErrorCode.JOB_NOT_FOUND: ErrorSpec(404, "No such job for this caller."),
+    ErrorCode.UPLOAD_NOT_FOUND: ErrorSpec(404, "No such upload session for this caller."),
+    ErrorCode.JOB_ALREADY_FINISHED: ErrorSpec(409, "The job has already finished."),
+    ErrorCode.STORAGE_UNAVAILABLE: ErrorSpec(503, "Object storage is unavailable; retry later."),
+    ErrorCode.DATABASE_UNAVAILABLE: ErrorSpec(503, "The database is unavailable; retry later."),
+    ErrorCode.CLUSTER_UNAVAILABLE: ErrorSpec(503, "The Kubernetes API is unavailable."),
+    ErrorCode.PROCESSING_FAILED: ErrorSpec(500, "Processing failed after all retries."),
+    ErrorCode.DEADLINE_EXCEEDED: ErrorSpec(500, "Processing exceeded its deadline."),
+    ErrorCode.INTERNAL: ErrorSpec(500, "Unexpected server error."),
+}
+
+# Codes that mean "this input will never process": the processor exits with BAD_INPUT for them.
+BAD_INPUT_CODES = frozenset(
+    {
+        ErrorCode.EMPTY_UPLOAD,
+        ErrorCode.NOT_A_VIDEO,
+        ErrorCode.UNSUPPORTED_FORMAT,
+        ErrorCode.NO_VIDEO_STREAM,
+        ErrorCode.DURATION_LIMIT_EXCEEDED,
+        ErrorCode.RESOLUTION_LIMIT_EXCEEDED,
+        ErrorCode.TOO_MANY_STREAMS,
+    }
+)
+
+
+class VidpipeError(Exception):
+    """A domain error carrying a catalogue code and a human message safe to show callers."""
+
+    def __init__(self, code: ErrorCode, message: str, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+    @property
+    def http_status(self) -> int:
+        return CATALOGUE[self.code].http_status
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code.value, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class BadInput(VidpipeError):
+    """The input can never be processed; retrying will not help."""
