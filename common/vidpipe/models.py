@@ -1,7 +1,8 @@
 """Pydantic models of the VideoJob resource: the single source of its schema.
 
-`crds/` is generated from these models (`make manifests`), the API builds specs with them and the
-processor parses its request with them, so a field means the same thing everywhere.
+`crds/` is generated from these models (`make manifests`, see `vidpipe.crd`), the API builds specs
+with them and the processor parses its request with them, so a field means the same thing
+everywhere. Descriptions here become `kubectl explain videojob.spec...` text.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from vidpipe.phases import Phase
 
 JOB_ID_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+# S3 bucket naming rules (lowercase, digits, dots, hyphens; 3-63 chars; alphanumeric ends).
+BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+RENDITION_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 
 
 class _Model(BaseModel):
@@ -24,8 +28,20 @@ class _Model(BaseModel):
 class SourceObject(_Model):
     """Where the uploaded source video is stored."""
 
-    bucket: Annotated[str, Field(min_length=3, max_length=63, description="S3 bucket")]
-    key: Annotated[str, Field(min_length=1, max_length=1024, description="S3 object key")]
+    bucket: Annotated[
+        str,
+        Field(min_length=3, max_length=63, pattern=BUCKET_PATTERN, description="S3 bucket"),
+    ]
+    key: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=1024,
+            # A leading slash would address a different object on some S3 servers.
+            pattern=r"^[^/]",
+            description="S3 object key of the source video",
+        ),
+    ]
 
 
 class Rendition(_Model):
@@ -33,7 +49,11 @@ class Rendition(_Model):
 
     name: Annotated[
         str,
-        Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="Output name, e.g. 720p"),
+        Field(
+            pattern=RENDITION_NAME_PATTERN,
+            max_length=32,
+            description="Output name, e.g. 720p; the file is <name>.mp4",
+        ),
     ]
     height: Annotated[int, Field(ge=144, le=4320, description="Target height in pixels")]
     video_bitrate_kbps: Annotated[
@@ -55,12 +75,21 @@ class Rendition(_Model):
 class Storyboard(_Model):
     """A sprite grid of small frames plus a WebVTT index, for scrub previews in players."""
 
-    enabled: bool = True
+    enabled: Annotated[bool, Field(default=True, description="Produce the storyboard")] = True
     interval_seconds: Annotated[
-        float, Field(default=10.0, alias="intervalSeconds", ge=0.5, le=600)
+        float,
+        Field(
+            default=10.0,
+            alias="intervalSeconds",
+            ge=0.5,
+            le=600,
+            description="Seconds between frames",
+        ),
     ] = 10.0
-    tile_width: Annotated[int, Field(default=160, alias="tileWidth", ge=32, le=640)] = 160
-    columns: Annotated[int, Field(default=10, ge=1, le=20)] = 10
+    tile_width: Annotated[
+        int, Field(default=160, alias="tileWidth", ge=32, le=640, description="Tile width, px")
+    ] = 160
+    columns: Annotated[int, Field(default=10, ge=1, le=20, description="Tiles per row")] = 10
 
 
 def _default_renditions() -> list[Rendition]:
@@ -70,12 +99,20 @@ def _default_renditions() -> list[Rendition]:
 class Outputs(_Model):
     """What to produce from the source."""
 
+    # `= Field(default_factory=...)` rather than Annotated so mypy's pydantic plugin sees a default.
     renditions: list[Rendition] = Field(
-        default_factory=_default_renditions, min_length=1, max_length=8
+        default_factory=_default_renditions,
+        min_length=1,
+        max_length=8,
+        description="Renditions to encode from one decode of the source",
     )
-    container: Literal["mp4"] = "mp4"
-    poster: bool = True
-    storyboard: Storyboard = Field(default_factory=Storyboard)
+    container: Annotated[Literal["mp4"], Field(default="mp4", description="Output container")] = (
+        "mp4"
+    )
+    poster: Annotated[bool, Field(default=True, description="Produce poster.jpg")] = True
+    storyboard: Storyboard = Field(
+        default_factory=Storyboard, description="Scrub-preview sprite sheet"
+    )
     audio_track: Annotated[
         int, Field(default=0, alias="audioTrack", ge=0, le=31, description="Audio stream index")
     ] = 0
@@ -84,52 +121,98 @@ class Outputs(_Model):
 class JobResources(_Model):
     """Compute for the processor Pod; defaults come from operator settings."""
 
-    cpu: Annotated[str | None, Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)?m?$")] = None
+    cpu: Annotated[
+        str | None,
+        Field(
+            default=None,
+            max_length=16,
+            pattern=r"^[0-9]+(\.[0-9]+)?m?$",
+            description="CPU request and limit, e.g. 500m or 2",
+        ),
+    ] = None
     memory: Annotated[
-        str | None, Field(default=None, pattern=r"^[0-9]+(Ki|Mi|Gi|Ti|K|M|G|T)?$")
+        str | None,
+        Field(
+            default=None,
+            max_length=16,
+            pattern=r"^[0-9]+(Ki|Mi|Gi|Ti|K|M|G|T)?$",
+            description="Memory request and limit, e.g. 1Gi",
+        ),
     ] = None
 
 
 class VideoJobSpec(_Model):
     """Desired state: immutable after creation except `cancel`."""
 
-    job_id: Annotated[str, Field(alias="jobId", pattern=JOB_ID_PATTERN, max_length=63)]
-    owner: Annotated[str, Field(min_length=1, max_length=128)]
-    source: SourceObject
-    outputs: Outputs = Field(default_factory=Outputs)
-    resources: JobResources | None = None
-    active_deadline_seconds: Annotated[
-        int | None, Field(default=None, alias="activeDeadlineSeconds", ge=30, le=86_400)
+    job_id: Annotated[
+        str,
+        Field(
+            alias="jobId",
+            pattern=JOB_ID_PATTERN,
+            max_length=63,
+            description="Job id chosen by the API; the MongoDB _id and the S3 key prefix",
+        ),
+    ]
+    owner: Annotated[str, Field(min_length=1, max_length=128, description="Who submitted the job")]
+    source: Annotated[SourceObject, Field(description="The stored source video")]
+    outputs: Outputs = Field(default_factory=Outputs, description="What to produce from the source")
+    resources: Annotated[
+        JobResources | None,
+        Field(default=None, description="Processor compute; operator defaults when omitted"),
     ] = None
-    cancel: bool = False
+    active_deadline_seconds: Annotated[
+        int | None,
+        Field(
+            default=None,
+            alias="activeDeadlineSeconds",
+            ge=30,
+            le=86_400,
+            description="Wall-clock limit for all attempts together",
+        ),
+    ] = None
+    cancel: Annotated[
+        bool,
+        Field(default=False, description="Set to true to cancel; cannot be set back to false"),
+    ] = False
 
 
 class Condition(_Model):
     """Standard Kubernetes condition shape (metav1.Condition)."""
 
-    type: str
+    type: Annotated[str, Field(description="Condition type, e.g. Admitted, Running, Complete")]
     status: Literal["True", "False", "Unknown"]
-    reason: str
-    message: str = ""
+    reason: Annotated[str, Field(description="CamelCase machine-readable reason")]
+    message: Annotated[str, Field(default="", description="Human-readable detail")] = ""
     last_transition_time: datetime = Field(alias="lastTransitionTime")
     observed_generation: int | None = Field(default=None, alias="observedGeneration")
 
 
 class JobError(_Model):
-    code: str
-    message: str
+    """Why a job failed: a code from the error catalogue and a human message."""
+
+    code: Annotated[str, Field(description="Machine-readable code (vidpipe.errors.ErrorCode)")]
+    message: Annotated[str, Field(description="Human-readable reason")]
 
 
 class VideoJobStatus(_Model):
     """Observed state, written by the operator (and `progress` by the processor)."""
 
-    phase: Phase = Phase.PENDING
-    progress: Annotated[int, Field(default=0, ge=0, le=100)] = 0
+    phase: Annotated[
+        Phase, Field(default=Phase.PENDING, description="Pending, Running or a terminal phase")
+    ] = Phase.PENDING
+    progress: Annotated[
+        int, Field(default=0, ge=0, le=100, description="Percent done, reported by the processor")
+    ] = 0
     conditions: list[Condition] = Field(default_factory=list)
-    attempts: int = 0
+    attempts: Annotated[
+        int, Field(default=0, ge=0, description="Processor Pods started so far")
+    ] = 0
     started_at: datetime | None = Field(default=None, alias="startedAt")
     finished_at: datetime | None = Field(default=None, alias="finishedAt")
+    duration: Annotated[
+        str | None, Field(default=None, description="Wall time from start to finish, e.g. 1m5s")
+    ] = None
     job_name: str | None = Field(default=None, alias="jobName")
-    outputs: list[str] = Field(default_factory=list)
+    outputs: list[str] = Field(default_factory=list, description="S3 keys of the produced outputs")
     error: JobError | None = None
     observed_generation: int | None = Field(default=None, alias="observedGeneration")

@@ -1,0 +1,209 @@
+"""Build the VideoJob CustomResourceDefinition from the pydantic models.
+
+The models are the one source of truth; this module translates pydantic's JSON schema into a
+Kubernetes *structural* schema (no `$ref`, no `anyOf` for nullables, no `additionalProperties`
+next to `properties`) and adds what JSON schema cannot say: CEL rules (spec immutable except a
+one-way `cancel`), the status subresource and printer columns. `hack/gen_crd.py` writes the result.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from vidpipe import constants
+from vidpipe.models import Outputs, Storyboard, VideoJobSpec, VideoJobStatus
+
+# JSON-schema keywords that mean the same in Kubernetes OpenAPI v3; everything else is dropped
+# (title is noise in `kubectl explain`, additionalProperties=false is implied by pruning).
+_KEPT = (
+    "description",
+    "type",
+    "format",
+    "enum",
+    "pattern",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "default",
+)
+
+# CEL rules keyed by a dotted path into the spec schema ("" is spec itself). Per-field rules give
+# precise messages; transition rules only run on updates, so creation is unaffected.
+_IMMUTABLE = "is immutable; create a new VideoJob instead"
+SPEC_RULES: dict[str, list[dict[str, str]]] = {
+    "": [
+        {
+            "rule": "has(oldSelf.resources) == has(self.resources)"
+            " && has(oldSelf.activeDeadlineSeconds) == has(self.activeDeadlineSeconds)",
+            "message": "spec is immutable except spec.cancel",
+        },
+    ],
+    "jobId": [{"rule": "self == oldSelf", "message": f"jobId {_IMMUTABLE}"}],
+    "owner": [{"rule": "self == oldSelf", "message": f"owner {_IMMUTABLE}"}],
+    "source": [{"rule": "self == oldSelf", "message": f"source {_IMMUTABLE}"}],
+    "outputs": [{"rule": "self == oldSelf", "message": f"outputs {_IMMUTABLE}"}],
+    "activeDeadlineSeconds": [
+        {"rule": "self == oldSelf", "message": f"activeDeadlineSeconds {_IMMUTABLE}"}
+    ],
+    "cancel": [{"rule": "self || !oldSelf", "message": "cancel cannot be undone"}],
+    "outputs.renditions": [
+        {
+            "rule": "self.all(r, self.exists_one(o, o.name == r.name))",
+            "message": "rendition names must be unique",
+        },
+    ],
+    "resources": [
+        {"rule": "self == oldSelf", "message": f"resources {_IMMUTABLE}"},
+        {
+            "rule": "has(self.cpu) || has(self.memory)",
+            "message": "resources needs cpu or memory (omit it for the defaults)",
+        },
+    ],
+}
+
+PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Progress", "type": "integer", "jsonPath": ".status.progress"},
+    {"name": "Owner", "type": "string", "jsonPath": ".spec.owner"},
+    {"name": "Source", "type": "string", "jsonPath": ".spec.source.key", "priority": 1},
+    {"name": "Attempts", "type": "integer", "jsonPath": ".status.attempts", "priority": 1},
+    {"name": "Job", "type": "string", "jsonPath": ".status.jobName", "priority": 1},
+    {"name": "Duration", "type": "string", "jsonPath": ".status.duration"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+
+def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """Return `node` with `$ref`s inlined, nullable unions collapsed and unknown keys dropped."""
+    node = dict(node)
+    if "$ref" in node:
+        ref = defs[node.pop("$ref").rsplit("/", 1)[-1]]
+        node = {**ref, **node}  # the field's own default/description win over the definition's
+    if "anyOf" in node:
+        variants = [v for v in node.pop("anyOf") if v.get("type") != "null"]
+        if len(variants) != 1:
+            raise ValueError(f"only `T | None` unions map to a structural schema: {variants}")
+        node = {**_resolve(variants[0], defs), **node}
+    if "const" in node:
+        node["enum"] = [node.pop("const")]
+    out: dict[str, Any] = {k: node[k] for k in _KEPT if k in node}
+    if out.get("default", 0) is None:
+        del out["default"]  # nullable means "may be omitted"; a null default is not structural
+    if "properties" in node:
+        out["type"] = "object"
+        out["properties"] = {k: _resolve(v, defs) for k, v in node["properties"].items()}
+        if node.get("required"):
+            out["required"] = list(node["required"])
+    if "items" in node:
+        out["items"] = _resolve(node["items"], defs)
+    if "type" not in out:
+        raise ValueError(f"schema node without a type cannot be structural: {node}")
+    return out
+
+
+def structural_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema, by alias, as a Kubernetes structural schema."""
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    return _resolve(raw, raw.get("$defs", {}))
+
+
+def _at(schema: dict[str, Any], path: str) -> dict[str, Any]:
+    node = schema
+    for part in filter(None, path.split(".")):
+        node = node["properties"][part]
+    return node
+
+
+def spec_schema() -> dict[str, Any]:
+    schema = structural_schema(VideoJobSpec)
+    # pydantic leaves default_factory values out of the JSON schema; the API server should
+    # still fill them so that `kubectl get -o yaml` shows what will be produced.
+    _at(schema, "outputs")["default"] = Outputs().model_dump(by_alias=True, exclude_none=True)
+    _at(schema, "outputs.storyboard")["default"] = Storyboard().model_dump(by_alias=True)
+    _at(schema, "outputs.renditions")["default"] = _at(schema, "outputs")["default"]["renditions"]
+    for path, rules in SPEC_RULES.items():
+        _at(schema, path)["x-kubernetes-validations"] = copy.deepcopy(rules)
+    return schema
+
+
+def status_schema() -> dict[str, Any]:
+    schema = structural_schema(VideoJobStatus)
+    conditions = _at(schema, "conditions")
+    # Conditions are a map keyed by type, as metav1.Condition lists are, so that server-side
+    # apply and strategic merges treat each type as one entry.
+    conditions["x-kubernetes-list-type"] = "map"
+    conditions["x-kubernetes-list-map-keys"] = ["type"]
+    return schema
+
+
+def build_crd() -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": constants.CRD_NAME,
+            "labels": {constants.LABEL_PART_OF: constants.PART_OF},
+        },
+        "spec": {
+            "group": constants.GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": constants.KIND,
+                "listKind": f"{constants.KIND}List",
+                "plural": constants.PLURAL,
+                "singular": constants.SINGULAR,
+                "shortNames": list(constants.SHORT_NAMES),
+                "categories": [constants.PART_OF],
+            },
+            "versions": [
+                {
+                    "name": constants.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": copy.deepcopy(PRINTER_COLUMNS),
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "description": "A request to process one uploaded video.",
+                            "type": "object",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema(),
+                                "status": status_schema(),
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+HEADER = (
+    "# Generated by hack/gen_crd.py from common/vidpipe/models.py (`make manifests`).\n"
+    "# Do not edit: change the models and regenerate; a unit test keeps this file in sync.\n"
+)
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    # Shared default objects would otherwise become &id001 anchors: valid YAML, hard to review.
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def render_crd() -> str:
+    """The CRD as the YAML text committed to crds/ and the chart."""
+    body = yaml.dump(
+        build_crd(), Dumper=_NoAliasDumper, sort_keys=False, width=100, default_flow_style=False
+    )
+    return HEADER + body
