@@ -1,0 +1,215 @@
+"""One job from start to finish: download, probe, transcode, describe, upload, manifest last.
+
+Invariants kept here:
+- Outputs go under `outputs/{jobId}/` and nowhere else.
+- `manifest.json` exists only when every output does: an old manifest is removed before any other
+  key is touched, and the new one is written after all uploads succeeded. A rerun (a retried Pod)
+  overwrites the same keys and removes stale ones.
+- Any failure (bad input, fault, SIGTERM) removes the job's outputs from S3, so the prefix holds a
+  complete set or nothing; the local working directory is always removed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from vidpipe import keys
+from vidpipe.models import VideoJobSpec
+from vidpipe.probe import MediaInfo, ProbeLimits, probe
+from vidpipe_processor import outputs
+from vidpipe_processor.errors import ProcessingFailed, StorageError
+from vidpipe_processor.ffmpeg_graph import build_ffmpeg_argv, poster_fallback_argv
+from vidpipe_processor.plan import OutputPlan, plan_outputs
+from vidpipe_processor.progress import (
+    DOWNLOAD_SPAN,
+    ENCODE_SPAN,
+    UPLOAD_SPAN,
+    ByteCounter,
+    ProgressTracker,
+)
+from vidpipe_processor.runner import run_ffmpeg
+from vidpipe_processor.storage import Storage, Upload
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    spec: VideoJobSpec
+    output_bucket: str
+    work_dir: Path
+    limits: ProbeLimits
+    ffmpeg_path: str = "ffmpeg"
+    ffprobe_path: str = "ffprobe"
+    x264_preset: str = "veryfast"
+
+
+@dataclass(frozen=True)
+class JobResult:
+    info: MediaInfo
+    plan: OutputPlan
+    files: list[outputs.OutputFile]
+    manifest_key: str
+
+
+def process(request: JobRequest, storage: Storage, progress: ProgressTracker) -> JobResult:
+    spec = request.spec
+    bucket = request.output_bucket
+    prefix = keys.output_prefix(spec.job_id)
+    manifest_key = keys.output_key(spec.job_id, keys.MANIFEST_NAME)
+    request.work_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{spec.job_id}-", dir=request.work_dir))
+    try:
+        # First of all: no manifest while the outputs may change under it.
+        storage.delete_keys(bucket, [manifest_key])
+        result = _run(request, storage, progress, work, manifest_key)
+        progress.update(100)
+        return result
+    except BaseException as exc:
+        _remove_outputs(storage, bucket, prefix, exc)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(
+    request: JobRequest,
+    storage: Storage,
+    progress: ProgressTracker,
+    work: Path,
+    manifest_key: str,
+) -> JobResult:
+    spec = request.spec
+    source = work / "source"
+    started = time.monotonic()
+    size = storage.size(spec.source.bucket, spec.source.key)
+    storage.download(
+        spec.source.bucket,
+        spec.source.key,
+        source,
+        on_bytes=ByteCounter(size, progress.span(*DOWNLOAD_SPAN)),
+    )
+    log.info("source downloaded", extra={"bytes": size, "seconds": _since(started)})
+
+    info = probe(str(source), request.limits, ffprobe=request.ffprobe_path)
+    plan = plan_outputs(info, spec.outputs)
+    log.info(
+        "source probed",
+        extra={
+            "container": info.container,
+            "video": f"{info.video_codec} {info.width}x{info.height} {info.pixel_format}",
+            "durationSeconds": info.duration_seconds,
+            "renditions": [f"{r.name}:{r.width}x{r.height}" for r in plan.renditions],
+        },
+    )
+    if spec.outputs.audio_track and plan.audio and plan.audio != _requested_audio(info, plan):
+        log.warning(
+            "requested audio track does not exist; using the first one",
+            extra={"requested": spec.outputs.audio_track, "audioTracks": len(info.audio_streams)},
+        )
+
+    out_dir = work / "out"
+    out_dir.mkdir()
+    started = time.monotonic()
+    argv = build_ffmpeg_argv(
+        info,
+        plan,
+        source,
+        out_dir,
+        ffmpeg_path=request.ffmpeg_path,
+        preset=request.x264_preset,
+    )
+    log.info("ffmpeg started", extra={"argv": argv[1:]})
+    run_ffmpeg(
+        argv,
+        duration_seconds=info.duration_seconds,
+        stderr_path=work / "ffmpeg.log",
+        on_progress=progress.span(*ENCODE_SPAN),
+    )
+    log.info("ffmpeg finished", extra={"seconds": _since(started)})
+    if plan.poster and not _non_empty(out_dir / plan.poster.file_name):
+        # The video stream ended before the poster time (audio runs longer): take the first frame.
+        run_ffmpeg(
+            poster_fallback_argv(
+                info, plan.poster, source, out_dir, ffmpeg_path=request.ffmpeg_path
+            ),
+            duration_seconds=0,
+            stderr_path=work / "poster.log",
+        )
+    if plan.storyboard:
+        (out_dir / plan.storyboard.vtt_name).write_text(
+            outputs.storyboard_vtt(plan.storyboard, info.duration_seconds)
+        )
+    outputs.write_json(out_dir / keys.METADATA_NAME, outputs.metadata_document(info, plan))
+    source.unlink()  # free the disk before uploading
+
+    names = [*plan.file_names, keys.METADATA_NAME]
+    missing = [n for n in names if not _non_empty(out_dir / n)]
+    if missing:
+        raise ProcessingFailed(f"ffmpeg finished without writing {', '.join(missing)}")
+    files = [outputs.describe_file(out_dir / n, keys.output_key(spec.job_id, n)) for n in names]
+
+    started = time.monotonic()
+    bucket = request.output_bucket
+    # Keys under the prefix that this run does not write are leftovers of an older attempt.
+    stale = set(storage.list_keys(bucket, keys.output_prefix(spec.job_id))) - {f.key for f in files}
+    storage.delete_keys(bucket, sorted(stale))
+    storage.upload_all(
+        bucket,
+        [Upload(out_dir / f.name, f.key, f.content_type) for f in files],
+        on_bytes=ByteCounter(sum(f.size for f in files), progress.span(*UPLOAD_SPAN)),
+    )
+    manifest = outputs.manifest_document(spec.job_id, info, plan, files)
+    storage.put_bytes(
+        bucket,
+        manifest_key,
+        json.dumps(manifest, indent=2, sort_keys=True).encode(),
+        "application/json",
+    )
+    log.info(
+        "outputs uploaded",
+        extra={
+            "bucket": bucket,
+            "keys": [f.key for f in files] + [manifest_key],
+            "bytes": sum(f.size for f in files),
+            "seconds": _since(started),
+        },
+    )
+    return JobResult(info=info, plan=plan, files=files, manifest_key=manifest_key)
+
+
+def _remove_outputs(storage: Storage, bucket: str, prefix: str, cause: BaseException) -> None:
+    try:
+        removed = storage.delete_prefix(bucket, prefix)
+    except StorageError as exc:
+        log.error(
+            "could not remove the outputs of the failed job",
+            extra={"bucket": bucket, "prefix": prefix, "error": exc.message},
+        )
+        return
+    if removed:
+        log.info(
+            "removed outputs of the failed job",
+            extra={"bucket": bucket, "prefix": prefix, "objects": removed, "cause": repr(cause)},
+        )
+
+
+def _requested_audio(info: MediaInfo, plan: OutputPlan) -> object:
+    streams = info.audio_streams
+    return (
+        streams[plan.requested_audio_track] if plan.requested_audio_track < len(streams) else None
+    )
+
+
+def _non_empty(path: Path) -> bool:
+    return path.is_file() and path.stat().st_size > 0
+
+
+def _since(started: float) -> float:
+    return round(time.monotonic() - started, 3)

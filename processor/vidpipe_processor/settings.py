@@ -1,0 +1,110 @@
+"""Everything the processor is told, from environment variables (the operator fills them in).
+
+One pydantic-settings class with the `VIDPIPE_` prefix, plus the standard AWS variables so the
+usual credential Secrets and tooling work unchanged. docs/processor.md documents every variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from vidpipe.models import VideoJobSpec
+from vidpipe.probe import ProbeLimits
+from vidpipe_processor.reporter import SERVICE_ACCOUNT_DIR
+from vidpipe_processor.storage import StorageConfig
+
+
+class ProcessorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VIDPIPE_", extra="ignore", frozen=True)
+
+    # The VideoJob spec as JSON (camelCase, exactly as in the resource).
+    job_spec: VideoJobSpec
+    # Where outputs go; the source bucket when unset. Keys are always outputs/{jobId}/...
+    output_bucket: str | None = Field(default=None, min_length=3, max_length=63)
+
+    s3_endpoint_url: str | None = None
+    aws_access_key_id: SecretStr | None = Field(default=None, validation_alias="AWS_ACCESS_KEY_ID")
+    aws_secret_access_key: SecretStr | None = Field(
+        default=None, validation_alias="AWS_SECRET_ACCESS_KEY"
+    )
+    aws_region: str = Field(
+        default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
+    )
+    s3_max_attempts: int = Field(default=10, ge=1, le=50)
+    s3_max_concurrency: int = Field(default=8, ge=1, le=64)
+    s3_part_size_mib: int = Field(default=16, ge=5, le=512)
+
+    # An emptyDir in the Pod: the only place the processor writes (read-only root filesystem).
+    work_dir: Path = Path("/work")
+
+    max_duration_seconds: float = Field(default=4 * 3600, gt=0)
+    max_pixels: int = Field(default=3840 * 2160, gt=0)
+    max_streams: int = Field(default=16, ge=1)
+    probe_timeout_seconds: float = Field(default=60, gt=0)
+
+    ffmpeg_path: str = "ffmpeg"
+    ffprobe_path: str = "ffprobe"
+    x264_preset: str = Field(
+        default="veryfast",
+        pattern=r"^(ultrafast|superfast|veryfast|faster|fast|medium|slow|slower|veryslow)$",
+    )
+
+    termination_log: Path = Path("/dev/termination-log")
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    # Progress to the VideoJob status: only when both are set (the operator sets them).
+    videojob_name: str | None = None
+    videojob_namespace: str | None = None
+    # In a Pod the API server comes from KUBERNETES_SERVICE_HOST/PORT; this overrides it.
+    kubernetes_api_url: str | None = None
+    kubernetes_service_host: str | None = Field(
+        default=None, validation_alias="KUBERNETES_SERVICE_HOST"
+    )
+    kubernetes_service_port: int = Field(default=443, validation_alias="KUBERNETES_SERVICE_PORT")
+    kubernetes_token_path: Path = SERVICE_ACCOUNT_DIR / "token"
+    kubernetes_ca_path: Path = SERVICE_ACCOUNT_DIR / "ca.crt"
+    progress_interval_seconds: float = Field(default=2.0, ge=0)
+
+    @property
+    def target_bucket(self) -> str:
+        return self.output_bucket or self.job_spec.source.bucket
+
+    @property
+    def probe_limits(self) -> ProbeLimits:
+        return ProbeLimits(
+            max_duration_seconds=self.max_duration_seconds,
+            max_pixels=self.max_pixels,
+            max_streams=self.max_streams,
+            timeout_seconds=self.probe_timeout_seconds,
+        )
+
+    @property
+    def storage(self) -> StorageConfig:
+        return StorageConfig(
+            endpoint_url=self.s3_endpoint_url,
+            region=self.aws_region,
+            access_key_id=_reveal(self.aws_access_key_id),
+            secret_access_key=_reveal(self.aws_secret_access_key),
+            max_attempts=self.s3_max_attempts,
+            max_concurrency=self.s3_max_concurrency,
+            part_size_mib=self.s3_part_size_mib,
+        )
+
+    def kubernetes_url(self) -> str | None:
+        """The API server URL if progress should go to the VideoJob, else None."""
+        if not (self.videojob_name and self.videojob_namespace):
+            return None
+        if self.kubernetes_api_url:
+            return self.kubernetes_api_url
+        if not self.kubernetes_service_host:
+            return None
+        host = self.kubernetes_service_host
+        host = f"[{host}]" if ":" in host else host  # IPv6 cluster
+        return f"https://{host}:{self.kubernetes_service_port}"
+
+
+def _reveal(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret is not None else None
