@@ -14,6 +14,7 @@ from typing import Any
 class ErrorCode(StrEnum):
     # Authentication and authorization
     UNAUTHENTICATED = "unauthenticated"
+    FORBIDDEN = "forbidden"
     # Request shape
     VALIDATION_FAILED = "validation_failed"
     MISSING_FILE = "missing_file"
@@ -29,6 +30,8 @@ class ErrorCode(StrEnum):
     RESOLUTION_LIMIT_EXCEEDED = "resolution_limit_exceeded"
     TOO_MANY_STREAMS = "too_many_streams"
     # Resources
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
     JOB_NOT_FOUND = "job_not_found"
     UPLOAD_NOT_FOUND = "upload_not_found"
     JOB_ALREADY_FINISHED = "job_already_finished"
@@ -50,6 +53,7 @@ class ErrorSpec:
 
 CATALOGUE: dict[ErrorCode, ErrorSpec] = {
     ErrorCode.UNAUTHENTICATED: ErrorSpec(401, "Missing or invalid API key or bearer token."),
+    ErrorCode.FORBIDDEN: ErrorSpec(403, "The credential may not perform this action."),
     ErrorCode.VALIDATION_FAILED: ErrorSpec(422, "The request parameters are invalid."),
     ErrorCode.MISSING_FILE: ErrorSpec(422, "The multipart form has no `file` field."),
     ErrorCode.UPLOAD_TOO_LARGE: ErrorSpec(413, "The upload exceeds the size limit."),
@@ -61,6 +65,8 @@ CATALOGUE: dict[ErrorCode, ErrorSpec] = {
     ErrorCode.DURATION_LIMIT_EXCEEDED: ErrorSpec(422, "The video is longer than allowed."),
     ErrorCode.RESOLUTION_LIMIT_EXCEEDED: ErrorSpec(422, "The video resolution is too large."),
     ErrorCode.TOO_MANY_STREAMS: ErrorSpec(422, "The file has more streams than allowed."),
+    ErrorCode.NOT_FOUND: ErrorSpec(404, "No such path."),
+    ErrorCode.METHOD_NOT_ALLOWED: ErrorSpec(405, "The path does not accept this method."),
     ErrorCode.JOB_NOT_FOUND: ErrorSpec(404, "No such job for this caller."),
     ErrorCode.UPLOAD_NOT_FOUND: ErrorSpec(404, "No such upload session for this caller."),
     ErrorCode.JOB_ALREADY_FINISHED: ErrorSpec(409, "The job has already finished."),

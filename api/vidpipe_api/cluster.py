@@ -1,0 +1,158 @@
+"""VideoJob custom resources through the Kubernetes API (sync client, always in worker threads)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
+
+import anyio
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from vidpipe.constants import (
+    API_VERSION,
+    GROUP,
+    KIND,
+    LABEL_COMPONENT,
+    LABEL_JOB_ID,
+    LABEL_MANAGED_BY,
+    LABEL_OWNER,
+    LABEL_PART_OF,
+    PART_OF,
+    PLURAL,
+    VERSION,
+)
+from vidpipe.models import VideoJobSpec
+from vidpipe_api.errors import ClusterUnavailable
+from vidpipe_api.settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def build_videojob(spec: VideoJobSpec, namespace: str) -> dict[str, Any]:
+    """The VideoJob manifest for one accepted upload (pure; name = job id)."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {
+            "name": spec.job_id,
+            "namespace": namespace,
+            "labels": {
+                LABEL_JOB_ID: spec.job_id,
+                LABEL_OWNER: spec.owner,
+                LABEL_PART_OF: PART_OF,
+                LABEL_COMPONENT: "videojob",
+                LABEL_MANAGED_BY: "vidpipe-api",
+            },
+        },
+        "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }
+
+
+class Cluster:
+    def __init__(self, settings: Settings) -> None:
+        self.namespace = settings.namespace
+        self.timeout = settings.kube_timeout_seconds
+        if settings.kubeconfig is not None:
+            api_client = config.new_client_from_config(config_file=str(settings.kubeconfig))
+        else:
+            cfg = client.Configuration()
+            config.load_incluster_config(client_configuration=cfg)
+            api_client = client.ApiClient(cfg)
+        # Fail fast instead of urllib3's default retries: the reconciler retries for us.
+        api_client.configuration.retries = False
+        self.api_client = api_client
+        self.custom = client.CustomObjectsApi(api_client)
+        self.version = client.VersionApi(api_client)
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return await anyio.to_thread.run_sync(
+                partial(fn, *args, _request_timeout=self.timeout, **kwargs)
+            )
+        except ApiException as exc:
+            if exc.status in (404, 409):
+                raise
+            log.warning("kubernetes api error", extra={"status": exc.status})
+            raise ClusterUnavailable() from exc
+        except Exception as exc:  # urllib3/socket errors: the API server is not answering
+            log.warning("kubernetes api unreachable", extra={"error": type(exc).__name__})
+            raise ClusterUnavailable() from exc
+
+    def close(self) -> None:
+        self.api_client.close()
+
+    async def ping(self) -> None:
+        await self.run(self.version.get_code)
+
+    async def create(self, spec: VideoJobSpec) -> bool:
+        """Create the VideoJob; False if it already exists (creation is idempotent by name)."""
+        try:
+            await self.run(
+                self.custom.create_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                build_videojob(spec, self.namespace),
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise ClusterUnavailable(f"VideoJob creation refused ({exc.status})") from exc
+        return True
+
+    async def get(self, name: str) -> dict[str, Any] | None:
+        try:
+            obj: dict[str, Any] = await self.run(
+                self.custom.get_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                name,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise ClusterUnavailable() from exc
+        return obj
+
+    async def request_cancel(self, name: str) -> bool:
+        """Set spec.cancel; False if the VideoJob does not exist."""
+        try:
+            await self.run(
+                self.custom.patch_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                name,
+                {"spec": {"cancel": True}},
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise ClusterUnavailable() from exc
+        return True
+
+    async def delete(self, name: str) -> bool:
+        """Delete the VideoJob (its Job and Pods go with it by owner reference)."""
+        try:
+            await self.run(
+                self.custom.delete_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                name,
+                propagation_policy="Background",
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise ClusterUnavailable() from exc
+        return True

@@ -1,0 +1,201 @@
+"""MongoDB access (sync pymongo, always in worker threads): jobs, API keys, sessions, counters.
+
+The jobs document is the API's read model; the operator mirrors VideoJob status into it
+(`phase`, `progress`, `attempts`, `started_at`, `finished_at`, `error`, `outputs`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
+
+import anyio
+from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
+from pymongo.collection import Collection
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from vidpipe.constants import JOBS_COLLECTION
+from vidpipe.phases import TERMINAL_PHASES, Phase
+from vidpipe_api.errors import DatabaseUnavailable
+from vidpipe_api.pagination import Cursor
+from vidpipe_api.settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Doc = dict[str, Any]
+
+KEYS_COLLECTION = "api_keys"
+UPLOADS_COLLECTION = "upload_sessions"
+COUNTERS_COLLECTION = "rate_counters"
+
+
+def now() -> datetime:
+    # BSON dates have millisecond precision; truncate so cursors round-trip exactly.
+    t = datetime.now(UTC)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+def to_ms(t: datetime) -> int:
+    return int(t.timestamp() * 1000)
+
+
+class Database:
+    def __init__(self, settings: Settings) -> None:
+        self.client: MongoClient[Doc] = MongoClient(
+            settings.mongo_url.get_secret_value(),
+            tz_aware=True,
+            tzinfo=UTC,
+            serverSelectionTimeoutMS=settings.mongo_timeout_ms,
+            connectTimeoutMS=settings.mongo_timeout_ms,
+            socketTimeoutMS=max(settings.mongo_timeout_ms * 5, 10_000),
+            appname="vidpipe-api",
+        )
+        db = self.client[settings.mongo_database]
+        self.jobs: Collection[Doc] = db[JOBS_COLLECTION]
+        self.keys: Collection[Doc] = db[KEYS_COLLECTION]
+        self.uploads: Collection[Doc] = db[UPLOADS_COLLECTION]
+        self.counters: Collection[Doc] = db[COUNTERS_COLLECTION]
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one pymongo call in a worker thread; an outage becomes `DatabaseUnavailable`."""
+        try:
+            return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
+        except DuplicateKeyError:
+            raise
+        except PyMongoError as exc:
+            log.warning("mongodb error", extra={"error": type(exc).__name__})
+            raise DatabaseUnavailable() from exc
+
+    def close(self) -> None:
+        self.client.close()
+
+    def ensure_indexes(self) -> None:
+        self.jobs.create_index(
+            [("owner", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]
+        )
+        self.jobs.create_index([("cr_created", ASCENDING), ("created_at", ASCENDING)])
+        self.uploads.create_index([("owner", ASCENDING)])
+        self.keys.create_index([("owner", ASCENDING)])
+        try:
+            # Counter documents of past windows expire on their own where TTL is supported.
+            self.counters.create_index("expire_at", expireAfterSeconds=0)
+        except PyMongoError:
+            log.info("TTL index unsupported; counter documents are small and per window")
+
+    async def ping(self) -> None:
+        await self.run(self.client.admin.command, "ping")
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    async def insert_job(self, doc: Doc) -> None:
+        await self.run(self.jobs.insert_one, doc)
+
+    async def get_job(self, owner: str, job_id: str) -> Doc | None:
+        return await self.run(
+            self.jobs.find_one, {"_id": job_id, "owner": owner, "deleted": {"$ne": True}}
+        )
+
+    async def list_jobs(
+        self, owner: str, phase: Phase | None, cursor: Cursor | None, limit: int
+    ) -> list[Doc]:
+        query: Doc = {"owner": owner, "deleted": {"$ne": True}}
+        if phase is not None:
+            query["phase"] = phase.value
+        if cursor is not None:
+            at = datetime.fromtimestamp(cursor.created_ms / 1000, UTC)
+            query["$or"] = [
+                {"created_at": {"$lt": at}},
+                {"created_at": at, "_id": {"$lt": cursor.job_id}},
+            ]
+
+        def _find() -> list[Doc]:
+            found = self.jobs.find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+            return list(found.limit(limit))
+
+        return await self.run(_find)
+
+    async def update_job(self, job_id: str, fields: Doc) -> None:
+        await self.run(
+            self.jobs.update_one, {"_id": job_id}, {"$set": {**fields, "updated_at": now()}}
+        )
+
+    async def delete_job_record(self, job_id: str) -> None:
+        await self.run(self.jobs.delete_one, {"_id": job_id})
+
+    async def jobs_missing_cr(self, older_than: datetime, limit: int = 100) -> list[Doc]:
+        def _find() -> list[Doc]:
+            query = {
+                "cr_created": False,
+                "deleted": {"$ne": True},
+                "phase": Phase.PENDING.value,
+                "created_at": {"$lt": older_than},
+            }
+            return list(self.jobs.find(query).sort("created_at", ASCENDING).limit(limit))
+
+        return await self.run(_find)
+
+    async def count_by_phase(self, owner: str | None) -> dict[str, int]:
+        def _count() -> dict[str, int]:
+            base: Doc = {"deleted": {"$ne": True}}
+            if owner is not None:
+                base["owner"] = owner
+            return {p.value: self.jobs.count_documents({**base, "phase": p.value}) for p in Phase}
+
+        return await self.run(_count)
+
+    # -- API keys --------------------------------------------------------------------------
+
+    async def find_key(self, key_id: str) -> Doc | None:
+        return await self.run(self.keys.find_one, {"_id": key_id, "revoked_at": None})
+
+    # -- upload sessions -------------------------------------------------------------------
+
+    async def insert_upload(self, doc: Doc) -> None:
+        await self.run(self.uploads.insert_one, doc)
+
+    async def get_upload(self, owner: str, upload_id: str) -> Doc | None:
+        return await self.run(self.uploads.find_one, {"_id": upload_id, "owner": owner})
+
+    async def claim_upload(self, owner: str, upload_id: str) -> Doc | None:
+        """Atomically take a session for completion so two completes cannot both run."""
+        return await self.run(
+            self.uploads.find_one_and_update,
+            {"_id": upload_id, "owner": owner, "state": "open"},
+            {"$set": {"state": "completing", "updated_at": now()}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def release_upload(self, upload_id: str) -> None:
+        await self.run(self.uploads.update_one, {"_id": upload_id}, {"$set": {"state": "open"}})
+
+    async def delete_upload(self, upload_id: str) -> None:
+        await self.run(self.uploads.delete_one, {"_id": upload_id})
+
+    # -- rate-limit counters ---------------------------------------------------------------
+
+    def add_to_counter(self, counter_id: str, delta: int, expire_at: datetime) -> int:
+        """Atomic `$inc` with upsert; returns the count after this request (sync, in a thread)."""
+        for _ in range(3):
+            try:
+                doc = self.counters.find_one_and_update(
+                    {"_id": counter_id},
+                    {"$inc": {"count": delta}, "$setOnInsert": {"expire_at": expire_at}},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+                return int(doc["count"]) if doc else 0
+            except DuplicateKeyError:
+                # Two first requests of a window raced to insert; the document exists now.
+                continue
+        raise DatabaseUnavailable("rate-limit counter contention")
+
+
+def terminal(phase: str) -> bool:
+    return phase in {p.value for p in TERMINAL_PHASES}
+
+
+def expiry(seconds: float) -> datetime:
+    return now() + timedelta(seconds=seconds)

@@ -1,0 +1,104 @@
+"""`Annotated` dependency aliases, so routes declare what they need in one short parameter."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Path, Request
+
+from vidpipe_api import auth
+from vidpipe_api.cluster import Cluster
+from vidpipe_api.context import AppContext
+from vidpipe_api.db import Database
+from vidpipe_api.errors import Forbidden, JobNotFound, Unauthenticated
+from vidpipe_api.settings import Settings
+from vidpipe_api.storage import Storage
+
+JOB_ID_PATH = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+
+
+def get_context(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+ContextDep = Annotated[AppContext, Depends(get_context)]
+
+
+def get_settings(ctx: ContextDep) -> Settings:
+    return ctx.settings
+
+
+def get_storage(ctx: ContextDep) -> Storage:
+    return ctx.storage
+
+
+def get_db(ctx: ContextDep) -> Database:
+    return ctx.db
+
+
+def get_cluster(ctx: ContextDep) -> Cluster:
+    return ctx.cluster
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StorageDep = Annotated[Storage, Depends(get_storage)]
+JobsRepoDep = Annotated[Database, Depends(get_db)]
+ClusterDep = Annotated[Cluster, Depends(get_cluster)]
+
+
+async def get_principal(
+    db: JobsRepoDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> auth.Principal:
+    """The caller, from `Authorization: Bearer <key>` or `X-API-Key`; never from the body."""
+    key = auth.credential_from_headers(authorization, x_api_key)
+    if key is None:
+        raise Unauthenticated("send an API key as `Authorization: Bearer <key>` or `X-API-Key`")
+    key_id = auth.key_id_of(key)
+    if key_id is None:
+        raise Unauthenticated()
+    doc = await db.find_key(key_id)
+    if doc is None or not auth.verify(key, str(doc.get("hash", ""))):
+        raise Unauthenticated()
+    return auth.Principal(owner=str(doc["owner"]), key_id=key_id, admin=bool(doc.get("admin")))
+
+
+PrincipalDep = Annotated[auth.Principal, Depends(get_principal)]
+
+
+def get_owner(principal: PrincipalDep) -> str:
+    return principal.owner
+
+
+CurrentOwner = Annotated[str, Depends(get_owner)]
+
+
+def require_admin(principal: PrincipalDep) -> auth.Principal:
+    if not principal.admin:
+        raise Forbidden("this needs an admin key")
+    return principal
+
+
+AdminDep = Annotated[auth.Principal, Depends(require_admin)]
+
+JobIdPath = Annotated[
+    str,
+    Path(
+        description="Job id as returned by the upload",
+        max_length=63,
+        examples=["vj-3f2b1c0d9e8f4a7b6c5d4e3f2a1b0c9d"],
+    ),
+]
+
+
+async def get_job_doc(job_id: JobIdPath, owner: CurrentOwner, db: JobsRepoDep) -> dict[str, Any]:
+    """The caller's job or 404: another owner's job is indistinguishable from a missing one."""
+    doc = await db.get_job(owner, job_id)
+    if doc is None:
+        raise JobNotFound(job_id)
+    return doc
+
+
+JobDoc = Annotated[dict[str, Any], Depends(get_job_doc)]

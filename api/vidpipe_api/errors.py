@@ -1,0 +1,174 @@
+"""Domain exceptions and the one place that turns any failure into `{"code","message","details"}`.
+
+Routes raise `VidpipeError` subclasses; request-shape problems, unknown paths and unexpected
+exceptions are mapped here too, so a client never sees a stack trace or a second error format.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from vidpipe.errors import CATALOGUE, ErrorCode, VidpipeError
+
+log = logging.getLogger(__name__)
+
+
+class Unauthenticated(VidpipeError):
+    def __init__(self, message: str = "missing or invalid API key") -> None:
+        super().__init__(ErrorCode.UNAUTHENTICATED, message)
+
+
+class Forbidden(VidpipeError):
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.FORBIDDEN, message)
+
+
+class JobNotFound(VidpipeError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(ErrorCode.JOB_NOT_FOUND, f"no job {job_id!r} for this caller")
+
+
+class UploadNotFound(VidpipeError):
+    def __init__(self, upload_id: str) -> None:
+        super().__init__(ErrorCode.UPLOAD_NOT_FOUND, f"no upload session {upload_id!r}")
+
+
+class JobAlreadyFinished(VidpipeError):
+    def __init__(self, job_id: str, phase: str) -> None:
+        super().__init__(
+            ErrorCode.JOB_ALREADY_FINISHED, f"job {job_id!r} already finished", {"phase": phase}
+        )
+
+
+class UploadTooLarge(VidpipeError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            ErrorCode.UPLOAD_TOO_LARGE,
+            f"the upload exceeds the limit of {limit} bytes",
+            {"limitBytes": limit},
+        )
+
+
+class EmptyUpload(VidpipeError):
+    def __init__(self) -> None:
+        super().__init__(ErrorCode.EMPTY_UPLOAD, "the upload is empty")
+
+
+class MissingFile(VidpipeError):
+    def __init__(self) -> None:
+        super().__init__(ErrorCode.MISSING_FILE, "the multipart form has no `file` field")
+
+
+class InvalidRequest(VidpipeError):
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(ErrorCode.VALIDATION_FAILED, message, details)
+
+
+class UnsupportedMediaType(VidpipeError):
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.UNSUPPORTED_FORMAT, message)
+
+
+class RateLimited(VidpipeError):
+    def __init__(self, scope: str, window: str, limit: int, retry_after: int) -> None:
+        super().__init__(
+            ErrorCode.RATE_LIMITED,
+            f"{scope} limit of {limit} uploads per {window} reached",
+            {"scope": scope, "window": window, "limit": limit, "retryAfterSeconds": retry_after},
+        )
+        self.retry_after = retry_after
+
+
+class StorageUnavailable(VidpipeError):
+    def __init__(self, message: str = "object storage is unavailable; retry later") -> None:
+        super().__init__(ErrorCode.STORAGE_UNAVAILABLE, message)
+
+
+class DatabaseUnavailable(VidpipeError):
+    def __init__(self, message: str = "the database is unavailable; retry later") -> None:
+        super().__init__(ErrorCode.DATABASE_UNAVAILABLE, message)
+
+
+class ClusterUnavailable(VidpipeError):
+    def __init__(self, message: str = "the Kubernetes API is unavailable; retry later") -> None:
+        super().__init__(ErrorCode.CLUSTER_UNAVAILABLE, message)
+
+
+def error_response(
+    code: ErrorCode,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"code": code.value, "message": message}
+    if details:
+        body["details"] = details
+    return JSONResponse(body, status_code=CATALOGUE[code].http_status, headers=headers)
+
+
+def _http_code(status: int) -> ErrorCode:
+    return {
+        401: ErrorCode.UNAUTHENTICATED,
+        403: ErrorCode.FORBIDDEN,
+        404: ErrorCode.NOT_FOUND,
+        405: ErrorCode.METHOD_NOT_ALLOWED,
+        413: ErrorCode.UPLOAD_TOO_LARGE,
+        415: ErrorCode.UNSUPPORTED_FORMAT,
+        429: ErrorCode.RATE_LIMITED,
+    }.get(status, ErrorCode.VALIDATION_FAILED if 400 <= status < 500 else ErrorCode.INTERNAL)
+
+
+def validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Field locations and messages only: echoing `input` back could reflect secrets."""
+    return [
+        {"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", ""))}
+        for err in exc.errors()
+    ]
+
+
+def install_error_handlers(app: FastAPI, on_error: Any = None) -> None:
+    """Register the handlers; `on_error(code)` lets the metrics count rejections by code."""
+
+    def _count(code: ErrorCode) -> None:
+        if on_error is not None:
+            on_error(code)
+
+    async def vidpipe_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, VidpipeError)
+        _count(exc.code)
+        headers = None
+        if isinstance(exc, RateLimited):
+            headers = {"Retry-After": str(exc.retry_after)}
+        return error_response(exc.code, exc.message, exc.details, headers)
+
+    async def request_validation(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        _count(ErrorCode.VALIDATION_FAILED)
+        return error_response(
+            ErrorCode.VALIDATION_FAILED,
+            "the request parameters are invalid",
+            {"errors": validation_details(exc)},
+        )
+
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _http_code(exc.status_code)
+        message = exc.detail if isinstance(exc.detail, str) else CATALOGUE[code].summary
+        return error_response(code, message, headers=dict(exc.headers or {}))
+
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Logged with the traceback for operators; the client only gets the stable code.
+        log.error("unhandled error", exc_info=exc)
+        _count(ErrorCode.INTERNAL)
+        return error_response(ErrorCode.INTERNAL, "unexpected server error")
+
+    app.add_exception_handler(VidpipeError, vidpipe_error)
+    app.add_exception_handler(RequestValidationError, request_validation)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)

@@ -1,0 +1,142 @@
+"""A streaming `multipart/form-data` reader fed from the ASGI request stream.
+
+Starlette's `request.form()` spools file parts to temporary files before the route runs; here the
+file part's bytes are handed to a sink as they arrive, so the upload reaches S3 while the client is
+still sending and memory stays bounded by one request chunk plus the sink's buffer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from vidpipe_api.errors import InvalidRequest
+
+FILE_FIELD = "file"
+MAX_FIELDS = 32
+MAX_FIELD_BYTES = 64 * 1024
+
+
+@dataclass
+class FilePart:
+    filename: str | None
+    content_type: str | None
+
+
+@dataclass
+class ParsedForm:
+    fields: dict[str, str] = field(default_factory=dict)
+    file: FilePart | None = None
+
+
+@dataclass
+class _Part:
+    headers: dict[str, str] = field(default_factory=dict)
+    name: str = ""
+    filename: str | None = None
+    is_file: bool = False
+    value: bytearray = field(default_factory=bytearray)
+
+
+def boundary_of(content_type: str) -> bytes:
+    ctype, params = parse_options_header(content_type)
+    if ctype != b"multipart/form-data" or not params.get(b"boundary"):
+        raise InvalidRequest("expected a multipart/form-data body with a boundary")
+    return params[b"boundary"]
+
+
+async def read_form(
+    content_type: str,
+    stream: AsyncIterator[bytes],
+    on_file_data: Callable[[FilePart, bytes], Awaitable[None]],
+) -> ParsedForm:
+    """Parse the form; the `file` part goes to `on_file_data`, small text fields are collected."""
+    # The parser is synchronous and calls back; events are queued per chunk and then replayed
+    # here so the async sink can apply backpressure between chunks.
+    events: list[tuple[str, bytes]] = []
+    header_field = bytearray()
+    header_value = bytearray()
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        header_field.extend(data[start:end])
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        header_value.extend(data[start:end])
+
+    def on_header_end() -> None:
+        events.append(("header", bytes(header_field) + b"\x00" + bytes(header_value)))
+        header_field.clear()
+        header_value.clear()
+
+    callbacks = {
+        "on_part_begin": lambda: events.append(("begin", b"")),
+        "on_header_field": on_header_field,
+        "on_header_value": on_header_value,
+        "on_header_end": on_header_end,
+        "on_headers_finished": lambda: events.append(("headers_done", b"")),
+        "on_part_data": lambda data, start, end: events.append(("data", data[start:end])),
+        "on_part_end": lambda: events.append(("end", b"")),
+    }
+    parser = MultipartParser(boundary_of(content_type), callbacks)  # type: ignore[arg-type]
+    form = ParsedForm()
+    part = _Part()
+    seen_end = False
+
+    async def replay() -> None:
+        nonlocal part, seen_end
+        for kind, payload in events:
+            if kind == "begin":
+                part = _Part()
+            elif kind == "header":
+                name, _, value = payload.partition(b"\x00")
+                part.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+            elif kind == "headers_done":
+                _start_part(part, form)
+            elif kind == "data":
+                if part.is_file:
+                    assert form.file is not None
+                    await on_file_data(form.file, payload)
+                else:
+                    part.value.extend(payload)
+                    if len(part.value) > MAX_FIELD_BYTES:
+                        raise InvalidRequest(f"form field `{part.name}` is too large")
+            elif kind == "end":
+                if not part.is_file:
+                    form.fields[part.name] = part.value.decode("utf-8", errors="replace")
+                seen_end = True
+        events.clear()
+
+    try:
+        async for chunk in stream:
+            if chunk:
+                parser.write(chunk)
+                await replay()
+        parser.finalize()
+        await replay()
+    except MultipartParseError as exc:
+        raise InvalidRequest("malformed multipart body") from exc
+    if not seen_end and form.file is None and not form.fields:
+        raise InvalidRequest("empty multipart body")
+    return form
+
+
+def _start_part(part: _Part, form: ParsedForm) -> None:
+    disposition = part.headers.get("content-disposition", "")
+    _, params = parse_options_header(disposition)
+    part.name = params.get(b"name", b"").decode("utf-8", errors="replace")
+    raw_filename = params.get(b"filename")
+    if raw_filename is not None:
+        part.filename = raw_filename.decode("utf-8", errors="replace")
+    if part.name == FILE_FIELD:
+        if form.file is not None:
+            raise InvalidRequest("only one `file` part is accepted")
+        part.is_file = True
+        ctype = part.headers.get("content-type")
+        form.file = FilePart(part.filename, ctype.strip() if ctype else None)
+    elif raw_filename is not None:
+        raise InvalidRequest(f"unexpected file part `{part.name}`; send the video as `file`")
+    elif len(form.fields) >= MAX_FIELDS:
+        raise InvalidRequest("too many form fields")

@@ -1,0 +1,193 @@
+"""The accept path shared by every upload route, and the job views returned to clients.
+
+Order and undo (never lose an accepted upload, never leave orphans):
+  1. the object is already in S3 (streamed or completed by the caller);
+  2. probe it; a bad input deletes the object, nothing else exists yet;
+  3. insert the MongoDB document (phase Pending, `cr_created: false`); if MongoDB fails the
+     object is deleted and the client gets 503;
+  4. create the VideoJob; on success set `cr_created: true`. If the Kubernetes API is down the
+     upload is still accepted (202): the record is the durable promise, and the reconciler in
+     this process creates the missing VideoJob once the API answers again.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+from vidpipe.errors import BadInput, VidpipeError
+from vidpipe.keys import (
+    MANIFEST_NAME,
+    METADATA_NAME,
+    POSTER_NAME,
+    STORYBOARD_IMAGE_NAME,
+    STORYBOARD_VTT_NAME,
+    output_prefix,
+    source_key,
+)
+from vidpipe.models import Outputs, SourceObject, VideoJobSpec
+from vidpipe.phases import SEED_STATUS, Phase
+from vidpipe_api.cluster import Cluster
+from vidpipe_api.db import Database, now, to_ms
+from vidpipe_api.errors import ClusterUnavailable
+from vidpipe_api.metrics import Metrics
+from vidpipe_api.options import outputs_document
+from vidpipe_api.storage import Storage
+from vidpipe_api.validation import Validator, media_summary
+
+log = logging.getLogger(__name__)
+
+
+def new_job_id() -> str:
+    """Lowercase, DNS-label safe, starts with a letter, leaves room for suffixes (35 chars)."""
+    return f"vj-{uuid.uuid4().hex}"
+
+
+def spec_for(doc: dict[str, Any]) -> VideoJobSpec:
+    return VideoJobSpec.model_validate(
+        {
+            "jobId": doc["_id"],
+            "owner": doc["owner"],
+            "source": doc["source"],
+            "outputs": doc["options"],
+        }
+    )
+
+
+class Ingest:
+    def __init__(
+        self,
+        storage: Storage,
+        db: Database,
+        cluster: Cluster,
+        validator: Validator,
+        metrics: Metrics,
+    ) -> None:
+        self.storage = storage
+        self.db = db
+        self.cluster = cluster
+        self.validator = validator
+        self.metrics = metrics
+
+    async def accept(
+        self,
+        *,
+        job_id: str,
+        owner: str,
+        outputs: Outputs,
+        size: int,
+        filename: str | None,
+        content_type: str | None,
+        via: str,
+    ) -> dict[str, Any]:
+        """Steps 2-4 for an object already stored under `source_key(job_id)`."""
+        key = source_key(job_id)
+        try:
+            info = await self.validator.validate(key)
+        except BadInput:
+            await self.storage.delete(key)
+            raise
+        except VidpipeError:
+            await self.storage.delete(key)
+            raise
+        at = now()
+        doc: dict[str, Any] = {
+            "_id": job_id,
+            "owner": owner,
+            "phase": Phase.PENDING.value,
+            "progress": 0,
+            "source": SourceObject(bucket=self.storage.bucket, key=key).model_dump(),
+            "options": outputs_document(outputs),
+            "filename": filename,
+            "content_type": content_type,
+            "size_bytes": size,
+            "media": media_summary(info),
+            "uploaded_via": via,
+            "created_at": at,
+            "updated_at": at,
+            "cr_created": False,
+            "deleted": False,
+        }
+        spec = spec_for(doc)  # validates before anything is recorded
+        try:
+            await self.db.insert_job(doc)
+        except VidpipeError:
+            await self.storage.delete(key)
+            raise
+        self.metrics.jobs_created.inc()
+        await self.submit(doc, spec)
+        log.info("job accepted", extra={"job_id": job_id, "owner": owner, "size": size})
+        return doc
+
+    async def submit(self, doc: dict[str, Any], spec: VideoJobSpec | None = None) -> bool:
+        """Create the VideoJob and flag the record; False (job kept Pending) if the API is down."""
+        try:
+            await self.cluster.create(spec or spec_for(doc))
+        except ClusterUnavailable:
+            log.warning("videojob deferred to the reconciler", extra={"job_id": doc["_id"]})
+            return False
+        try:
+            await self.db.update_job(doc["_id"], {"cr_created": True})
+        except VidpipeError:
+            # The VideoJob exists; the reconciler will see the flag unset, get 409, and set it.
+            return False
+        doc["cr_created"] = True
+        return True
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else None
+
+
+def job_view(doc: dict[str, Any]) -> dict[str, Any]:
+    """The public JSON of a job (no internal flags, no storage keys)."""
+    phase = str(doc.get("phase", Phase.PENDING.value))
+    media = doc.get("media") or {}
+    return {
+        "id": doc["_id"],
+        "url": f"/v1/jobs/{doc['_id']}",
+        "phase": phase,
+        "seedStatus": SEED_STATUS.get(Phase(phase), phase) if phase in set(Phase) else phase,
+        "progress": int(doc.get("progress") or 0),
+        "filename": doc.get("filename"),
+        "sizeBytes": doc.get("size_bytes"),
+        "options": doc.get("options"),
+        "media": media,
+        "attempts": int(doc.get("attempts") or 0),
+        "error": doc.get("error"),
+        "cancelRequested": bool(doc.get("cancel_requested")),
+        "submitted": bool(doc.get("cr_created")),
+        "createdAt": _iso(doc.get("created_at")),
+        "updatedAt": _iso(doc.get("updated_at")),
+        "startedAt": _iso(doc.get("started_at")),
+        "finishedAt": _iso(doc.get("finished_at")),
+    }
+
+
+def cursor_of(doc: dict[str, Any]) -> tuple[int, str]:
+    return to_ms(doc["created_at"]), str(doc["_id"])
+
+
+def classify_outputs(job_id: str, keys: list[str], presign: Any) -> dict[str, Any]:
+    """Group the job's stored outputs into poster / storyboard / metadata / renditions links."""
+    prefix = output_prefix(job_id)
+    out: dict[str, Any] = {"renditions": {}}
+    for key in sorted(keys):
+        name = key[len(prefix) :]
+        if "/" in name or not name:
+            continue
+        if name == POSTER_NAME:
+            out["poster"] = presign(key)
+        elif name == STORYBOARD_IMAGE_NAME:
+            out.setdefault("storyboard", {})["image"] = presign(key)
+        elif name == STORYBOARD_VTT_NAME:
+            out.setdefault("storyboard", {})["vtt"] = presign(key)
+        elif name == METADATA_NAME:
+            out["metadata"] = presign(key)
+        elif name == MANIFEST_NAME:
+            out["manifest"] = presign(key)
+        elif name.endswith(".mp4"):
+            out["renditions"][name.removesuffix(".mp4")] = presign(key)
+    return out

@@ -1,0 +1,104 @@
+"""Build the FastAPI app: `create_app(settings)` for tests, `uvicorn --factory` in production.
+
+uvicorn --factory vidpipe_api.main:create_app --host 0.0.0.0 --port 8080
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import anyio
+from fastapi import FastAPI
+
+from vidpipe_api import NAME, __version__
+from vidpipe_api.context import AppContext
+from vidpipe_api.errors import install_error_handlers
+from vidpipe_api.logs import configure_logging
+from vidpipe_api.metrics import Metrics, MetricsMiddleware
+from vidpipe_api.reconciler import run_forever
+from vidpipe_api.routers import jobs, seed, system, uploads, videos
+from vidpipe_api.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Upload videos, then poll their jobs. Authenticate every `/v1` call with an API key:
+`Authorization: Bearer vpk_…` or `X-API-Key: vpk_…`.
+
+Errors always have the shape `{"code": "...", "message": "...", "details": {...}}`.
+"""
+
+# Threads for blocking SDK calls (boto3, pymongo, kubernetes): parts in flight and probes of
+# many concurrent uploads must not queue behind each other; anyio's default is 40.
+WORKER_THREADS = 128
+
+
+def create_app(settings: Settings | None = None, *, start_reconciler: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+        ctx: AppContext = app.state.ctx
+        try:
+            await anyio.to_thread.run_sync(ctx.db.ensure_indexes)
+        except Exception as exc:
+            # Start anyway: /readyz reports MongoDB and requests get 503 until it is back.
+            log.warning("could not create indexes", extra={"error": type(exc).__name__})
+        task = None
+        if start_reconciler and settings.reconcile_interval_seconds > 0:
+            task = asyncio.create_task(
+                run_forever(
+                    ctx.ingest,
+                    settings.reconcile_interval_seconds,
+                    settings.reconcile_min_age_seconds,
+                )
+            )
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            ctx.close()
+
+    app = FastAPI(
+        title=NAME,
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.ctx = AppContext.build(settings, metrics)
+    install_error_handlers(app, on_error=metrics.reject)
+    for module in (videos, uploads, jobs, system, seed):
+        app.include_router(module.router)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, router=app.router)
+    return app
+
+
+def run() -> None:
+    """Entry point for the container: JSON logs, then uvicorn with our factory."""
+    import uvicorn
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        "vidpipe_api.main:create_app",
+        factory=True,
+        host="0.0.0.0",
+        port=8080,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+    )
+
+
+if __name__ == "__main__":
+    run()

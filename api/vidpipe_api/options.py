@@ -1,0 +1,91 @@
+"""Processing options from a JSON document, form fields or query parameters, as one `Outputs`.
+
+Clients either send the full `options` JSON (the VideoJob `spec.outputs` shape, camelCase) or
+the shorthand fields `renditions=480p,720p`, `poster=false`, `storyboard=false`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from vidpipe.models import Outputs, Rendition
+from vidpipe_api.errors import InvalidRequest
+
+SHORTHAND_FIELDS = frozenset({"renditions", "poster", "storyboard"})
+_RENDITION = re.compile(r"^(\d{3,4})p?$")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise InvalidRequest(f"`{name}` must be true or false", {"field": name})
+
+
+def _renditions(value: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for item in (v.strip().lower() for v in value.split(",")):
+        if not item:
+            continue
+        match = _RENDITION.match(item)
+        if not match:
+            raise InvalidRequest(
+                "`renditions` is a comma-separated list of heights like 480p,720p",
+                {"field": "renditions", "value": item[:32]},
+            )
+        height = int(match.group(1))
+        out.append({"name": f"{height}p", "height": height})
+    return out
+
+
+def _validated(doc: Mapping[str, Any]) -> Outputs:
+    try:
+        return Outputs.model_validate(doc)
+    except ValidationError as exc:
+        errors = [
+            {"loc": [str(p) for p in e["loc"]], "msg": e["msg"]}
+            for e in exc.errors(include_input=False, include_url=False)
+        ]
+        raise InvalidRequest("invalid processing options", {"errors": errors}) from exc
+
+
+def parse_options(options_json: str | None, fields: Mapping[str, str]) -> Outputs:
+    """Build the outputs spec; the JSON document and the shorthand fields are exclusive."""
+    shorthand = {k: v for k, v in fields.items() if k in SHORTHAND_FIELDS}
+    if options_json is not None and options_json.strip():
+        if shorthand:
+            raise InvalidRequest("send either `options` or the shorthand fields, not both")
+        try:
+            doc = json.loads(options_json)
+        except ValueError as exc:
+            raise InvalidRequest("`options` is not valid JSON", {"field": "options"}) from exc
+        if not isinstance(doc, dict):
+            raise InvalidRequest("`options` must be a JSON object", {"field": "options"})
+        return _validated(doc)
+    doc_: dict[str, Any] = {}
+    if "renditions" in shorthand:
+        renditions = _renditions(shorthand["renditions"])
+        if renditions:
+            doc_["renditions"] = renditions
+    if "poster" in shorthand:
+        doc_["poster"] = _bool("poster", shorthand["poster"])
+    if "storyboard" in shorthand:
+        doc_["storyboard"] = {"enabled": _bool("storyboard", shorthand["storyboard"])}
+    return _validated(doc_)
+
+
+def outputs_document(outputs: Outputs) -> dict[str, Any]:
+    """The camelCase form stored in MongoDB and sent in the VideoJob spec."""
+    return outputs.model_dump(mode="json", by_alias=True)
+
+
+__all__ = ["Outputs", "Rendition", "outputs_document", "parse_options"]

@@ -1,0 +1,36 @@
+"""Opaque cursors for newest-first job listings.
+
+A cursor names the last job of a page by (created_at in ms, id); the next page is everything
+strictly older in that order, so concurrent inserts never shift or repeat items.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+
+from vidpipe_api.errors import InvalidRequest
+
+
+@dataclass(frozen=True)
+class Cursor:
+    created_ms: int
+    job_id: str
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    raw = json.dumps([cursor.created_ms, cursor.job_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(token: str) -> Cursor:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        created_ms, job_id = json.loads(raw)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise InvalidRequest("invalid cursor") from exc
+    if not isinstance(created_ms, int) or not isinstance(job_id, str) or len(job_id) > 63:
+        raise InvalidRequest("invalid cursor")
+    return Cursor(created_ms, job_id)

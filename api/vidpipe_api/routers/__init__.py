@@ -1,0 +1,1 @@
+"""One router per resource: videos (uploads through the API), uploads (presigned), jobs, system."""

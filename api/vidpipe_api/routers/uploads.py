@@ -1,0 +1,168 @@
+"""Presigned multipart uploads: the client sends parts straight to S3, then asks us to complete.
+
+The session is stored in MongoDB (`upload_sessions`, `_id` = upload id = job id) so any API
+replica can complete it; completion runs the same validation and job creation as `/v1/videos`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from vidpipe.errors import VidpipeError
+from vidpipe.keys import source_key
+from vidpipe.models import Outputs
+from vidpipe_api import ratelimit
+from vidpipe_api.db import now
+from vidpipe_api.deps import ContextDep, CurrentOwner
+from vidpipe_api.errors import InvalidRequest, UploadNotFound, UploadTooLarge
+from vidpipe_api.filenames import sanitize_filename
+from vidpipe_api.jobs import job_view, new_job_id
+from vidpipe_api.options import outputs_document, parse_options
+from vidpipe_api.schemas import (
+    ERROR_RESPONSES,
+    ErrorOut,
+    JobOut,
+    PartUrl,
+    UploadCompleteIn,
+    UploadSessionIn,
+    UploadSessionOut,
+)
+from vidpipe_api.storage import parts_for
+
+router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
+
+# S3 allows at most 10,000 parts, so very large files get proportionally larger parts.
+MAX_PARTS = 10_000
+
+
+def part_size_for(size: int, minimum: int) -> int:
+    size_per_part = -(-size // MAX_PARTS)
+    return max(minimum, size_per_part)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=UploadSessionOut,
+    responses={**ERROR_RESPONSES, 413: {"model": ErrorOut}, 429: {"model": ErrorOut}},
+    summary="Start a presigned multipart upload",
+)
+async def create_upload(
+    body: UploadSessionIn, ctx: ContextDep, owner: CurrentOwner
+) -> UploadSessionOut:
+    """Returns one presigned PUT URL per part; upload each part, keep its ETag, then complete."""
+    settings = ctx.settings
+    if body.sizeBytes > settings.max_upload_bytes:
+        raise UploadTooLarge(settings.max_upload_bytes)
+    options_json = None if body.options is None else json.dumps(body.options)
+    outputs = parse_options(options_json, {})
+    part_size = part_size_for(body.sizeBytes, settings.part_size_bytes)
+    count = parts_for(body.sizeBytes, part_size)
+    if count > settings.max_session_parts:
+        raise InvalidRequest(f"at most {settings.max_session_parts} parts per upload")
+    await ratelimit.acquire(ctx.db, owner, settings)
+    job_id = new_job_id()
+    key = source_key(job_id)
+    filename = sanitize_filename(body.filename)
+    metadata = {"original-filename": quote(filename)} if filename else {}
+    s3_upload_id = await ctx.storage.create_multipart(key, metadata)
+    ttl = settings.upload_session_ttl_seconds
+    expires = now() + timedelta(seconds=ttl)
+    doc: dict[str, Any] = {
+        "_id": job_id,
+        "owner": owner,
+        "key": key,
+        "s3_upload_id": s3_upload_id,
+        "size_bytes": body.sizeBytes,
+        "part_size": part_size,
+        "parts": count,
+        "filename": filename,
+        "content_type": body.contentType,
+        "options": outputs_document(outputs),
+        "state": "open",
+        "created_at": now(),
+        "expires_at": expires,
+    }
+    try:
+        await ctx.db.insert_upload(doc)
+    except VidpipeError:
+        await ctx.storage.abort_multipart(key, s3_upload_id)
+        raise
+    # Signing is local computation; no I/O per part.
+    urls = [
+        PartUrl(partNumber=n, url=ctx.storage.presign_part(key, s3_upload_id, n, ttl))
+        for n in range(1, count + 1)
+    ]
+    return UploadSessionOut(
+        uploadId=job_id,
+        jobId=job_id,
+        partSize=part_size,
+        parts=urls,
+        completeUrl=f"/v1/uploads/{job_id}/complete",
+        expiresAt=expires.isoformat(),
+    )
+
+
+@router.post(
+    "/{upload_id}/complete",
+    status_code=202,
+    response_model=JobOut,
+    responses={**ERROR_RESPONSES, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    summary="Complete a presigned upload and create the job",
+)
+async def complete_upload(
+    upload_id: str, body: UploadCompleteIn, ctx: ContextDep, owner: CurrentOwner
+) -> JSONResponse:
+    """Assemble the parts, validate the video exactly like `/v1/videos`, and create the job."""
+    session = await ctx.db.claim_upload(owner, upload_id)
+    if session is None:
+        raise UploadNotFound(upload_id)
+    key, s3_id = session["key"], session["s3_upload_id"]
+    parts = [{"PartNumber": p.partNumber, "ETag": p.etag} for p in body.parts]
+    parts.sort(key=lambda p: int(str(p["PartNumber"])))
+    try:
+        await ctx.storage.complete_multipart(key, s3_id, parts)
+    except VidpipeError:
+        # Wrong ETags, missing parts or an outage: the client can fix or retry the completion.
+        await ctx.db.release_upload(upload_id)
+        raise
+    head = await ctx.storage.head(key)
+    size = int(head.get("ContentLength", 0)) if head else 0
+    await ctx.db.delete_upload(upload_id)
+    if size > ctx.settings.max_upload_bytes:
+        await ctx.storage.delete(key)
+        raise UploadTooLarge(ctx.settings.max_upload_bytes)
+    ctx.metrics.upload_bytes.inc(size)
+    doc = await ctx.ingest.accept(
+        job_id=upload_id,
+        owner=owner,
+        outputs=Outputs.model_validate(session["options"]),
+        size=size,
+        filename=session.get("filename"),
+        content_type=session.get("content_type"),
+        via="presigned",
+    )
+    body_out = JobOut.model_validate(job_view(doc)).model_dump(mode="json")
+    return JSONResponse(body_out, status_code=202, headers={"Location": body_out["url"]})
+
+
+@router.delete(
+    "/{upload_id}",
+    status_code=204,
+    responses={404: {"model": ErrorOut}},
+    summary="Abort a presigned upload",
+)
+async def abort_upload(upload_id: str, ctx: ContextDep, owner: CurrentOwner) -> Response:
+    """Discard the uploaded parts; the job is never created."""
+    session = await ctx.db.claim_upload(owner, upload_id)
+    if session is None:
+        raise UploadNotFound(upload_id)
+    await ctx.storage.abort_multipart(session["key"], session["s3_upload_id"])
+    await ctx.db.delete_upload(upload_id)
+    return Response(status_code=204)

@@ -1,0 +1,218 @@
+"""Uploads through the API: `POST /v1/videos` (multipart form) and `PUT /v1/videos` (raw body)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+from urllib.parse import quote, unquote
+
+import anyio
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+
+from vidpipe.keys import source_key
+from vidpipe_api import ratelimit
+from vidpipe_api.deps import ContextDep, CurrentOwner
+from vidpipe_api.errors import MissingFile, UnsupportedMediaType, UploadTooLarge
+from vidpipe_api.filenames import sanitize_filename
+from vidpipe_api.formstream import FilePart, read_form
+from vidpipe_api.jobs import job_view, new_job_id
+from vidpipe_api.options import parse_options
+from vidpipe_api.schemas import ERROR_RESPONSES, ErrorOut, JobOut
+from vidpipe_api.storage import StreamWriter
+
+router = APIRouter(prefix="/v1/videos", tags=["videos"])
+
+# Multipart framing and small option fields on top of the file itself.
+FORM_OVERHEAD = 256 * 1024
+# After a 413, read (and discard) this much more so the client can read the response instead of
+# a connection reset; past it the connection is simply closed.
+DRAIN_LIMIT = 32 * 1024 * 1024
+DRAIN_SECONDS = 10.0
+
+UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    413: {"model": ErrorOut, "description": "Over the size limit (`upload_too_large`)"},
+    415: {"model": ErrorOut, "description": "Container not accepted (`unsupported_format`)"},
+    422: {"model": ErrorOut, "description": "Not a usable video, or invalid options"},
+    429: {"model": ErrorOut, "description": "Rate limited; see `Retry-After`"},
+}
+
+FORM_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "options": {
+                            "type": "string",
+                            "description": "JSON: VideoJob spec.outputs (camelCase)",
+                            "example": '{"renditions":[{"name":"480p","height":480}]}',
+                        },
+                        "renditions": {"type": "string", "example": "480p,720p"},
+                        "poster": {"type": "boolean"},
+                        "storyboard": {"type": "boolean"},
+                    },
+                },
+                "encoding": {"file": {"contentType": "video/*"}},
+            }
+        },
+    }
+}
+
+RAW_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"video/*": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+def _declared_length(request: Request) -> int | None:
+    value = request.headers.get("content-length")
+    return int(value) if value and value.isdigit() else None
+
+
+async def _drain(stream: AsyncIterator[bytes], remaining: int | None) -> None:
+    if remaining is not None and remaining > DRAIN_LIMIT:
+        return
+    read = 0
+    with anyio.move_on_after(DRAIN_SECONDS):
+        async for chunk in stream:
+            read += len(chunk)
+            if read > DRAIN_LIMIT:
+                return
+
+
+def _accepted(doc: dict[str, Any]) -> JSONResponse:
+    body = JobOut.model_validate(job_view(doc)).model_dump(mode="json")
+    return JSONResponse(body, status_code=202, headers={"Location": body["url"]})
+
+
+async def _store(
+    ctx: ContextDep,
+    request: Request,
+    writer: StreamWriter,
+    consume: Any,
+) -> Any:
+    """Run `consume(stream)` feeding the writer; undo the S3 side on any failure."""
+    limit = ctx.settings.max_upload_bytes
+    declared = _declared_length(request)
+    stream = request.stream().__aiter__()
+    try:
+        if declared is not None and declared > limit + FORM_OVERHEAD:
+            raise UploadTooLarge(limit)
+        result = await consume(stream)
+        await writer.finish()
+    except BaseException as exc:
+        await writer.abort()
+        if isinstance(exc, UploadTooLarge):
+            await _drain(stream, None if declared is None else declared - writer.size)
+        raise
+    ctx.metrics.upload_bytes.inc(writer.size)
+    return result
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobOut,
+    responses=UPLOAD_RESPONSES,
+    openapi_extra=FORM_BODY,
+    summary="Upload a video (multipart form)",
+)
+async def upload_form(request: Request, ctx: ContextDep, owner: CurrentOwner) -> JSONResponse:
+    """Stream the `file` part to storage, validate it, and create the job (202 + Location).
+
+    Send `options` (JSON) or the shorthand fields before the file so bad options fail fast.
+    """
+    content_type = request.headers.get("content-type", "")
+    await ratelimit.acquire(ctx.db, owner, ctx.settings)
+    job_id = new_job_id()
+    writer = ctx.storage.writer(source_key(job_id), {}, ctx.settings.max_upload_bytes)
+    seen: dict[str, FilePart] = {}
+
+    async def on_file_data(part: FilePart, data: bytes) -> None:
+        if "file" not in seen:
+            seen["file"] = part
+            name = sanitize_filename(part.filename)
+            if name:
+                writer.metadata["original-filename"] = quote(name)
+        await writer.write(data)
+
+    async def consume(stream: AsyncIterator[bytes]) -> Any:
+        form = await read_form(content_type, stream, on_file_data)
+        if form.file is None:
+            raise MissingFile()
+        return form, parse_options(form.fields.get("options"), form.fields)
+
+    form, outputs = await _store(ctx, request, writer, consume)
+    doc = await ctx.ingest.accept(
+        job_id=job_id,
+        owner=owner,
+        outputs=outputs,
+        size=writer.size,
+        filename=sanitize_filename(form.file.filename),
+        content_type=form.file.content_type,
+        via="form",
+    )
+    return _accepted(doc)
+
+
+@router.put(
+    "",
+    status_code=202,
+    response_model=JobOut,
+    responses=UPLOAD_RESPONSES,
+    openapi_extra=RAW_BODY,
+    summary="Upload a video (raw body)",
+)
+async def upload_raw(
+    request: Request,
+    ctx: ContextDep,
+    owner: CurrentOwner,
+    x_filename: Annotated[
+        str | None,
+        Header(description="Original file name, percent-encoded UTF-8", max_length=2048),
+    ] = None,
+    options: Annotated[str | None, Query(description="JSON: VideoJob spec.outputs")] = None,
+    renditions: Annotated[str | None, Query(examples=["480p,720p"])] = None,
+    poster: Annotated[str | None, Query(description="true or false")] = None,
+    storyboard: Annotated[str | None, Query(description="true or false")] = None,
+) -> JSONResponse:
+    """The body is the video itself (`Content-Type: video/*` or `application/octet-stream`)."""
+    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if not (content_type.startswith("video/") or content_type == "application/octet-stream"):
+        raise UnsupportedMediaType("send the video with Content-Type video/* as the request body")
+    fields = {
+        k: v
+        for k, v in {"renditions": renditions, "poster": poster, "storyboard": storyboard}.items()
+        if v is not None
+    }
+    outputs = parse_options(options, fields)  # before reading a byte of the body
+    await ratelimit.acquire(ctx.db, owner, ctx.settings)
+    job_id = new_job_id()
+    filename = sanitize_filename(unquote(x_filename)) if x_filename else None
+    metadata = {"original-filename": quote(filename)} if filename else {}
+    writer = ctx.storage.writer(source_key(job_id), metadata, ctx.settings.max_upload_bytes)
+
+    async def consume(stream: AsyncIterator[bytes]) -> None:
+        async for chunk in stream:
+            if chunk:
+                await writer.write(chunk)
+
+    await _store(ctx, request, writer, consume)
+    doc = await ctx.ingest.accept(
+        job_id=job_id,
+        owner=owner,
+        outputs=outputs,
+        size=writer.size,
+        filename=filename,
+        content_type=content_type,
+        via="raw",
+    )
+    return _accepted(doc)

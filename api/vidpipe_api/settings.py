@@ -1,0 +1,95 @@
+"""API configuration: one pydantic-settings class read from `VIDPIPE_API_*` environment variables.
+
+Tests build `Settings(...)` directly and hand it to `create_app`; the process uses `get_settings()`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+# S3 requires every part but the last to be at least 5 MiB; 8 MiB matches boto3's default chunk.
+MIN_PART_SIZE = 5 * MiB
+
+# Values copied from examples and tutorials; refusing them stops a demo secret reaching production.
+_PLACEHOLDERS = frozenset(
+    {"changeme", "change-me", "secret", "password", "minioadmin", "admin", "example", "xxx", "todo"}
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VIDPIPE_API_", env_file=None, extra="ignore")
+
+    # Object storage
+    s3_endpoint_url: str | None = None
+    s3_public_endpoint_url: Annotated[
+        str | None,
+        Field(description="Endpoint used in presigned URLs handed to clients, if it differs"),
+    ] = None
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_region: str = "us-east-1"
+    s3_bucket: str = "vidpipe"
+    s3_connect_timeout_seconds: float = 3.0
+    s3_read_timeout_seconds: float = 60.0
+    s3_max_attempts: int = 2
+
+    # MongoDB
+    mongo_url: SecretStr = SecretStr("mongodb://localhost:27017/")
+    mongo_database: str = "vidpipe"
+    mongo_timeout_ms: int = 3000
+
+    # Kubernetes: a kubeconfig path, or in-cluster service account credentials when unset.
+    kubeconfig: Path | None = None
+    namespace: str = "vidpipe-jobs"
+    kube_timeout_seconds: float = 5.0
+
+    # Uploads
+    max_upload_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * MiB
+    part_size_bytes: Annotated[int, Field(ge=MIN_PART_SIZE)] = 8 * MiB
+    # Parts uploaded concurrently per request; memory per upload is about (this + 1) parts.
+    part_concurrency: Annotated[int, Field(ge=1, le=8)] = 2
+    presign_ttl_seconds: Annotated[int, Field(ge=30, le=7 * 24 * 3600)] = 900
+    upload_session_ttl_seconds: Annotated[int, Field(ge=60)] = 24 * 3600
+    max_session_parts: Annotated[int, Field(ge=1, le=10_000)] = 10_000
+
+    # Validation: None keeps the shared ProbeLimits default, so API and processor agree by default.
+    max_duration_seconds: float | None = None
+    max_pixels: int | None = None
+    max_streams: int | None = None
+    probe_timeout_seconds: float | None = None
+    # ffprobe processes run at once; more requests wait, so a burst cannot fork-bomb the pod.
+    probe_concurrency: Annotated[int, Field(ge=1)] = 4
+
+    # Rate limits on job-creating requests; 0 disables that limit.
+    rate_owner_per_minute: Annotated[int, Field(ge=0)] = 60
+    rate_owner_per_day: Annotated[int, Field(ge=0)] = 2000
+    rate_global_per_minute: Annotated[int, Field(ge=0)] = 600
+    rate_global_per_day: Annotated[int, Field(ge=0)] = 50_000
+
+    # Background reconciler that submits VideoJobs the cluster refused (0 disables it).
+    reconcile_interval_seconds: Annotated[float, Field(ge=0)] = 15.0
+    reconcile_min_age_seconds: Annotated[float, Field(ge=0)] = 10.0
+
+    log_level: str = "INFO"
+
+    @field_validator("s3_access_key", "s3_secret_key", "mongo_url")
+    @classmethod
+    def _refuse_placeholders(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return value
+        secret = value.get_secret_value().lower()
+        if secret in _PLACEHOLDERS or any(f":{p}@" in secret for p in _PLACEHOLDERS):
+            raise ValueError("placeholder secret refused; configure a real credential")
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

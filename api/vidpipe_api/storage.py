@@ -1,0 +1,293 @@
+"""S3 access: streamed multipart writes, presigned URLs, deletes; boto3 always off the event loop.
+
+Every botocore failure that means "the store is not answering" becomes `StorageUnavailable`
+(503); the request's own problems (bad part ETags, missing objects) are reported as such.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from vidpipe_api.errors import EmptyUpload, InvalidRequest, StorageUnavailable, UploadTooLarge
+from vidpipe_api.settings import Settings
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_NOT_FOUND = frozenset({"404", "NoSuchKey", "NoSuchUpload", "NotFound"})
+_CLIENT_FAULT = frozenset({"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "MalformedXML"})
+
+
+def _is_not_found(exc: ClientError) -> bool:
+    return str(exc.response.get("Error", {}).get("Code", "")) in _NOT_FOUND
+
+
+class Storage:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.bucket = settings.s3_bucket
+        self.client = self._client(settings.s3_endpoint_url)
+        # Presigned URLs for clients may need a public hostname; the server-side probe uses ours.
+        self.public_client = (
+            self._client(settings.s3_public_endpoint_url)
+            if settings.s3_public_endpoint_url
+            else self.client
+        )
+
+    def _client(self, endpoint: str | None) -> S3Client:
+        s = self.settings
+        return boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name=s.s3_region,
+            aws_access_key_id=s.s3_access_key.get_secret_value() if s.s3_access_key else None,
+            aws_secret_access_key=s.s3_secret_key.get_secret_value() if s.s3_secret_key else None,
+            config=Config(
+                signature_version="s3v4",
+                s3={"addressing_style": "path"},
+                connect_timeout=s.s3_connect_timeout_seconds,
+                read_timeout=s.s3_read_timeout_seconds,
+                retries={"max_attempts": s.s3_max_attempts, "mode": "standard"},
+                max_pool_connections=64,
+                # Checksums on every part cost CPU for little gain on a trusted store; only when
+                # the service requires them.
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            ),
+        )
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one boto3 call in a worker thread, mapping outages to `StorageUnavailable`."""
+        try:
+            return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in _CLIENT_FAULT:
+                raise InvalidRequest(f"S3 rejected the parts: {code}") from exc
+            if _is_not_found(exc):
+                raise
+            log.warning("s3 error", extra={"s3_code": code})
+            raise StorageUnavailable() from exc
+        except BotoCoreError as exc:
+            log.warning("s3 unreachable", extra={"error": type(exc).__name__})
+            raise StorageUnavailable() from exc
+
+    # -- objects ---------------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        await self.call(self.client.head_bucket, Bucket=self.bucket)
+
+    async def ensure_bucket(self) -> None:
+        try:
+            await self.ping()
+        except ClientError:
+            await self.call(self.client.create_bucket, Bucket=self.bucket)
+
+    async def head(self, key: str) -> dict[str, Any] | None:
+        try:
+            return dict(await self.call(self.client.head_object, Bucket=self.bucket, Key=key))
+        except ClientError:
+            return None
+
+    async def delete(self, key: str) -> None:
+        with contextlib.suppress(ClientError):  # already gone
+            await self.call(self.client.delete_object, Bucket=self.bucket, Key=key)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        keys = await self.list_keys(prefix)
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": k} for k in keys[start : start + 1000]]
+            await self.call(
+                self.client.delete_objects, Bucket=self.bucket, Delete={"Objects": batch}
+            )
+        return len(keys)
+
+    async def list_keys(self, prefix: str) -> list[str]:
+        def _list() -> list[str]:
+            paginator = self.client.get_paginator("list_objects_v2")
+            out: list[str] = []
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                out.extend(obj["Key"] for obj in page.get("Contents", []) if "Key" in obj)
+            return out
+
+        return await self.call(_list)
+
+    def presign_get(self, key: str, *, public: bool = True, filename: str | None = None) -> str:
+        """Signing is local computation (no I/O), so it is safe on the event loop."""
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if filename:
+            params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+        client = self.public_client if public else self.client
+        return client.generate_presigned_url(
+            "get_object", Params=params, ExpiresIn=self.settings.presign_ttl_seconds
+        )
+
+    # -- presigned multipart sessions -------------------------------------------------------
+
+    async def create_multipart(self, key: str, metadata: dict[str, str]) -> str:
+        resp = await self.call(
+            self.client.create_multipart_upload, Bucket=self.bucket, Key=key, Metadata=metadata
+        )
+        return resp["UploadId"]
+
+    def presign_part(self, key: str, upload_id: str, part_number: int, ttl: int) -> str:
+        return self.public_client.generate_presigned_url(
+            "upload_part",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "UploadId": upload_id,
+                "PartNumber": part_number,
+            },
+            ExpiresIn=ttl,
+        )
+
+    async def complete_multipart(
+        self, key: str, upload_id: str, parts: list[dict[str, Any]]
+    ) -> None:
+        await self.call(
+            self.client.complete_multipart_upload,
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": parts},
+        )
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        with contextlib.suppress(ClientError):
+            await self.call(
+                self.client.abort_multipart_upload, Bucket=self.bucket, Key=key, UploadId=upload_id
+            )
+
+    def writer(self, key: str, metadata: dict[str, str], max_bytes: int) -> StreamWriter:
+        return StreamWriter(self, key, metadata, max_bytes)
+
+
+class StreamWriter:
+    """Buffers one part at a time and uploads parts in threads while the next one fills.
+
+    Small uploads (under one part) become a single PutObject; larger ones a multipart upload
+    with at most `part_concurrency` parts in flight, so memory is about (concurrency + 1) parts.
+    """
+
+    def __init__(self, storage: Storage, key: str, metadata: dict[str, str], max_bytes: int):
+        self.storage = storage
+        self.key = key
+        self.metadata = metadata
+        self.max_bytes = max_bytes
+        self.part_size = storage.settings.part_size_bytes
+        self.size = 0
+        self._chunks: list[bytes] = []
+        self._buffered = 0
+        self._upload_id: str | None = None
+        self._parts: dict[int, str] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(storage.settings.part_concurrency)
+        self._failure: BaseException | None = None
+        self._next_part = 1
+        self.stored = False
+
+    async def write(self, data: bytes) -> None:
+        if self._failure is not None:
+            raise self._failure
+        self.size += len(data)
+        if self.size > self.max_bytes:
+            raise UploadTooLarge(self.max_bytes)
+        self._chunks.append(data)
+        self._buffered += len(data)
+        while self._buffered >= self.part_size:
+            await self._flush_part(self._take(self.part_size))
+
+    def _take(self, n: int) -> bytes:
+        blob = b"".join(self._chunks)
+        part, rest = blob[:n], blob[n:]
+        self._chunks = [rest] if rest else []
+        self._buffered = len(rest)
+        return part
+
+    async def _flush_part(self, body: bytes) -> None:
+        s = self.storage
+        if self._upload_id is None:
+            self._upload_id = await s.create_multipart(self.key, self.metadata)
+        number = self._next_part
+        self._next_part += 1
+        await self._slots.acquire()
+        task = asyncio.create_task(self._upload_part(number, body))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _upload_part(self, number: int, body: bytes) -> None:
+        s = self.storage
+        try:
+            resp = await s.call(
+                s.client.upload_part,
+                Bucket=s.bucket,
+                Key=self.key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=body,
+            )
+            self._parts[number] = resp["ETag"]
+        except BaseException as exc:
+            self._failure = exc
+        finally:
+            self._slots.release()
+
+    async def finish(self) -> int:
+        """Store the remainder and complete; returns the object size."""
+        s = self.storage
+        if self.size == 0:
+            raise EmptyUpload()
+        if self._upload_id is None:
+            await s.call(
+                s.client.put_object,
+                Bucket=s.bucket,
+                Key=self.key,
+                Body=self._take(self._buffered),
+                Metadata=self.metadata,
+            )
+        else:
+            if self._buffered:
+                await self._flush_part(self._take(self._buffered))
+            await asyncio.gather(*list(self._tasks))
+            if self._failure is not None:
+                raise self._failure
+            parts = [{"PartNumber": n, "ETag": e} for n, e in sorted(self._parts.items())]
+            await s.complete_multipart(self.key, self._upload_id, parts)
+        self.stored = True
+        return self.size
+
+    async def abort(self) -> None:
+        """Undo everything; shielded so a client disconnect cannot interrupt the cleanup."""
+        with anyio.CancelScope(shield=True):
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            self._chunks = []
+            try:
+                if self._upload_id is not None:
+                    await self.storage.abort_multipart(self.key, self._upload_id)
+                if self.stored:
+                    await self.storage.delete(self.key)
+            except StorageUnavailable:
+                # The store is down: nothing we can undo now; an S3 lifecycle rule for
+                # incomplete multipart uploads (documented) removes the leftovers.
+                log.warning("could not abort upload", extra={"key": self.key})
+
+
+def parts_for(size: int, part_size: int) -> int:
+    return max(1, math.ceil(size / part_size))
