@@ -87,7 +87,8 @@ def even_floor(value: float) -> int:
 
 
 def even_round(value: float) -> int:
-    return max(2, round(value / 2) * 2)
+    """The nearest even integer, halves rounded up as ffmpeg's `scale=-2:H` does, at least 2."""
+    return max(2, math.floor(value / 2 + 0.5) * 2)
 
 
 def width_for_height(info: MediaInfo, height: int) -> int:
