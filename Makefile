@@ -44,9 +44,7 @@ fmt: deps ## Format the code with ruff
 
 .PHONY: test
 test: deps tools lint ## The whole suite: lint, unit, integration and cluster tests (what CI runs)
-	@hack/cluster.sh up
-	$(PY) -m pytest -p no:cacheprovider
-	@hack/cluster.sh down
+	@hack/test.sh
 
 .PHONY: test-unit
 test-unit: deps ## Unit tests only (no servers, no cluster)

@@ -1,0 +1,3 @@
+module vidpipe.local/pause
+
+go 1.24.0
