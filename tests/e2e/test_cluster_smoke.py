@@ -116,9 +116,13 @@ def test_job_pod_writes_to_s3_and_mongodb(cluster: LocalCluster, kube_api: Any) 
         body = s3.get_object(Bucket=cluster.env["VIDPIPE_S3_BUCKET"], Key=f"smoke/{run_id}")
         assert body["Body"].read() == f"hello from {run_id}".encode()
 
-        mongo: pymongo.MongoClient[dict[str, Any]]
-        with pymongo.MongoClient(cluster.mongo_url, serverSelectionTimeoutMS=5000) as mongo:
+        mongo: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+            cluster.mongo_url, serverSelectionTimeoutMS=5000
+        )
+        try:
             doc = mongo.smoke.runs.find_one({"_id": run_id})
+        finally:
+            mongo.close()
         assert doc is not None
         assert doc["pod"] == pods.items[0].metadata.name
     finally:
