@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import anyio
-from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
@@ -29,7 +29,8 @@ Doc = dict[str, Any]
 
 KEYS_COLLECTION = "api_keys"
 UPLOADS_COLLECTION = "upload_sessions"
-COUNTERS_COLLECTION = "rate_counters"
+COUNTERS_COLLECTION = "rate_slots"
+LOCKS_COLLECTION = "locks"
 
 
 def now() -> datetime:
@@ -58,6 +59,7 @@ class Database:
         self.keys: Collection[Doc] = db[KEYS_COLLECTION]
         self.uploads: Collection[Doc] = db[UPLOADS_COLLECTION]
         self.counters: Collection[Doc] = db[COUNTERS_COLLECTION]
+        self.locks: Collection[Doc] = db[LOCKS_COLLECTION]
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one pymongo call in a worker thread; an outage becomes `DatabaseUnavailable`."""
@@ -79,11 +81,12 @@ class Database:
         self.jobs.create_index([("cr_created", ASCENDING), ("created_at", ASCENDING)])
         self.uploads.create_index([("owner", ASCENDING)])
         self.keys.create_index([("owner", ASCENDING)])
+        self.counters.create_index([("counter", ASCENDING)])
         try:
-            # Counter documents of past windows expire on their own where TTL is supported.
+            # Slot documents of past windows expire on their own where TTL is supported.
             self.counters.create_index("expire_at", expireAfterSeconds=0)
         except PyMongoError:
-            log.info("TTL index unsupported; counter documents are small and per window")
+            log.info("TTL index unsupported; slot documents are small and per window")
 
     async def ping(self) -> None:
         await self.run(self.client.admin.command, "ping")
@@ -160,37 +163,64 @@ class Database:
         return await self.run(self.uploads.find_one, {"_id": upload_id, "owner": owner})
 
     async def claim_upload(self, owner: str, upload_id: str) -> Doc | None:
-        """Atomically take a session for completion so two completes cannot both run."""
-        return await self.run(
-            self.uploads.find_one_and_update,
-            {"_id": upload_id, "owner": owner, "state": "open"},
-            {"$set": {"state": "completing", "updated_at": now()}},
-            return_document=ReturnDocument.AFTER,
-        )
+        """Take a session for completion; a second concurrent claim gets None (then 404)."""
+        session = await self.get_upload(owner, upload_id)
+        if session is None or not await self.lock(f"upload:{upload_id}"):
+            return None
+        return session
 
     async def release_upload(self, upload_id: str) -> None:
-        await self.run(self.uploads.update_one, {"_id": upload_id}, {"$set": {"state": "open"}})
+        await self.unlock(f"upload:{upload_id}")
 
     async def delete_upload(self, upload_id: str) -> None:
         await self.run(self.uploads.delete_one, {"_id": upload_id})
+        await self.unlock(f"upload:{upload_id}")
 
-    # -- rate-limit counters ---------------------------------------------------------------
+    # -- rate-limit slots ------------------------------------------------------------------
 
-    def add_to_counter(self, counter_id: str, delta: int, expire_at: datetime) -> int:
-        """Atomic `$inc` with upsert; returns the count after this request (sync, in a thread)."""
-        for _ in range(3):
-            try:
-                doc = self.counters.find_one_and_update(
-                    {"_id": counter_id},
-                    {"$inc": {"count": delta}, "$setOnInsert": {"expire_at": expire_at}},
-                    upsert=True,
-                    return_document=ReturnDocument.AFTER,
-                )
-                return int(doc["count"]) if doc else 0
-            except DuplicateKeyError:
-                # Two first requests of a window raced to insert; the document exists now.
-                continue
-        raise DatabaseUnavailable("rate-limit counter contention")
+    def take_slot(self, counter_id: str, limit: int, expire_at: datetime) -> str | None:
+        """Claim one of the `limit` numbered slots of a window; None if all are taken (sync).
+
+        Each slot is a document whose `_id` names the window and the slot number, so the
+        server's unique `_id` is the only thing that decides who gets a slot: atomic on MongoDB
+        and on FerretDB alike (FerretDB v1 loses concurrent `$inc` updates and conditional
+        updates; we measured 7 of 30 concurrent increments surviving).
+        """
+        used = self.counters.count_documents({"counter": counter_id})
+        if used >= limit:
+            return None
+        candidates = list(range(used + 1, limit + 1))
+        for attempt in range(2):
+            for number in candidates:
+                slot_id = f"{counter_id}#{number}"
+                try:
+                    self.counters.insert_one(
+                        {"_id": slot_id, "counter": counter_id, "expire_at": expire_at}
+                    )
+                    return slot_id
+                except DuplicateKeyError:
+                    continue
+            if attempt == 0:
+                # Slots given back by rejected requests leave holes below the count.
+                taken = {d["_id"] for d in self.counters.find({"counter": counter_id}, {"_id": 1})}
+                candidates = [n for n in range(1, limit + 1) if f"{counter_id}#{n}" not in taken]
+        return None
+
+    def release_slot(self, slot_id: str) -> None:
+        self.counters.delete_one({"_id": slot_id})
+
+    # -- locks -------------------------------------------------------------------------------
+
+    async def lock(self, name: str) -> bool:
+        """A lock is a unique document: the one insert that succeeds holds it."""
+        try:
+            await self.run(self.locks.insert_one, {"_id": name, "at": now()})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def unlock(self, name: str) -> None:
+        await self.run(self.locks.delete_one, {"_id": name})
 
 
 def terminal(phase: str) -> bool:

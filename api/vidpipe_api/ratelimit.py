@@ -1,10 +1,10 @@
 """Fixed-window rate limits per owner and globally, per minute and per day.
 
-Each window is one MongoDB counter document; a request increments every applicable counter
-with `find_one_and_update($inc, upsert)` and reads back the post-increment count, so concurrent
-requests serialize on the server and exactly `limit` of them see a count within the limit. A
-request over any limit gives back every increment it made. Attempts count, not successes: a
-rejected (bad) upload still used its slot, which is the point of an abuse limit.
+A window with limit N has N numbered slots; a request claims one by inserting the slot's
+document (`_id` = window + number), so the database's unique key arbitrates concurrent requests
+and exactly N of them get a slot, with no read-then-write race (see `Database.take_slot` for why
+not `$inc`). A request refused by any of its limits gives back the slots it took. Attempts
+count, not successes: a rejected (bad) upload still used its slot, as an abuse limit should.
 """
 
 from __future__ import annotations
@@ -63,17 +63,17 @@ def slot(limit: Limit, at: float) -> WindowSlot:
 
 def take(db: Database, owner: str, settings: Settings, at: float) -> None:
     """Consume one slot in every window or none (sync: runs in a worker thread)."""
-    taken: list[WindowSlot] = []
+    taken: list[str] = []
     try:
         for limit in limits_for(owner, settings):
             s = slot(limit, at)
-            count = db.add_to_counter(s.counter_id, 1, s.expire_at)
-            taken.append(s)
-            if count > limit.limit:
+            slot_id = db.take_slot(s.counter_id, limit.limit, s.expire_at)
+            if slot_id is None:
                 raise RateLimited(limit.scope, limit.window, limit.limit, s.retry_after)
+            taken.append(slot_id)
     except BaseException:
-        for s in taken:
-            db.add_to_counter(s.counter_id, -1, s.expire_at)
+        for slot_id in taken:
+            db.release_slot(slot_id)
         raise
 
 

@@ -221,8 +221,7 @@ def serve(app: FastAPI) -> Iterator[str]:
 def make_keys(mongo_url: str, database: str, owners: dict[str, bool]) -> dict[str, str]:
     """API keys written exactly as the CLI writes them."""
     keys: dict[str, str] = {}
-    mc: MongoClient[dict[str, Any]]
-    with MongoClient(mongo_url) as mc:
+    with MongoClient[dict[str, Any]](mongo_url) as mc:
         for owner, admin in owners.items():
             key, doc = key_document(owner, admin, now())
             mc[database]["api_keys"].insert_one(doc)
@@ -238,7 +237,7 @@ def api_bucket(s3: S3Server) -> str:
 
 
 def base_settings(
-    s3: S3Server, mongo_url: str, bucket: str, kubeconfig: Path, namespace: str, **overrides: Any
+    s3: S3Server, mongo_url: str, bucket: str, kube_path: Path, namespace: str, **overrides: Any
 ) -> Settings:
     values: dict[str, Any] = {
         "s3_endpoint_url": s3.endpoint_url,
@@ -247,7 +246,7 @@ def base_settings(
         "s3_bucket": bucket,
         "mongo_url": mongo_url,
         "mongo_database": f"api{uuid.uuid4().hex[:10]}",
-        "kubeconfig": kubeconfig,
+        "kubeconfig": kube_path,
         "namespace": namespace,
         "max_upload_bytes": 2 * 1024 * 1024,
         "max_duration_seconds": 3,
