@@ -327,8 +327,8 @@ bootstrap_objects() {
   # shellcheck disable=SC1091
   set -a; . "$state/env"; set +a
   kubectl -n "$NAMESPACE" create secret generic vidpipe-s3 \
-    --from-literal=accessKeyId="$AWS_ACCESS_KEY_ID" \
-    --from-literal=secretAccessKey="$AWS_SECRET_ACCESS_KEY" \
+    --from-literal=AWS_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" \
+    --from-literal=AWS_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" \
     --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 }
 

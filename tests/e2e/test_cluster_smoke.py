@@ -38,8 +38,8 @@ def smoke_job(name: str, run_id: str, cluster: LocalCluster) -> dict[str, Any]:
         {"name": "S3_URL", "value": cluster.s3_endpoint_for_pods},
         {"name": "BUCKET", "value": cluster.env["VIDPIPE_S3_BUCKET"]},
         {"name": "MONGO_URL", "value": cluster.mongo_url},
-        {"name": "AWS_ACCESS_KEY_ID", "valueFrom": secret("accessKeyId")},
-        {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": secret("secretAccessKey")},
+        {"name": "AWS_ACCESS_KEY_ID", "valueFrom": secret("AWS_ACCESS_KEY_ID")},
+        {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": secret("AWS_SECRET_ACCESS_KEY")},
     ]
     return {
         "apiVersion": "batch/v1",
