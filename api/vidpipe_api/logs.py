@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message"}
-_REDACT = re.compile(r"(X-Amz-Signature|X-Amz-Credential|Signature)=[^&\s\"]+|vpk_[0-9a-f]+_\S+")
+_REDACT = re.compile(
+    r"(X-Amz-Signature|X-Amz-Credential|Signature)=[^&\s\"]+|vpk_[0-9a-f]+_[A-Za-z0-9_-]+"
+)
 
 
 class JsonFormatter(logging.Formatter):
