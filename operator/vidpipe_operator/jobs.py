@@ -1,0 +1,191 @@
+"""Pure builder of the batch/v1 Job that runs the processor for one VideoJob.
+
+Everything the Job needs is derived from the VideoJob and the settings, so the manifest can be
+unit-tested without a cluster and rebuilt identically after an operator restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from vidpipe import constants, exitcodes
+from vidpipe.models import VideoJobSpec
+from vidpipe_operator.settings import OperatorSettings
+
+CONTAINER = "processor"
+MANAGED_BY = constants.FIELD_MANAGER_OPERATOR
+# Which VideoJob a Job belongs to, readable without parsing owner references.
+LABEL_VIDEOJOB = f"{constants.GROUP}/videojob"
+# The label the Job controller puts on its Pods (Kubernetes >= 1.27).
+LABEL_POD_JOB_NAME = "batch.kubernetes.io/job-name"
+WORK_DIR = "/work"
+_MAX_NAME = 63  # the Job name becomes a label value on its Pods
+
+
+def job_name(videojob_name: str) -> str:
+    """Deterministic Job name: the same VideoJob always maps to the same Job (409 = exists)."""
+    base = "vj-" + re.sub(r"[^a-z0-9-]", "-", videojob_name.lower())
+    if len(base) <= _MAX_NAME:
+        return base
+    digest = hashlib.sha256(videojob_name.encode()).hexdigest()[:10]
+    return f"{base[: _MAX_NAME - 11].rstrip('-')}-{digest}"
+
+
+def job_labels(videojob_name: str, spec: VideoJobSpec) -> dict[str, str]:
+    return {
+        constants.LABEL_NAME: "vidpipe-processor",
+        constants.LABEL_COMPONENT: "processor",
+        constants.LABEL_PART_OF: constants.PART_OF,
+        constants.LABEL_MANAGED_BY: MANAGED_BY,
+        constants.LABEL_JOB_ID: spec.job_id,
+        LABEL_VIDEOJOB: videojob_name[:63],
+    }
+
+
+def _env(videojob: dict[str, Any], spec: VideoJobSpec, settings: OperatorSettings) -> list[Any]:
+    meta = videojob["metadata"]
+
+    def secret(key: str) -> dict[str, Any]:
+        return {"secretKeyRef": {"name": settings.s3_secret_name, "key": key}}
+
+    env: list[dict[str, Any]] = [
+        {
+            "name": "VIDPIPE_JOB_SPEC",
+            "value": spec.model_dump_json(by_alias=True, exclude_none=True),
+        },
+        {"name": "VIDPIPE_OUTPUT_BUCKET", "value": settings.output_bucket},
+        {"name": "VIDPIPE_VIDEOJOB_NAME", "value": meta["name"]},
+        {"name": "VIDPIPE_VIDEOJOB_NAMESPACE", "value": meta["namespace"]},
+        {"name": "VIDPIPE_WORK_DIR", "value": WORK_DIR},
+        {"name": "AWS_REGION", "value": settings.aws_region},
+        {"name": "AWS_ACCESS_KEY_ID", "valueFrom": secret(settings.s3_secret_access_key_id_key)},
+        {
+            "name": "AWS_SECRET_ACCESS_KEY",
+            "valueFrom": secret(settings.s3_secret_secret_access_key_key),
+        },
+    ]
+    if settings.processor_endpoint:
+        env.append({"name": "VIDPIPE_S3_ENDPOINT_URL", "value": settings.processor_endpoint})
+    return env
+
+
+def _resources(spec: VideoJobSpec, settings: OperatorSettings) -> dict[str, Any]:
+    # A per-job value is both request and limit: the caller asked for exactly that much.
+    cpu_req, cpu_lim = settings.processor_cpu_request, settings.processor_cpu_limit
+    mem_req, mem_lim = settings.processor_memory_request, settings.processor_memory_limit
+    if spec.resources and spec.resources.cpu:
+        cpu_req = cpu_lim = spec.resources.cpu
+    if spec.resources and spec.resources.memory:
+        mem_req = mem_lim = spec.resources.memory
+    return {
+        "requests": {"cpu": cpu_req, "memory": mem_req},
+        "limits": {"cpu": cpu_lim, "memory": mem_lim},
+    }
+
+
+def build_job(videojob: dict[str, Any], settings: OperatorSettings) -> dict[str, Any]:
+    """The Job manifest for `videojob` (a VideoJob body as the API server returns it)."""
+    meta = videojob["metadata"]
+    spec = VideoJobSpec.model_validate(videojob["spec"])
+    labels = job_labels(meta["name"], spec)
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": settings.processor_image,
+        "imagePullPolicy": settings.processor_image_pull_policy,
+        "env": _env(videojob, spec, settings),
+        "resources": _resources(spec, settings),
+        # The processor writes {"code","message"} to /dev/termination-log; if it dies before
+        # that, the log tail is still better than nothing in status.error.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [
+            {"name": "work", "mountPath": WORK_DIR},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    if settings.processor_command is not None:
+        container["command"] = list(settings.processor_command)
+    if settings.processor_args is not None:
+        container["args"] = list(settings.processor_args)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(meta["name"]),
+            "namespace": meta["namespace"],
+            "labels": labels,
+            # Owned by the VideoJob: deleting it garbage-collects the Job and its Pods.
+            "ownerReferences": [
+                {
+                    "apiVersion": constants.API_VERSION,
+                    "kind": constants.KIND,
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {
+            "backoffLimit": settings.backoff_limit,
+            "activeDeadlineSeconds": (
+                spec.active_deadline_seconds or settings.default_active_deadline_seconds
+            ),
+            "ttlSecondsAfterFinished": settings.ttl_seconds_after_finished,
+            "podFailurePolicy": {
+                "rules": [
+                    # A bad input will be just as bad on the next try: fail the Job at once.
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {
+                            "containerName": CONTAINER,
+                            "operator": "In",
+                            "values": [exitcodes.BAD_INPUT],
+                        },
+                    },
+                    # Eviction, preemption and node loss are not the job's fault: retry without
+                    # spending the backoff budget.
+                    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+                ]
+            },
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    # podFailurePolicy requires Never: the Job controller, not the kubelet,
+                    # decides about retries.
+                    "restartPolicy": "Never",
+                    # The processor reports progress itself by server-side apply of
+                    # status.progress on its VideoJob; its ServiceAccount's Role allows only
+                    # `patch` on videojobs/status in this namespace. That is the only reason the
+                    # token is mounted: progress then needs no sidecar, no extra hop through the
+                    # operator, and cannot touch anything else.
+                    "serviceAccountName": settings.processor_service_account,
+                    "automountServiceAccountToken": True,
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": settings.termination_grace_period_seconds,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": settings.processor_uid,
+                        "runAsGroup": settings.processor_uid,
+                        "fsGroup": settings.processor_uid,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [container],
+                    "volumes": [
+                        {
+                            "name": "work",
+                            "emptyDir": {"sizeLimit": settings.processor_work_dir_size},
+                        },
+                        {"name": "tmp", "emptyDir": {"sizeLimit": settings.processor_tmp_size}},
+                    ],
+                },
+            },
+        },
+    }

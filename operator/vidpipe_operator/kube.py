@@ -1,0 +1,148 @@
+"""The few Kubernetes API calls the operator makes, as coroutines over the sync client.
+
+The kubernetes client is blocking; each call runs in the operator's I/O thread pool. Reads use
+`_preload_content=False` so we get the API server's JSON as plain dicts (the same shape kopf gives
+handlers, and what the pure functions in `status` and `jobs` take).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from concurrent.futures import Executor
+from functools import partial
+from typing import Any, TypeVar
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from vidpipe import constants
+from vidpipe_operator.jobs import LABEL_POD_JOB_NAME
+
+T = TypeVar("T")
+Body = dict[str, Any]
+
+
+def load_config() -> kubernetes.client.ApiClient:
+    """In-cluster credentials in a Pod, else KUBECONFIG (tests, local runs)."""
+    try:
+        kubernetes.config.load_incluster_config()
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()
+    config = kubernetes.client.Configuration.get_default_copy()
+    # One connection per I/O thread, so concurrent reconciles never queue on the pool.
+    config.connection_pool_maxsize = 32
+    return kubernetes.client.ApiClient(config)
+
+
+def _json(response: Any) -> Body:
+    data: Body = json.loads(response.data)
+    return data
+
+
+class Kube:
+    def __init__(self, api: kubernetes.client.ApiClient, executor: Executor):
+        self.api = api
+        self.custom = kubernetes.client.CustomObjectsApi(api)
+        self.batch = kubernetes.client.BatchV1Api(api)
+        self.core = kubernetes.client.CoreV1Api(api)
+        self._executor = executor
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def get_videojob(self, namespace: str, name: str) -> Body | None:
+        call = partial(
+            self.custom.get_namespaced_custom_object,
+            constants.GROUP,
+            constants.VERSION,
+            namespace,
+            constants.PLURAL,
+            name,
+            _preload_content=False,
+        )
+        try:
+            return _json(await self._run(call))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def patch_videojob_status(self, namespace: str, name: str, patch: Body) -> Body | None:
+        """JSON merge patch of status: only the keys we send change, so status.progress (owned
+        by the processor through server-side apply) is never overwritten by the operator."""
+        call = partial(
+            self.custom.patch_namespaced_custom_object_status,
+            constants.GROUP,
+            constants.VERSION,
+            namespace,
+            constants.PLURAL,
+            name,
+            {"status": patch},
+            field_manager=constants.FIELD_MANAGER_OPERATOR,
+            _preload_content=False,
+        )
+        try:
+            return _json(await self._run(call))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def get_job(self, namespace: str, name: str) -> Body | None:
+        call = partial(self.batch.read_namespaced_job, name, namespace, _preload_content=False)
+        try:
+            return _json(await self._run(call))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def create_job(self, manifest: Body) -> tuple[Body, bool]:
+        """Create the Job; (existing Job, False) when it is already there (409)."""
+        meta = manifest["metadata"]
+        call = partial(
+            self.batch.create_namespaced_job,
+            meta["namespace"],
+            manifest,
+            field_manager=constants.FIELD_MANAGER_OPERATOR,
+            _preload_content=False,
+        )
+        try:
+            return _json(await self._run(call)), True
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        existing = await self.get_job(meta["namespace"], meta["name"])
+        if existing is None:  # deleted between the 409 and the read: let the caller retry
+            raise RuntimeError(f"Job {meta['name']} vanished while being created")
+        return existing, False
+
+    async def delete_job(self, namespace: str, name: str) -> bool:
+        """Delete the Job in the foreground: the Job object stays until its Pods are gone, so
+        its DELETED event means "nothing runs any more" (used to clean partial outputs)."""
+        call = partial(
+            self.batch.delete_namespaced_job,
+            name,
+            namespace,
+            propagation_policy="Foreground",
+            _preload_content=False,
+        )
+        try:
+            await self._run(call)
+            return True
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+
+    async def list_job_pods(self, namespace: str, job_name: str) -> list[Body]:
+        call = partial(
+            self.core.list_namespaced_pod,
+            namespace,
+            label_selector=f"{LABEL_POD_JOB_NAME}={job_name}",
+            _preload_content=False,
+        )
+        items: list[Body] = _json(await self._run(call)).get("items", [])
+        return items

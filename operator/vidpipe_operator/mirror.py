@@ -1,0 +1,102 @@
+"""Mirror VideoJob status into the job's MongoDB document (the API's read model).
+
+The document builder is pure (unit-tested); `JobMirror` runs pymongo in worker threads because
+pymongo is blocking and the kopf event loop must never wait on the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Executor
+from datetime import datetime
+from functools import partial
+from typing import Any, TypeVar
+
+from pymongo import MongoClient
+from pymongo.collection import Collection
+
+from vidpipe.constants import JOBS_COLLECTION
+from vidpipe.phases import TERMINAL_PHASES, Phase
+from vidpipe_operator.status import parse_time
+
+T = TypeVar("T")
+Doc = dict[str, Any]
+
+
+def mirror_update(videojob: dict[str, Any], status: dict[str, Any], at: datetime) -> Doc:
+    """The update that makes the job document agree with `status` (upsert-safe).
+
+    `$setOnInsert` covers VideoJobs created without the API (kubectl), so the document still has
+    the fields the API lists and sorts by.
+    """
+    spec = videojob.get("spec") or {}
+    conditions = [
+        {k: c.get(k) for k in ("type", "status", "reason", "message")}
+        for c in status.get("conditions") or []
+    ]
+    return {
+        "$set": {
+            "phase": status.get("phase", Phase.PENDING.value),
+            "progress": int(status.get("progress") or 0),
+            "attempts": int(status.get("attempts") or 0),
+            "started_at": parse_time(status.get("startedAt")),
+            "finished_at": parse_time(status.get("finishedAt")),
+            "outputs": list(status.get("outputs") or []),
+            "error": status.get("error"),
+            "conditions": conditions,
+            "job_name": status.get("jobName"),
+            "videojob": {
+                "namespace": videojob["metadata"]["namespace"],
+                "name": videojob["metadata"]["name"],
+            },
+            "updated_at": at,
+        },
+        "$setOnInsert": {
+            "owner": spec.get("owner"),
+            "source": spec.get("source"),
+            "options": spec.get("outputs"),
+            "created_at": parse_time(videojob["metadata"].get("creationTimestamp")) or at,
+            "cr_created": True,
+            "deleted": False,
+        },
+    }
+
+
+def progress_update(progress: int, at: datetime) -> tuple[Doc, Doc]:
+    """Filter and update for a progress report; never touches a finished job's document."""
+    terminal = [p.value for p in TERMINAL_PHASES]
+    return (
+        {"phase": {"$nin": terminal}},
+        {"$set": {"progress": progress, "updated_at": at}},
+    )
+
+
+class JobMirror:
+    def __init__(self, url: str, database: str, executor: Executor, timeout_ms: int = 5000):
+        self._client: MongoClient[Doc] = MongoClient(
+            url,
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
+            socketTimeoutMS=timeout_ms,
+            # The document has one writer per field group; a retried write is idempotent.
+            retryWrites=True,
+        )
+        self._jobs: Collection[Doc] = self._client[database][JOBS_COLLECTION]
+        self._executor = executor
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def write(self, job_id: str, update: Doc) -> None:
+        await self._run(partial(self._jobs.update_one, {"_id": job_id}, update, upsert=True))
+
+    async def write_progress(self, job_id: str, progress: int, at: datetime) -> None:
+        query, update = progress_update(progress, at)
+        await self._run(partial(self._jobs.update_one, {"_id": job_id, **query}, update))
+
+    async def get(self, job_id: str) -> Doc | None:
+        return await self._run(partial(self._jobs.find_one, {"_id": job_id}))
+
+    def close(self) -> None:
+        self._client.close()

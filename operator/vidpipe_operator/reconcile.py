@@ -1,0 +1,256 @@
+"""Level-triggered reconciliation of one VideoJob: read the VideoJob and its Job, write status.
+
+Every entry point (creation, resume after a restart, cancel, Job events, resync) ends here, so the
+result depends only on what the API server holds now, never on what this process remembers. That
+is what makes a kill -9 at any point harmless: the next run recomputes the same status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any, cast
+
+import kopf
+
+from vidpipe.phases import Phase
+from vidpipe_operator import metrics
+from vidpipe_operator.jobs import build_job, job_name
+from vidpipe_operator.mirror import mirror_update
+from vidpipe_operator.runtime import Runtime
+from vidpipe_operator.scheduler import Admission, QueueEntry, admit, next_in_line
+from vidpipe_operator.status import (
+    ADMITTED,
+    CANCEL_REQUESTED,
+    JobView,
+    Outcome,
+    cancelled,
+    from_job,
+    get_condition,
+    now,
+    parse_time,
+    status_patch,
+    termination_message,
+    view_job,
+    waiting,
+)
+from vidpipe_operator.storage import manifest_keys
+
+Body = dict[str, Any]
+Entries = Callable[[str], Iterable[QueueEntry]]
+log = logging.getLogger(__name__)
+
+
+class WaitingForSlot(Exception):
+    """The namespace is at its concurrency limit; the VideoJob stays Pending."""
+
+    def __init__(self, admission: Admission):
+        super().__init__(
+            f"waiting for a slot: {admission.holding} running, position {admission.position}"
+        )
+        self.admission = admission
+
+
+def _ref(videojob: Body) -> kopf.Body:
+    return kopf.Body(cast(kopf.RawBody, videojob))
+
+
+def _announce(videojob: Body, old: Body, new: Body) -> None:
+    """One Kubernetes Event per transition, on the VideoJob (`kubectl describe vj`)."""
+    before, after = old.get("phase", Phase.PENDING.value), new.get("phase")
+    if after != before and after is not None:
+        metrics.TRANSITIONS.labels(phase=after).inc()
+        kind = "Warning" if after == Phase.FAILED.value else "Normal"
+        text = {
+            Phase.RUNNING.value: f"processing in Job {new.get('jobName')}",
+            Phase.SUCCEEDED.value: (
+                f"{len(new.get('outputs') or [])} output(s) in {new.get('duration')}"
+            ),
+            Phase.FAILED.value: str((new.get("error") or {}).get("message", "")),
+            Phase.CANCELLED.value: "stopped; partial outputs deleted",
+            Phase.PENDING.value: "waiting",
+        }.get(str(after), "")
+        kopf.event(_ref(videojob), type=kind, reason=str(after), message=text)
+    was = get_condition(list(old.get("conditions") or []), ADMITTED) or {}
+    now_ = get_condition(list(new.get("conditions") or []), ADMITTED) or {}
+    if now_.get("reason") != was.get("reason") and now_:
+        kopf.event(
+            _ref(videojob), type="Normal", reason=str(now_["reason"]), message=now_["message"]
+        )
+    if int(new.get("attempts") or 0) > max(1, int(old.get("attempts") or 0)):
+        kopf.event(
+            _ref(videojob),
+            type="Warning",
+            reason="Retrying",
+            message=f"attempt {new['attempts']}",
+        )
+
+
+async def _write(
+    rt: Runtime, videojob: Body, old: Body, new: Body, *, force_mirror: bool
+) -> Phase | None:
+    """Patch the status difference, announce it, then mirror to MongoDB.
+
+    The CR is written first: if the process dies before MongoDB is updated, the next reconcile
+    of the (now terminal) VideoJob still mirrors it (resume always mirrors).
+    """
+    meta = videojob["metadata"]
+    patch = status_patch(old, new)
+    merged = {**old, **new}
+    if patch:
+        resp = await rt.kube.patch_videojob_status(meta["namespace"], meta["name"], patch)
+        if resp is not None:
+            merged = resp.get("status") or merged
+        _announce(videojob, old, new)
+    if patch or force_mirror:
+        await rt.mirror.write(videojob["spec"]["jobId"], mirror_update(videojob, merged, now()))
+        if Phase(merged.get("phase", "Pending")).terminal and parse_time(merged.get("finishedAt")):
+            finished = parse_time(merged.get("finishedAt"))
+            if finished is not None and patch:
+                metrics.FINISH_LAG.observe(max(0.0, (now() - finished).total_seconds()))
+    return Phase(merged.get("phase", Phase.PENDING.value))
+
+
+async def _outputs(rt: Runtime, job_id: str, logger: logging.Logger | kopf.Logger) -> list[str]:
+    try:
+        manifest = await rt.storage.read_manifest(job_id)
+    except Exception as exc:  # S3 down must not hide the success; the event says why
+        logger.warning(f"cannot read the manifest of {job_id}: {exc}")
+        return []
+    return manifest_keys(job_id, manifest) if manifest is not None else []
+
+
+async def cancel(
+    rt: Runtime, videojob: Body, *, reason: str, logger: logging.Logger | kopf.Logger
+) -> None:
+    """Stop the Job's Pods, record Cancelled (CR and MongoDB), delete partial outputs."""
+    meta, status = videojob["metadata"], dict(videojob.get("status") or {})
+    # Job first: if we die after this, the next reconcile sees cancel again and finishes.
+    await rt.kube.delete_job(meta["namespace"], job_name(meta["name"]))
+    new = cancelled(status, reason=reason, at=now(), generation=meta.get("generation"))
+    await _write(rt, videojob, status, new, force_mirror=True)
+    removed = await rt.storage.delete_outputs(videojob["spec"]["jobId"])
+    logger.info(f"cancelled ({reason}); {removed} partial output(s) deleted")
+
+
+async def reconcile(
+    rt: Runtime,
+    namespace: str,
+    name: str,
+    *,
+    entries: Entries,
+    logger: logging.Logger | kopf.Logger,
+    force_mirror: bool = False,
+) -> Phase | None:
+    """Bring VideoJob `name` one step closer to its Job's truth; None if it no longer exists.
+
+    Raises WaitingForSlot when it must wait for the concurrency limit.
+    """
+    async with rt.lock(namespace, name):
+        videojob = await rt.kube.get_videojob(namespace, name)
+        if videojob is None:
+            return None
+        return await _reconcile_locked(rt, videojob, entries, logger, force_mirror)
+
+
+async def _reconcile_locked(
+    rt: Runtime,
+    videojob: Body,
+    entries: Entries,
+    logger: logging.Logger | kopf.Logger,
+    force_mirror: bool,
+) -> Phase | None:
+    meta, spec = videojob["metadata"], videojob["spec"]
+    status: Body = dict(videojob.get("status") or {})
+    namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
+    phase = Phase(status.get("phase") or Phase.PENDING.value)
+    if phase.terminal:
+        if force_mirror:
+            await rt.mirror.write(spec["jobId"], mirror_update(videojob, status, now()))
+        return phase
+    if meta.get("deletionTimestamp"):
+        return phase  # the delete handler owns the rest
+    if spec.get("cancel"):
+        await cancel(rt, videojob, reason=CANCEL_REQUESTED, logger=logger)
+        return Phase.CANCELLED
+    jname = job_name(name)
+    job = await rt.kube.get_job(namespace, jname)
+    if job is None and status.get("jobName"):
+        # We created a Job before, and it is gone: collected by its TTL while the operator was
+        # down, or deleted by hand. A manifest means the processor finished; else run again.
+        found = await _outputs(rt, spec["jobId"], logger)
+        if found:
+            attempts = max(1, int(status.get("attempts") or 0))
+            done = JobView(Outcome.SUCCEEDED, attempts, None, None, "")
+            new = from_job(status, jname, done, at=now(), generation=generation, outputs=found)
+            return await _write(rt, videojob, status, new, force_mirror=force_mirror)
+        logger.warning(f"Job {jname} disappeared before finishing; creating it again")
+    elif job is None:
+        admission = admit(entries(namespace), name, rt.settings.max_running_per_namespace)
+        if not admission.admitted:
+            new = waiting(
+                status,
+                running=admission.holding,
+                limit=rt.settings.max_running_per_namespace,
+                position=admission.position,
+                at=now(),
+                generation=generation,
+            )
+            await _write(rt, videojob, status, new, force_mirror=force_mirror)
+            raise WaitingForSlot(admission)
+    if job is None:
+        job, created = await rt.kube.create_job(build_job(videojob, rt.settings))
+        if created:
+            logger.info(f"created Job {jname}")
+    view = view_job(job)
+    outputs: list[str] | None = None
+    pod_message: str | None = None
+    if view.outcome is Outcome.SUCCEEDED:
+        outputs = await _outputs(rt, spec["jobId"], logger)
+    elif view.outcome in {Outcome.BAD_INPUT, Outcome.RETRIES_EXHAUSTED}:
+        pod_message = termination_message(await rt.kube.list_job_pods(namespace, jname))
+    new = from_job(
+        status,
+        jname,
+        view,
+        at=now(),
+        generation=generation,
+        outputs=outputs,
+        pod_message=pod_message,
+    )
+    return await _write(rt, videojob, status, new, force_mirror=force_mirror)
+
+
+async def reconcile_with_retries(
+    rt: Runtime, namespace: str, name: str, *, entries: Entries
+) -> None:
+    """For callers kopf does not retry (event handlers): keep trying with a capped backoff."""
+    delay = 1.0
+    while True:
+        try:
+            await reconcile(rt, namespace, name, entries=entries, logger=log, force_mirror=True)
+            return
+        except WaitingForSlot:
+            return  # its own creation handler keeps polling for a slot
+        except Exception as exc:
+            log.warning(f"reconcile of {namespace}/{name} failed, retrying in {delay:.0f}s: {exc}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
+
+
+def start_next(rt: Runtime, namespace: str, entries: Entries) -> None:
+    """Hand freed slots to the oldest waiting VideoJobs now, not at their next retry."""
+    for name in next_in_line(entries(namespace), rt.settings.max_running_per_namespace):
+        key = (namespace, name)
+        if key in rt.kicking:
+            continue
+        rt.kicking.add(key)
+
+        async def kick(name: str = name, key: tuple[str, str] = key) -> None:
+            try:
+                await reconcile_with_retries(rt, namespace, name, entries=entries)
+            finally:
+                rt.kicking.discard(key)
+
+        rt.spawn(kick())

@@ -1,0 +1,90 @@
+"""Operator settings: one typed class read from `VIDPIPE_OPERATOR_*` environment variables.
+
+docs/operator.md lists every setting; tests build instances directly instead of patching env.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OperatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VIDPIPE_OPERATOR_", frozen=True, extra="ignore")
+
+    # What to watch. Empty means every namespace (cluster-wide RBAC needed).
+    namespaces: list[str] = Field(default_factory=list)
+
+    # The processor container.
+    processor_image: str = "vidpipe-processor:latest"
+    processor_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    processor_command: list[str] | None = None
+    processor_args: list[str] | None = None
+    processor_service_account: str = "vidpipe-processor"
+    processor_uid: int = Field(default=65532, ge=1)
+    processor_cpu_request: str = "500m"
+    processor_cpu_limit: str = "2"
+    processor_memory_request: str = "512Mi"
+    processor_memory_limit: str = "2Gi"
+    processor_work_dir_size: str = "20Gi"
+    processor_tmp_size: str = "1Gi"
+
+    # Job policy.
+    max_running_per_namespace: int = Field(default=4, ge=1)
+    backoff_limit: int = Field(default=3, ge=0, le=20)
+    default_active_deadline_seconds: int = Field(default=3600, ge=30)
+    ttl_seconds_after_finished: int = Field(default=3600, ge=0)
+    termination_grace_period_seconds: int = Field(default=30, ge=0)
+    # How often a VideoJob waiting for a slot re-checks; slots freed by a finishing Job are
+    # handed out at once, so this only bounds the delay after missed events.
+    slot_retry_seconds: float = Field(default=10.0, gt=0)
+    # Safety-net re-read of unfinished VideoJobs in case a watch event was lost.
+    resync_seconds: float = Field(default=60.0, gt=0)
+
+    # Object storage: the operator reads manifests and deletes partial outputs; the processor
+    # gets the endpoint and credentials through its Pod spec.
+    output_bucket: str = "vidpipe-media"
+    s3_endpoint_url: str | None = None
+    # What the processor Pod uses; defaults to s3_endpoint_url (differs when the operator runs
+    # outside the cluster network, as in tests).
+    processor_s3_endpoint_url: str | None = None
+    aws_region: str = "us-east-1"
+    # The operator's own credentials; None falls back to boto3's chain (env, IRSA...).
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    # The Secret, in each jobs namespace, holding the processor's S3 credentials.
+    s3_secret_name: str = "vidpipe-s3"
+    s3_secret_access_key_id_key: str = "AWS_ACCESS_KEY_ID"
+    s3_secret_secret_access_key_key: str = "AWS_SECRET_ACCESS_KEY"
+
+    # MongoDB read model.
+    mongo_url: SecretStr = SecretStr("mongodb://localhost:27017/")
+    mongo_database: str = "vidpipe"
+    mongo_timeout_ms: int = Field(default=5000, ge=100)
+
+    # Leader election on a coordination.k8s.io Lease: only the holder runs handlers.
+    leader_election: bool = True
+    lease_name: str = "vidpipe-operator"
+    lease_namespace: str = "default"
+    lease_duration_seconds: int = Field(default=15, ge=5)
+    # Stable across a container restart in the same Pod, so a crashed leader can re-take its own
+    # Lease at once instead of waiting for it to expire.
+    identity: str = Field(default_factory=socket.gethostname)
+
+    # Threads for blocking SDK calls (kubernetes client, pymongo, boto3), kept off the loop.
+    io_threads: int = Field(default=16, ge=2)
+    metrics_port: int = Field(default=8080, ge=0, le=65535)  # 0 disables the endpoint
+
+    @field_validator("mongo_url")
+    @classmethod
+    def _mongo_url_scheme(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("mongo_url must be a mongodb:// or mongodb+srv:// URL")
+        return value
+
+    @property
+    def processor_endpoint(self) -> str | None:
+        return self.processor_s3_endpoint_url or self.s3_endpoint_url

@@ -1,0 +1,67 @@
+"""Operator start-up: kopf settings (each with its reason) and the shared Runtime."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import kopf
+
+from vidpipe import constants
+from vidpipe_operator.kube import Kube, load_config
+from vidpipe_operator.mirror import JobMirror
+from vidpipe_operator.runtime import Runtime
+from vidpipe_operator.settings import OperatorSettings
+from vidpipe_operator.storage import OutputStorage
+
+
+def handle_startup(
+    kopf_settings: kopf.OperatorSettings, settings: OperatorSettings, logger: kopf.Logger
+) -> Runtime:
+    p = kopf_settings
+    # Our own finalizer name: `kubectl get -o yaml` then says which component holds a deletion.
+    p.persistence.finalizer = f"{constants.GROUP}/finalizer"
+    # Handler progress in annotations: status has a strict schema, so status.kopf would be pruned.
+    p.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=constants.GROUP)
+    # Same for the last-handled spec that kopf diffs updates against.
+    p.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=constants.GROUP, key="last-handled-configuration"
+    )
+    # One active replica is guaranteed by our Lease (leader.py); kopf peering would need its own
+    # CRDs and still lets replicas of equal priority run together.
+    p.peering.standalone = True
+    # Events say which component wrote them.
+    p.posting.reporting_component = constants.FIELD_MANAGER_OPERATOR
+    p.posting.reporting_instance = settings.identity
+    # Watches end and restart every few minutes, so a silently dead connection (API server
+    # restart behind a load balancer) is noticed within that time, not hours later.
+    p.watching.server_timeout = 240
+    p.watching.client_timeout = 270
+    p.watching.connect_timeout = 10
+    # Reconnect quickly after an API server restart, but do not hammer it.
+    p.watching.reconnect_backoff = 1.0
+    # A hung request must not block a handler for aiohttp's default 5 minutes.
+    p.networking.request_timeout = 60
+    # Failed handlers (e.g. MongoDB down) retry quickly first, then back off.
+    p.execution.default_backoff = 10
+    # kopf's own sync-handler pool; all our blocking calls use Runtime.executor instead.
+    p.execution.max_workers = 4
+    executor = ThreadPoolExecutor(settings.io_threads, thread_name_prefix="vidpipe-io")
+    runtime = Runtime(
+        settings=settings,
+        kube=Kube(load_config(), executor),
+        mirror=JobMirror(
+            settings.mongo_url.get_secret_value(),
+            settings.mongo_database,
+            executor,
+            settings.mongo_timeout_ms,
+        ),
+        storage=OutputStorage(settings, executor),
+        executor=executor,
+    )
+    logging.getLogger(__name__).info(
+        f"limit {settings.max_running_per_namespace} running per namespace; "
+        f"image {settings.processor_image}"
+    )
+    logger.info("vidpipe operator configured")
+    return runtime

@@ -1,0 +1,101 @@
+"""S3 access the operator needs: read a job's manifest, delete a cancelled job's partial outputs.
+
+boto3 is blocking, so every call runs in the operator's I/O thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from concurrent.futures import Executor
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from vidpipe.keys import MANIFEST_NAME, output_key, output_prefix
+from vidpipe_operator.settings import OperatorSettings
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
+
+T = TypeVar("T")
+
+
+def manifest_keys(job_id: str, manifest: Any) -> list[str]:
+    """Output keys listed by a processor manifest.
+
+    Accepted shapes: `{"outputs": [...]}` or a bare list, whose entries are keys, file names, or
+    objects with a `key` or `name`; or `{"outputs": {name: {...}}}`. Anything outside the job's
+    prefix is ignored: status must never point at another job's objects.
+    """
+    entries: Any = (
+        manifest.get("outputs", manifest.get("files", []))
+        if isinstance(manifest, dict)
+        else manifest
+    )
+    if isinstance(entries, dict):
+        entries = list(entries)
+    prefix = output_prefix(job_id)
+    keys: list[str] = []
+    for entry in entries if isinstance(entries, list) else []:
+        value = entry.get("key") or entry.get("name") if isinstance(entry, dict) else entry
+        if not isinstance(value, str) or not value:
+            continue
+        key = value if value.startswith(prefix) else None
+        if key is None and "/" not in value:
+            key = output_key(job_id, value)
+        if key and key != output_key(job_id, MANIFEST_NAME) and key not in keys:
+            keys.append(key)
+    return sorted(keys)
+
+
+class OutputStorage:
+    def __init__(self, settings: OperatorSettings, executor: Executor):
+        access = settings.s3_access_key_id
+        secret = settings.s3_secret_access_key
+        self._s3: S3Client = boto3.client(
+            "s3",
+            endpoint_url=settings.s3_endpoint_url,
+            region_name=settings.aws_region,
+            aws_access_key_id=access.get_secret_value() if access else None,
+            aws_secret_access_key=secret.get_secret_value() if secret else None,
+            config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5),
+        )
+        self.bucket = settings.output_bucket
+        self._executor = executor
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    def _read_manifest(self, job_id: str) -> Any | None:
+        try:
+            body = self._s3.get_object(Bucket=self.bucket, Key=output_key(job_id, MANIFEST_NAME))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
+                return None
+            raise
+        return json.loads(body["Body"].read())
+
+    async def read_manifest(self, job_id: str) -> Any | None:
+        """The parsed manifest, or None when the processor has not written it."""
+        return await self._run(partial(self._read_manifest, job_id))
+
+    def _delete_outputs(self, job_id: str) -> int:
+        deleted = 0
+        paginator = self._s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=output_prefix(job_id)):
+            objects = [{"Key": o["Key"]} for o in page.get("Contents", []) if "Key" in o]
+            # One by one rather than DeleteObjects: small S3 servers (and some gateways) lack
+            # the multi-object API, and a cancelled job has only a handful of objects.
+            for obj in objects:
+                self._s3.delete_object(Bucket=self.bucket, Key=obj["Key"])
+                deleted += 1
+        return deleted
+
+    async def delete_outputs(self, job_id: str) -> int:
+        """Delete everything under the job's output prefix; returns how many objects went."""
+        return await self._run(partial(self._delete_outputs, job_id))

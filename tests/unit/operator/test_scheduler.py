@@ -1,0 +1,78 @@
+"""The per-namespace concurrency limit: who may start, in which order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.unit.operator.conftest import videojob
+from vidpipe_operator.scheduler import QueueEntry, Slot, admit, next_in_line, queue_entry
+
+pytestmark = pytest.mark.unit
+
+
+def entry(name: str, slot: Slot, minute: int) -> QueueEntry:
+    return QueueEntry(f"2026-01-01T00:{minute:02d}:00Z", name, slot)
+
+
+def _body(status: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]:
+    body = videojob("j")
+    body["metadata"].update(meta)
+    if status is not None:
+        body["status"] = status
+    return body
+
+
+@pytest.mark.parametrize(
+    ("body", "slot"),
+    [
+        (_body(), Slot.WAITING),
+        (_body({"phase": "Pending"}), Slot.WAITING),
+        (_body({"phase": "Pending", "jobName": "vj-j"}), Slot.HOLDING),
+        (_body({"phase": "Running", "jobName": "vj-j"}), Slot.HOLDING),
+        (_body({"phase": "Succeeded", "jobName": "vj-j"}), Slot.RELEASED),
+        (_body({"phase": "Cancelled"}), Slot.RELEASED),
+        (_body({"phase": "Running"}, deletionTimestamp="2026-01-01T00:00:00Z"), Slot.RELEASED),
+    ],
+)
+def test_queue_entry(body: dict[str, Any], slot: Slot) -> None:
+    assert queue_entry(body).slot is slot
+
+
+def test_cancel_releases_the_slot() -> None:
+    body = _body({"phase": "Running", "jobName": "vj-j"})
+    body["spec"]["cancel"] = True
+    assert queue_entry(body).slot is Slot.RELEASED
+
+
+def test_oldest_waiting_start_first() -> None:
+    entries = [
+        entry("running", Slot.HOLDING, 0),
+        entry("c", Slot.WAITING, 3),
+        entry("a", Slot.WAITING, 1),
+        entry("b", Slot.WAITING, 2),
+        entry("done", Slot.RELEASED, 0),
+    ]
+    assert admit(entries, "a", 2).admitted
+    assert not admit(entries, "b", 2).admitted
+    assert admit(entries, "b", 2).position == 2 and admit(entries, "b", 2).holding == 1
+    assert admit(entries, "b", 3).admitted and not admit(entries, "c", 3).admitted
+    assert next_in_line(entries, 3) == ["a", "b"]
+    assert next_in_line(entries, 1) == []
+
+
+def test_a_job_holding_a_slot_is_always_admitted() -> None:
+    entries = [entry("x", Slot.HOLDING, 0), entry("y", Slot.HOLDING, 1)]
+    assert admit(entries, "x", 1).admitted
+
+
+def test_same_second_ties_break_by_name() -> None:
+    entries = [entry("b", Slot.WAITING, 0), entry("a", Slot.WAITING, 0)]
+    assert admit(entries, "a", 1).admitted and not admit(entries, "b", 1).admitted
+
+
+def test_unknown_job_queues_last() -> None:
+    entries = [entry("a", Slot.WAITING, 0)]
+    assert not admit(entries, "new", 1).admitted
+    assert admit(entries, "new", 2).admitted

@@ -1,0 +1,48 @@
+"""Operator settings come from VIDPIPE_OPERATOR_* variables."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from vidpipe_operator.settings import OperatorSettings
+
+pytestmark = pytest.mark.unit
+
+
+def test_defaults() -> None:
+    settings = OperatorSettings()
+    assert settings.max_running_per_namespace == 4
+    assert settings.processor_service_account == "vidpipe-processor"
+    assert settings.leader_election is True and settings.namespaces == []
+    assert settings.processor_endpoint is None
+
+
+def test_environment_with_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIDPIPE_OPERATOR_MAX_RUNNING_PER_NAMESPACE", "7")
+    monkeypatch.setenv("VIDPIPE_OPERATOR_NAMESPACES", '["a","b"]')
+    monkeypatch.setenv("VIDPIPE_OPERATOR_PROCESSOR_COMMAND", '["/bin/sh","-c"]')
+    monkeypatch.setenv("VIDPIPE_OPERATOR_S3_ENDPOINT_URL", "http://s3:9000")
+    monkeypatch.setenv("VIDPIPE_OPERATOR_MONGO_URL", "mongodb://db:27017/")
+    settings = OperatorSettings()
+    assert settings.max_running_per_namespace == 7
+    assert settings.namespaces == ["a", "b"]
+    assert settings.processor_command == ["/bin/sh", "-c"]
+    assert settings.processor_endpoint == "http://s3:9000"
+    assert settings.mongo_url.get_secret_value() == "mongodb://db:27017/"
+    assert "db:27017" not in repr(settings)  # secrets stay out of logs
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("MAX_RUNNING_PER_NAMESPACE", "0"),
+        ("PROCESSOR_IMAGE_PULL_POLICY", "Sometimes"),
+        ("MONGO_URL", "http://db"),
+        ("BACKOFF_LIMIT", "-1"),
+    ],
+)
+def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, key: str, value: str) -> None:
+    monkeypatch.setenv(f"VIDPIPE_OPERATOR_{key}", value)
+    with pytest.raises(ValidationError):
+        OperatorSettings()
