@@ -1,0 +1,352 @@
+"""The processor as a real process: real ffmpeg, the real S3 server, the Pod's environment.
+
+Each good input must produce H.264/AAC yuv420p faststart MP4s that never upscale, a poster, a
+storyboard, metadata and a manifest written last; each bad input must exit with BAD_INPUT, say why
+in the termination message, and leave nothing under the job's prefix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.processor.conftest import Media
+from tests.integration.processor.helpers import (
+    Run,
+    download_outputs,
+    environment,
+    ffprobe,
+    finish,
+    output_keys,
+    run_processor,
+    spec,
+    start,
+    top_level_atoms,
+)
+from tests.utils.servers import S3Server
+from vidpipe import exitcodes, keys
+
+pytestmark = pytest.mark.integration
+
+JOB = "job-1"
+NO_EXTRAS = {"poster": False, "storyboard": {"enabled": False}}
+
+
+def succeeded(run: Run) -> None:
+    assert run.returncode == exitcodes.SUCCESS, run.logs[-3000:]
+    assert run.termination["code"] == "ok"
+
+
+def video_stream(probe: dict[str, Any]) -> dict[str, Any]:
+    streams: list[dict[str, Any]] = [s for s in probe["streams"] if s["codec_type"] == "video"]
+    assert len(streams) == 1
+    return streams[0]
+
+
+def audio_streams(probe: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in probe["streams"] if s["codec_type"] == "audio"]
+
+
+def check_outputs(
+    s3: S3Server, bucket: str, run: Run, dest: Path, renditions: dict[str, tuple[int, int]]
+) -> dict[str, Path]:
+    """What every successful job must leave: checks shared by the good-input tests."""
+    client = s3.client()
+    files = download_outputs(client, bucket, dest)
+    expected = {f"{name}.mp4" for name in renditions} | {keys.METADATA_NAME, keys.MANIFEST_NAME}
+    assert expected <= set(files)
+
+    for name, (width, height) in renditions.items():
+        probe = ffprobe(files[f"{name}.mp4"])
+        video = video_stream(probe)
+        assert (video["codec_name"], video["pix_fmt"]) == ("h264", "yuv420p"), name
+        assert (video["width"], video["height"]) == (width, height), name
+        assert "side_data_list" not in video, "outputs must not carry a rotation"
+        assert all(a["codec_name"] == "aac" for a in audio_streams(probe))
+        atoms = top_level_atoms(files[f"{name}.mp4"])
+        assert atoms.index("moov") < atoms.index("mdat"), f"{name} is not faststart: {atoms}"
+
+    manifest = json.loads(files[keys.MANIFEST_NAME].read_text())
+    listed = {entry["name"]: entry for entry in manifest["outputs"]}
+    assert set(listed) == set(files) - {keys.MANIFEST_NAME}
+    for name, entry in listed.items():
+        data = files[name].read_bytes()
+        assert entry["size"] == len(data), name
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest(), name
+        assert entry["key"] == keys.output_key(JOB, name)
+    for name, (width, height) in renditions.items():
+        assert (listed[f"{name}.mp4"]["width"], listed[f"{name}.mp4"]["height"]) == (width, height)
+
+    # Written last: no other output is newer than the manifest.
+    modified = {
+        key: client.head_object(Bucket=bucket, Key=key)["LastModified"]
+        for key in output_keys(client, bucket)
+    }
+    manifest_time = modified.pop(keys.output_key(JOB, keys.MANIFEST_NAME))
+    assert all(t <= manifest_time for t in modified.values())
+    assert run.termination["outputs"][-1] == keys.output_key(JOB, keys.MANIFEST_NAME)
+
+    progress = [line["progress"] for line in run.log_lines() if "progress" in line]
+    assert progress == sorted(progress) and progress[-1] == 100
+    return files
+
+
+def test_1080p_ladder_with_audio(s3: S3Server, bucket: str, media: Media, tmp_path: Path) -> None:
+    ladder = [
+        {"name": "2160p", "height": 2160},
+        {"name": "1080p", "height": 1080},
+        {"name": "720p", "height": 720, "videoBitrateKbps": 1500},
+        {"name": "480p", "height": 480},
+    ]
+    run = run_processor(s3, bucket, media.hd_with_audio, tmp_path, outputs={"renditions": ladder})
+    succeeded(run)
+    files = check_outputs(
+        s3,
+        bucket,
+        run,
+        tmp_path / "out",
+        {"1080p": (1920, 1080), "720p": (1280, 720), "480p": (854, 480)},
+    )
+    assert "2160p.mp4" not in files, "never upscale"
+    for name in ("1080p", "720p", "480p"):
+        [audio] = audio_streams(ffprobe(files[f"{name}.mp4"]))
+        assert audio["codec_name"] == "aac"
+        duration = float(ffprobe(files[f"{name}.mp4"])["format"]["duration"])
+        assert duration == pytest.approx(2.0, abs=0.15)
+
+    poster = files[keys.POSTER_NAME]
+    assert poster.read_bytes()[:3] == b"\xff\xd8\xff"
+    poster_video = video_stream(ffprobe(poster))
+    assert (poster_video["width"], poster_video["height"]) == (1920, 1080)
+    vtt = files[keys.STORYBOARD_VTT_NAME].read_text()
+    assert vtt.startswith("WEBVTT")
+    assert f"{keys.STORYBOARD_IMAGE_NAME}#xywh=0,0,160,90" in vtt
+    sprite = video_stream(ffprobe(files[keys.STORYBOARD_IMAGE_NAME]))
+    assert (sprite["codec_name"], sprite["width"], sprite["height"]) == ("mjpeg", 160, 90)
+
+    metadata = json.loads(files[keys.METADATA_NAME].read_text())["source"]
+    assert metadata["container"] == "mp4"
+    video = metadata["video"]
+    assert (video["codec"], video["width"], video["height"]) == ("h264", 1920, 1080)
+    assert video["frameRate"] == 25.0
+    assert metadata["durationSeconds"] == pytest.approx(2.0, abs=0.1)
+    assert metadata["audio"][0]["codec"] == "aac"
+    assert metadata["bitrate"] > 0 and metadata["sizeBytes"] == media.hd_with_audio.stat().st_size
+
+
+@pytest.fixture
+def videojob_api() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A stand-in for the API server's VideoJob status endpoint, recording what it receives."""
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_PATCH(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append({"path": self.path, "body": body})
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_no_audio_rerun_and_progress_to_the_videojob(
+    s3: S3Server,
+    bucket: str,
+    media: Media,
+    tmp_path: Path,
+    videojob_api: tuple[str, list[dict[str, Any]]],
+) -> None:
+    client = s3.client()
+    # Leftovers of an earlier attempt: a stale manifest and an output this run does not make.
+    for name in (keys.MANIFEST_NAME, "1080p.mp4"):
+        client.put_object(Bucket=bucket, Key=keys.output_key(JOB, name), Body=b"old")
+    token = tmp_path / "token"
+    token.write_text("test-token")
+    url, received = videojob_api
+    run = run_processor(
+        s3,
+        bucket,
+        media.no_audio,
+        tmp_path,
+        outputs={"renditions": [{"name": "240p", "height": 240}]},
+        env={
+            "VIDPIPE_VIDEOJOB_NAME": JOB,
+            "VIDPIPE_VIDEOJOB_NAMESPACE": "jobs",
+            "VIDPIPE_KUBERNETES_API_URL": url,
+            "VIDPIPE_KUBERNETES_TOKEN_PATH": str(token),
+        },
+    )
+    succeeded(run)
+    files = check_outputs(s3, bucket, run, tmp_path / "out", {"240p": (320, 240)})
+    assert "1080p.mp4" not in files
+    assert audio_streams(ffprobe(files["240p.mp4"])) == []
+
+    values = [r["body"]["status"]["progress"] for r in received]
+    assert values and values == sorted(set(values)) and values[-1] == 100
+    assert received[0]["path"].startswith(
+        "/apis/media.vidpipe.io/v1alpha1/namespaces/jobs/videojobs/job-1/status?"
+    )
+
+
+def test_two_second_clip_with_default_outputs(
+    s3: S3Server, bucket: str, media: Media, tmp_path: Path
+) -> None:
+    run = run_processor(s3, bucket, media.two_seconds, tmp_path)
+    succeeded(run)
+    # 720p was asked for, the source is 360 high: one rendition at the source size.
+    files = check_outputs(s3, bucket, run, tmp_path / "out", {"720p": (640, 360)})
+    assert files[keys.POSTER_NAME].stat().st_size > 0
+    vtt = files[keys.STORYBOARD_VTT_NAME].read_text()
+    assert vtt.count("-->") == 1
+    assert "00:00:00.000 --> 00:00:02.000" in vtt
+
+
+def test_rotated_phone_video_comes_out_portrait(
+    s3: S3Server, bucket: str, media: Media, tmp_path: Path
+) -> None:
+    outputs = {"renditions": [{"name": "240p", "height": 240}], "storyboard": {"enabled": False}}
+    run = run_processor(s3, bucket, media.rotated, tmp_path, outputs=outputs)
+    succeeded(run)
+    files = check_outputs(s3, bucket, run, tmp_path / "out", {"240p": (180, 240)})
+    poster = video_stream(ffprobe(files[keys.POSTER_NAME]))
+    assert (poster["width"], poster["height"]) == (240, 320)
+    metadata = json.loads(files[keys.METADATA_NAME].read_text())["source"]["video"]
+    assert (metadata["rotation"], metadata["width"], metadata["height"]) == (90, 240, 320)
+
+
+def test_odd_dimensions_and_444(s3: S3Server, bucket: str, media: Media, tmp_path: Path) -> None:
+    outputs = {"renditions": [{"name": "240p", "height": 240}], **NO_EXTRAS}
+    run = run_processor(s3, bucket, media.odd_444, tmp_path, outputs=outputs)
+    succeeded(run)
+    check_outputs(s3, bucket, run, tmp_path / "out", {"240p": (320, 240)})
+
+
+def test_ten_bit_becomes_8bit_420(s3: S3Server, bucket: str, media: Media, tmp_path: Path) -> None:
+    outputs = {"renditions": [{"name": "240p", "height": 240}], **NO_EXTRAS}
+    run = run_processor(s3, bucket, media.ten_bit, tmp_path, outputs=outputs)
+    succeeded(run)
+    files = check_outputs(s3, bucket, run, tmp_path / "out", {"240p": (320, 240)})
+    assert video_stream(ffprobe(files["240p.mp4"]))["profile"] == "High"
+
+
+def test_second_audio_track_when_asked(
+    s3: S3Server, bucket: str, media: Media, tmp_path: Path
+) -> None:
+    outputs = {"renditions": [{"name": "240p", "height": 240}], "audioTrack": 1, **NO_EXTRAS}
+    run = run_processor(s3, bucket, media.two_audio_tracks, tmp_path, outputs=outputs)
+    succeeded(run)
+    files = check_outputs(s3, bucket, run, tmp_path / "out", {"240p": (320, 240)})
+    [audio] = audio_streams(ffprobe(files["240p.mp4"]))
+    assert audio["channels"] == 2, "track 1 (stereo) must be used, not track 0 (mono)"
+    metadata = json.loads(files[keys.METADATA_NAME].read_text())
+    assert metadata["audioTrack"] == {"requested": 1, "usedStreamIndex": 2}
+
+
+def test_variable_frame_rate(s3: S3Server, bucket: str, media: Media, tmp_path: Path) -> None:
+    outputs = {"renditions": [{"name": "240p", "height": 240}], **NO_EXTRAS}
+    run = run_processor(s3, bucket, media.variable_frame_rate, tmp_path, outputs=outputs)
+    succeeded(run)
+    files = check_outputs(s3, bucket, run, tmp_path / "out", {"240p": (320, 240)})
+    assert float(ffprobe(files["240p.mp4"])["format"]["duration"]) == pytest.approx(3.0, abs=0.2)
+
+
+BAD_INPUTS = [
+    ("empty", "empty_upload", "empty", {}),
+    ("text", "not_a_video", "not a readable video", {}),
+    ("truncated", "not_a_video", "moov atom not found", {}),
+    ("hls_playlist", "unsupported_format", "HLS playlist", {}),
+    ("concat_list", "unsupported_format", "concat list", {}),
+    ("png_image", "unsupported_format", "an image", {}),
+    ("no_audio", "resolution_limit_exceeded", "320x240", {"VIDPIPE_MAX_PIXELS": "64000"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("fixture", "code", "message", "env"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS]
+)
+def test_bad_input_is_refused_and_leaves_nothing(
+    s3: S3Server,
+    bucket: str,
+    media: Media,
+    tmp_path: Path,
+    fixture: str,
+    code: str,
+    message: str,
+    env: dict[str, str],
+) -> None:
+    client = s3.client()
+    client.put_object(Bucket=bucket, Key=keys.output_key(JOB, keys.MANIFEST_NAME), Body=b"old")
+    run = run_processor(s3, bucket, getattr(media, fixture), tmp_path, env=env)
+    assert run.returncode == exitcodes.BAD_INPUT, run.logs[-3000:]
+    assert run.termination["code"] == code
+    assert message in run.termination["message"]
+    assert output_keys(client, bucket) == []
+    assert not any((tmp_path / "work").iterdir()), "the work dir must be cleaned up"
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_sigterm_stops_ffmpeg_and_removes_partial_outputs(
+    s3: S3Server, bucket: str, media: Media, tmp_path: Path
+) -> None:
+    client = s3.client()
+    client.upload_file(str(media.long_for_sigterm), bucket, keys.source_key(JOB))
+    # Leftovers of an earlier attempt must go too: the prefix is complete or empty.
+    client.put_object(Bucket=bucket, Key=keys.output_key(JOB, "240p.mp4"), Body=b"partial")
+    job_spec = spec(JOB, bucket, renditions=[{"name": "240p", "height": 240}])
+    # A slow preset keeps ffmpeg busy long enough to be interrupted mid-encode.
+    env = environment(s3, job_spec, tmp_path, VIDPIPE_X264_PRESET="slow")
+    process = start(env, tmp_path)
+    assert process.stderr is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + 60
+    for line in process.stderr:
+        seen.append(line)
+        if '"progress": ' in line and json.loads(line)["progress"] >= 10:
+            break
+        assert time.monotonic() < deadline, "".join(seen)
+    children = _children(process.pid)
+    assert children, "ffmpeg should be running"
+    os.kill(process.pid, signal.SIGTERM)
+    run = finish(process, tmp_path, timeout=30)
+    assert run.returncode == exitcodes.TERMINATED, "".join(seen) + run.logs
+    assert run.termination["code"] == "processing_failed"
+    assert "signal 15" in run.termination["message"]
+    assert output_keys(client, bucket) == []
+    assert not any((tmp_path / "work").iterdir())
+    for pid in children:
+        assert not Path(f"/proc/{pid}").exists(), "ffmpeg must be reaped"
