@@ -198,7 +198,7 @@ def parse_error(message: str | None, default_code: ErrorCode, default_text: str)
     return {"code": default_code.value, "message": default_text[:MAX_MESSAGE]}
 
 
-def job_error(view: JobView, pod_message: str | None) -> dict[str, str] | None:
+def job_error(view: JobView, pod_message: str | None, attempts: int) -> dict[str, str] | None:
     """status.error for a failed Job, preferring what the processor itself said."""
     if view.outcome is Outcome.BAD_INPUT:
         return parse_error(pod_message, ErrorCode.NOT_A_VIDEO, "the processor rejected the input")
@@ -207,7 +207,7 @@ def job_error(view: JobView, pod_message: str | None) -> dict[str, str] | None:
         return {"code": ErrorCode.DEADLINE_EXCEEDED.value, "message": view.message[:MAX_MESSAGE]}
     if view.outcome is Outcome.RETRIES_EXHAUSTED:
         err = parse_error(pod_message, ErrorCode.PROCESSING_FAILED, view.message)
-        err["message"] = f"failed after {view.attempts} attempt(s): {err['message']}"[:MAX_MESSAGE]
+        err["message"] = f"failed after {attempts} attempt(s): {err['message']}"[:MAX_MESSAGE]
         return err
     return None
 
@@ -251,7 +251,10 @@ def from_job(
     conds: list[dict[str, Any]] = list(old.get("conditions") or [])
     phase = _PHASE[view.outcome]
     status["jobName"] = job_name
-    status["attempts"] = max(int(old.get("attempts") or 0), view.attempts)
+    # The Job may count a Pod that is still terminating as neither active nor failed: never let
+    # the number go down.
+    attempts = max(int(old.get("attempts") or 0), view.attempts)
+    status["attempts"] = attempts
     if generation is not None:
         status["observedGeneration"] = generation
     conds = set_condition(
@@ -276,9 +279,9 @@ def from_job(
             generation=generation,
         )
     elif phase is Phase.RUNNING:
-        reason = RETRYING if view.attempts > 1 else PROCESSING
+        reason = RETRYING if attempts > 1 else PROCESSING
         conds = set_condition(
-            conds, RUNNING, "True", reason, f"attempt {view.attempts}", at=at, generation=generation
+            conds, RUNNING, "True", reason, f"attempt {attempts}", at=at, generation=generation
         )
     else:
         finished = view.finished_at or at
@@ -288,7 +291,7 @@ def from_job(
             RUNNING,
             "False",
             FINISHED,
-            f"after {view.attempts} attempt(s)",
+            f"after {attempts} attempt(s)",
             at=at,
             generation=generation,
         )
@@ -306,7 +309,7 @@ def from_job(
                 generation=generation,
             )
         else:
-            err = job_error(view, pod_message) or {"code": "internal_error", "message": ""}
+            err = job_error(view, pod_message, attempts) or {"code": "internal_error", "message": ""}
             status["error"] = err
             conds = set_condition(
                 conds,

@@ -1,0 +1,192 @@
+"""A VideoJob's life on the real cluster: Job, phases, status, MongoDB, events, cancel, delete."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.integration.operator.conftest import Cluster, OperatorProcess, wait_for
+from tests.utils.servers import S3Server
+from vidpipe.keys import output_key
+
+pytestmark = pytest.mark.integration
+
+
+def _phase(cluster: Cluster, name: str, phase: str) -> Any:
+    status = cluster.status(name)
+    return status if status.get("phase") == phase else None
+
+
+def test_success_fills_status_and_mongo(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    jobs_collection: Any,
+    s3: S3Server,
+    output_bucket: str,
+) -> None:
+    name = "ok-1"
+    # The processor writes the manifest last; the stub cannot reach S3, so the test does.
+    manifest = {"outputs": [{"key": output_key(name, "720p.mp4"), "size": 1}, "poster.jpg"]}
+    s3.client().put_object(
+        Bucket=output_bucket, Key=output_key(name, "manifest.json"), Body=json.dumps(manifest)
+    )
+    cluster.create_videojob(name, owner="medium")
+    running = wait_for(
+        "Running", lambda: _phase(cluster, name, "Running"), 60, on_timeout=operator.log_tail
+    )
+    assert running["jobName"] == "vj-ok-1"
+    (job,) = [j for j in cluster.jobs() if j.metadata.name == "vj-ok-1"]
+    assert job.metadata.owner_references[0].name == name
+    assert wait_for(
+        "Mongo Running",
+        lambda: (jobs_collection.find_one({"_id": name}) or {}).get("phase") == "Running",
+    )
+    done = wait_for(
+        "Succeeded", lambda: _phase(cluster, name, "Succeeded"), 60, on_timeout=operator.log_tail
+    )
+    assert done["progress"] == 100
+    assert done["attempts"] == 1
+    assert done["outputs"] == [output_key(name, "720p.mp4"), output_key(name, "poster.jpg")]
+    assert done["startedAt"] <= done["finishedAt"] and done["duration"].endswith("s")
+    conds = {c["type"]: c for c in done["conditions"]}
+    assert conds["Admitted"]["status"] == "True" and conds["Complete"]["status"] == "True"
+    assert conds["Running"]["status"] == "False"
+    doc = wait_for(
+        "Mongo Succeeded",
+        lambda: (d := jobs_collection.find_one({"_id": name})) and d["phase"] == "Succeeded" and d,
+    )
+    assert doc["outputs"] == done["outputs"] and doc["progress"] == 100
+    assert doc["finished_at"] is not None and doc["error"] is None
+    reasons = wait_for(
+        "events",
+        lambda: (
+            (r := {e.reason for e in cluster.events(name)})
+            >= {"JobCreated", "Running", "Succeeded"}
+            and r
+        ),
+    )
+    assert "Failed" not in reasons
+
+
+def test_bad_input_fails_at_once_without_retry(
+    cluster: Cluster, operator: OperatorProcess, jobs_collection: Any
+) -> None:
+    name = "bad-1"
+    cluster.create_videojob(name, owner="bad")
+    failed = wait_for(
+        "Failed", lambda: _phase(cluster, name, "Failed"), 60, on_timeout=operator.log_tail
+    )
+    assert failed["error"] == {"code": "not_a_video", "message": "stub: not a video"}
+    assert failed["attempts"] == 1
+    conds = {c["type"]: c for c in failed["conditions"]}
+    assert conds["Failed"]["reason"] == "BadInput"
+    assert len(cluster.pods(f"batch.kubernetes.io/job-name=vj-{name}")) == 1
+    doc = wait_for(
+        "Mongo Failed",
+        lambda: (d := jobs_collection.find_one({"_id": name})) and d["phase"] == "Failed" and d,
+    )
+    assert doc["error"]["code"] == "not_a_video"
+
+
+def test_retryable_exit_is_retried_up_to_the_limit(
+    cluster: Cluster, operator: OperatorProcess, jobs_collection: Any
+) -> None:
+    name = "flaky-1"
+    cluster.create_videojob(name, owner="flaky")
+    failed = wait_for(
+        "Failed", lambda: _phase(cluster, name, "Failed"), 90, on_timeout=operator.log_tail
+    )
+    # backoffLimit 1 in these tests: the first try and one retry.
+    assert failed["attempts"] == 2
+    assert failed["error"]["code"] == "storage_unavailable"
+    assert failed["error"]["message"].startswith("failed after 2 attempt(s)")
+    assert {c["type"]: c for c in failed["conditions"]}["Failed"]["reason"] == "RetriesExhausted"
+    assert len(cluster.pods(f"batch.kubernetes.io/job-name=vj-{name}")) == 2
+    assert "Retrying" in {e.reason for e in cluster.events(name)}
+
+
+def test_cancel_stops_pods_and_deletes_partial_outputs(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    jobs_collection: Any,
+    s3: S3Server,
+    output_bucket: str,
+) -> None:
+    name = "cancel-1"
+    cluster.create_videojob(name, owner="slow")
+    wait_for("Running", lambda: _phase(cluster, name, "Running"), 60, on_timeout=operator.log_tail)
+    s3.client().put_object(Bucket=output_bucket, Key=output_key(name, "720p.mp4"), Body=b"partial")
+    cluster.patch_spec(name, {"cancel": True})
+    status = wait_for(
+        "Cancelled", lambda: _phase(cluster, name, "Cancelled"), 30, on_timeout=operator.log_tail
+    )
+    assert {c["type"]: c for c in status["conditions"]}["Cancelled"]["reason"] == "CancelRequested"
+    wait_for(
+        "Job gone", lambda: not [j for j in cluster.jobs() if j.metadata.name == f"vj-{name}"], 60
+    )
+    assert not cluster.pods(f"batch.kubernetes.io/job-name=vj-{name}")
+    listed = s3.client().list_objects_v2(Bucket=output_bucket, Prefix=f"outputs/{name}/")
+    assert listed.get("KeyCount", 0) == 0
+    doc = wait_for(
+        "Mongo Cancelled",
+        lambda: (d := jobs_collection.find_one({"_id": name})) and d["phase"] == "Cancelled" and d,
+    )
+    assert doc["finished_at"] is not None
+
+
+def test_delete_removes_job_and_pods(
+    cluster: Cluster, operator: OperatorProcess, jobs_collection: Any
+) -> None:
+    name = "delete-1"
+    cluster.create_videojob(name, owner="slow")
+    wait_for("Running", lambda: _phase(cluster, name, "Running"), 60, on_timeout=operator.log_tail)
+    cluster.delete(name)
+    wait_for("VideoJob gone", lambda: cluster.get(name) is None, 30, on_timeout=operator.log_tail)
+    wait_for(
+        "Job gone", lambda: not [j for j in cluster.jobs() if j.metadata.name == f"vj-{name}"], 60
+    )
+    wait_for("Pods gone", lambda: not cluster.pods(f"batch.kubernetes.io/job-name=vj-{name}"), 60)
+    doc = jobs_collection.find_one({"_id": name})
+    assert doc["phase"] == "Cancelled"
+    assert {c["reason"] for c in doc["conditions"]} >= {"VideoJobDeleted"}
+
+
+def test_concurrency_limit_is_honoured_in_creation_order(
+    cluster: Cluster, operator: OperatorProcess, jobs_collection: Any
+) -> None:
+    names = [f"queue-{i}" for i in range(6)]
+    for name in names:
+        cluster.create_videojob(name, owner="medium")
+    # limit 3: the first three get Jobs, the others wait with a condition saying why.
+    waiting = wait_for(
+        "3 waiting",
+        lambda: [
+            n
+            for n in names
+            if any(c["reason"] == "WaitingForSlot" for c in cluster.status(n).get("conditions", []))
+        ],
+        30,
+        on_timeout=operator.log_tail,
+    )
+    max_seen = 0
+    while True:
+        active = [
+            j
+            for j in cluster.jobs()
+            if j.metadata.name.startswith("vj-queue-")
+            and not (j.status.succeeded or j.status.failed)
+        ]
+        max_seen = max(max_seen, len(active))
+        phases = [cluster.status(n).get("phase") for n in names]
+        if all(p == "Succeeded" for p in phases):
+            break
+        assert max_seen <= 3, phases
+        import time
+
+        time.sleep(0.3)
+    assert max_seen <= 3
+    assert set(waiting) <= set(names[3:])
+    starts = [cluster.status(n)["startedAt"] for n in names]
+    assert starts[3:] >= starts[:3] and max(starts[:3]) <= min(starts[3:])
