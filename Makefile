@@ -9,11 +9,13 @@ export KUBECONFIG ?= $(CURDIR)/.local/cluster/kubeconfig
 ##@ Getting started
 
 .PHONY: up
-up: deps tools cluster-up ## Bring up the local platform (cluster, S3, MongoDB; later: chart + API)
-	@hack/cluster.sh status
+up: deps tools cluster-up ## Local platform: cluster, S3, MongoDB, chart, API on http://127.0.0.1:8000
+	@hack/platform.sh up
 
 .PHONY: down
-down: cluster-down ## Remove the local platform and stop every process it started
+down: ## Remove the local platform and stop every process it started
+	@hack/platform.sh down
+	@hack/cluster.sh down
 
 .PHONY: help
 help: ## Show this help
@@ -55,6 +57,14 @@ test-unit: deps ## Unit tests only (no servers, no cluster)
 .PHONY: cluster-up
 cluster-up: deps tools ## Start etcd, control plane, containerd + kubelet, S3 and MongoDB (idempotent)
 	@hack/cluster.sh up
+
+.PHONY: images
+images: ## Build the images (cached by content) and load them into the local cluster
+	@hack/images.sh load
+
+.PHONY: manifests
+manifests: deps ## Regenerate the CRD (crds/ and the chart's copy) from the Python models
+	$(PY) hack/gen_crd.py
 
 .PHONY: cluster-down
 cluster-down: ## Stop everything the local cluster started and remove its state (.local/)

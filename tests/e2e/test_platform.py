@@ -1,0 +1,218 @@
+"""End to end, as a user drives it: the chart installed into the real local cluster, a real upload
+over HTTP, a real transcode in a processor Job, outputs downloaded and checked with ffprobe.
+
+The API is reached through its Service's ClusterIP, which kube-proxy routes from the host too.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pymongo
+import pytest
+
+from tests.utils.cluster import REPO, LocalCluster
+
+pytestmark = pytest.mark.e2e
+
+RELEASE = NAMESPACE = "vidpipe-e2e"
+CHART = REPO / "deploy" / "helm" / "vidpipe"
+BIN = REPO / "bin"
+
+
+def run(*argv: str, cluster: LocalCluster, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {"KUBECONFIG": str(cluster.kubeconfig), "PATH": f"{BIN}:/usr/bin:/bin"}
+    return subprocess.run(argv, capture_output=True, text=True, env=env, check=check, timeout=600)
+
+
+def kubectl(cluster: LocalCluster, *args: str) -> str:
+    return run(str(BIN / "kubectl"), "-n", NAMESPACE, *args, cluster=cluster).stdout
+
+
+def videojob(cluster: LocalCluster, name: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(kubectl(cluster, "get", "vj", name, "-o", "json"))
+    return result
+
+
+@dataclass(frozen=True)
+class Platform:
+    cluster: LocalCluster
+    base_url: str
+    key: str
+
+    def client(self) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.key}"}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=120)
+
+    def wait_for_phase(self, job_id: str, phases: set[str], timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        with self.client() as http:
+            while time.monotonic() < deadline:
+                job: dict[str, Any] = http.get(f"/v1/jobs/{job_id}").json()
+                if job["phase"] in phases:
+                    return job
+                time.sleep(1)
+        status = videojob(self.cluster, job_id).get("status")
+        raise TimeoutError(f"{job_id} not in {phases} after {timeout}s: {job} / {status}")
+
+
+def make_video(path: Path, seconds: int, size: str = "640x360") -> Path:
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25",
+         "-f", "lavfi", "-i", "sine=frequency=440", "-t", str(seconds), "-c:v", "libx264",
+         "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-y", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="module")
+def platform(cluster: LocalCluster) -> Iterator[Platform]:
+    run(str(REPO / "hack" / "platform.sh"), "install", RELEASE, NAMESPACE, cluster=cluster)
+    try:
+        service = json.loads(kubectl(cluster, "get", "svc", f"{RELEASE}-api", "-o", "json"))
+        base_url = f"http://{service['spec']['clusterIP']}:{service['spec']['ports'][0]['port']}"
+        key = kubectl(
+            cluster, "exec", f"deploy/{RELEASE}-api", "--",
+            "python3", "-m", "vidpipe_api.cli", "create-key", "--owner", "e2e",
+        ).strip()  # fmt: skip
+        yield Platform(cluster, base_url, key)
+    finally:
+        pass  # test_uninstall_removes_everything_but_the_crd tears the release down
+
+
+def test_chart_lints_and_rejects_bad_values(cluster: LocalCluster, tmp_path: Path) -> None:
+    lint = run(str(BIN / "helm"), "lint", str(CHART), "--strict", cluster=cluster)
+    assert "0 chart(s) failed" in lint.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("api:\n  replicas: two\njobs:\n  maxRunning: 0\n")
+    result = run(
+        str(BIN / "helm"), "template", "x", str(CHART), "-f", str(bad),
+        cluster=cluster, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "/api/replicas" in result.stderr and "want integer" in result.stderr
+    assert "/jobs/maxRunning" in result.stderr
+
+
+def test_upload_is_transcoded_and_downloadable(platform: Platform, tmp_path: Path) -> None:
+    source = make_video(tmp_path / "in.mp4", seconds=4)
+    with platform.client() as http, source.open("rb") as body:
+        response = http.put(
+            "/v1/videos",
+            content=body,
+            params={"renditions": "360p,240p"},
+            headers={"Content-Type": "video/mp4", "X-Filename": "holiday.mp4"},
+        )
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+
+    table = kubectl(platform.cluster, "get", "vj", job_id)
+    assert table.split("\n")[0].split()[:3] == ["NAME", "PHASE", "PROGRESS"]
+    assert job_id in table
+
+    job = platform.wait_for_phase(job_id, {"Succeeded", "Failed"}, timeout=300)
+    assert job["phase"] == "Succeeded", job
+    assert job["progress"] == 100
+
+    downloads = job["downloads"]
+    heights = {}
+    for name, url in downloads["renditions"].items():
+        target = tmp_path / f"{name}.mp4"
+        target.write_bytes(httpx.get(url, timeout=60).raise_for_status().content)
+        probe = json.loads(
+            subprocess.run(
+                ["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", str(target)],
+                capture_output=True, text=True, check=True,
+            ).stdout
+        )  # fmt: skip
+        video = next(s for s in probe["streams"] if s["codec_type"] == "video")
+        assert video["codec_name"] == "h264" and video["pix_fmt"] == "yuv420p"
+        heights[name] = video["height"]
+    assert sorted(heights.values()) == [240, 360]
+    poster = httpx.get(downloads["poster"], timeout=60).raise_for_status().content
+    assert poster[:3] == b"\xff\xd8\xff"  # JPEG magic
+
+    status = videojob(platform.cluster, job_id)["status"]
+    assert status["phase"] == "Succeeded"
+    mongo: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+        platform.cluster.mongo_url, serverSelectionTimeoutMS=5000
+    )
+    try:
+        doc = mongo.vidpipe.jobs.find_one({"_id": job_id})
+    finally:
+        mongo.close()
+    assert doc is not None
+    assert doc["phase"] == status["phase"]
+    assert sorted(doc["outputs"]) == sorted(status["outputs"])
+
+
+def test_bad_upload_is_refused_and_creates_nothing(platform: Platform) -> None:
+    with platform.client() as http:
+        before = {j["id"] for j in http.get("/v1/jobs", params={"limit": 100}).json()["items"]}
+        response = http.put(
+            "/v1/videos",
+            content=b"this is not a video\n" * 100,
+            headers={"Content-Type": "video/mp4", "X-Filename": "fake.mp4"},
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == "not_a_video"
+        after = {j["id"] for j in http.get("/v1/jobs", params={"limit": 100}).json()["items"]}
+    assert after == before
+    names = kubectl(platform.cluster, "get", "vj", "-o", "name").split()
+    assert all(n.split("/")[-1] in before for n in names)
+
+
+def test_cancelled_job_ends_cancelled_without_outputs(platform: Platform, tmp_path: Path) -> None:
+    source = make_video(tmp_path / "long.mp4", seconds=60, size="1280x720")
+    with platform.client() as http, source.open("rb") as body:
+        response = http.put(
+            "/v1/videos",
+            content=body,
+            params={"renditions": "720p,480p"},
+            headers={"Content-Type": "video/mp4"},
+        )
+        assert response.status_code == 202, response.text
+        job_id = response.json()["id"]
+        platform.wait_for_phase(job_id, {"Running"}, timeout=120)
+        assert http.post(f"/v1/jobs/{job_id}/cancel").status_code in (200, 202)
+    job = platform.wait_for_phase(job_id, {"Cancelled", "Succeeded", "Failed"}, timeout=120)
+    assert job["phase"] == "Cancelled", job
+    assert not (job.get("downloads") or {}).get("renditions")
+    pods = kubectl(platform.cluster, "get", "pods", "-l", f"job-name={job_id}", "-o", "name")
+    deadline = time.monotonic() + 60
+    while pods.strip() and time.monotonic() < deadline:
+        time.sleep(1)
+        pods = kubectl(platform.cluster, "get", "pods", "-l", f"job-name={job_id}", "-o", "name")
+    assert not pods.strip()
+
+
+def test_helm_test_passes(platform: Platform) -> None:
+    result = run(
+        str(BIN / "helm"), "test", RELEASE, "-n", NAMESPACE, "--logs", "--timeout", "5m",
+        cluster=platform.cluster, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Phase:          Succeeded" in result.stdout
+
+
+def test_uninstall_removes_everything_but_the_crd(platform: Platform) -> None:
+    helm = str(BIN / "helm")
+    run(helm, "uninstall", RELEASE, "-n", NAMESPACE, "--wait", cluster=platform.cluster)
+    left = kubectl(
+        platform.cluster, "get", "deploy,svc,sa,role,rolebinding,pdb",
+        "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name",
+    )  # fmt: skip
+    assert left.strip() == ""
+    crd = run(
+        str(BIN / "kubectl"), "get", "crd", "videojobs.media.vidpipe.io", "-o", "name",
+        cluster=platform.cluster,
+    )  # fmt: skip
+    assert crd.stdout.strip().endswith("/videojobs.media.vidpipe.io")
