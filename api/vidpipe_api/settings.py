@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     max_upload_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * MiB
     part_size_bytes: Annotated[int, Field(ge=MIN_PART_SIZE)] = 8 * MiB
     # Parts uploaded concurrently per request; memory per upload is about (this + 1) parts.
-    part_concurrency: Annotated[int, Field(ge=1, le=8)] = 2
+    part_concurrency: Annotated[int, Field(ge=1, le=8)] = 4
     presign_ttl_seconds: Annotated[int, Field(ge=30, le=7 * 24 * 3600)] = 900
     upload_session_ttl_seconds: Annotated[int, Field(ge=60)] = 24 * 3600
     max_session_parts: Annotated[int, Field(ge=1, le=10_000)] = 10_000
