@@ -7,7 +7,8 @@ the first holds the Lease, and take over when it dies.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -113,7 +114,8 @@ def test_kill_9_mid_flight_then_restart_converges(
     for name, owner in plan.items():
         job = f"vj-{name}"
         if owner == "slow":
-            wait_for(f"{job} deleted", lambda job=job: job not in _job_uids(cluster), 60)
+            gone: Callable[[], bool] = partial(lambda j: j not in _job_uids(cluster), job)
+            wait_for(f"{job} deleted", gone, 60)
             continue
         assert job in after, name
         if job in before:
