@@ -53,9 +53,12 @@ _REFUSED_DEMUXER_NAMES: Final = {
     "aac": "an audio file",
 }
 _DEMUXER_ERROR = re.compile(r"\[([A-Za-z0-9_,]+) @ 0x[0-9a-f]+\] Format not on whitelist")
+# With network=True, these mean the URL could not be read (expired or refused presigned URL,
+# storage down): a fault on our side, not a verdict on the file.
 _NETWORK_ERROR = re.compile(
-    r"Connection refused|Connection timed out|Server returned 5\d\d|Network is unreachable|"
-    r"Temporary failure in name resolution|Connection reset",
+    r"Server returned|HTTP error|Connection refused|Connection timed out|Connection reset|"
+    r"Network is unreachable|Temporary failure in name resolution|Failed to resolve|"
+    r"Input/output error",
     re.IGNORECASE,
 )
 _PIX_FMT_DEPTH = re.compile(r"(\d+)(le|be)$")

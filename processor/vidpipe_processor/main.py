@@ -8,6 +8,7 @@ ffmpeg, removes partial outputs and writes the termination message.
 from __future__ import annotations
 
 import logging
+import resource
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
+from vidpipe import exitcodes
 from vidpipe_processor.errors import Terminated
 from vidpipe_processor.exits import SUCCESS, ExitStatus, exit_status, write_termination_message
 from vidpipe_processor.logs import configure_logging, set_job_id
@@ -84,7 +86,7 @@ def main() -> int:
             log.error(
                 "job failed",
                 extra={"exitCode": status.exit_code, "code": str(status.code)},
-                exc_info=not isinstance(exc, Terminated) and status.exit_code != 65,
+                exc_info=status.exit_code == exitcodes.RETRYABLE,
             )
         write_termination_message(Path(termination_log), status)
     return status.exit_code
@@ -118,5 +120,13 @@ def _run(settings: ProcessorSettings) -> ExitStatus:
         )
     finally:
         reporter.close()
-    log.info("job succeeded", extra={"manifest": result.manifest_key, "outputs": len(result.files)})
+    log.info(
+        "job succeeded",
+        extra={
+            "manifest": result.manifest_key,
+            "outputs": len(result.files),
+            # This process only (ffmpeg is a child): the memory the Pod needs beyond ffmpeg.
+            "peakRssKiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        },
+    )
     return replace(SUCCESS, outputs=(*(f.key for f in result.files), result.manifest_key))

@@ -108,7 +108,7 @@ def _run(
             "renditions": [f"{r.name}:{r.width}x{r.height}" for r in plan.renditions],
         },
     )
-    if spec.outputs.audio_track and plan.audio and plan.audio != _requested_audio(info, plan):
+    if info.audio_streams and spec.outputs.audio_track >= len(info.audio_streams):
         log.warning(
             "requested audio track does not exist; using the first one",
             extra={"requested": spec.outputs.audio_track, "audioTracks": len(info.audio_streams)},
@@ -198,13 +198,6 @@ def _remove_outputs(storage: Storage, bucket: str, prefix: str, cause: BaseExcep
             "removed outputs of the failed job",
             extra={"bucket": bucket, "prefix": prefix, "objects": removed, "cause": repr(cause)},
         )
-
-
-def _requested_audio(info: MediaInfo, plan: OutputPlan) -> object:
-    streams = info.audio_streams
-    return (
-        streams[plan.requested_audio_track] if plan.requested_audio_track < len(streams) else None
-    )
 
 
 def _non_empty(path: Path) -> bool:

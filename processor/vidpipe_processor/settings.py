@@ -35,7 +35,7 @@ class ProcessorSettings(BaseSettings):
     )
     s3_max_attempts: int = Field(default=10, ge=1, le=50)
     s3_max_concurrency: int = Field(default=8, ge=1, le=64)
-    s3_part_size_mib: int = Field(default=16, ge=5, le=512)
+    s3_part_size_mib: int = Field(default=8, ge=5, le=512)
 
     # An emptyDir in the Pod: the only place the processor writes (read-only root filesystem).
     work_dir: Path = Path("/work")

@@ -53,7 +53,7 @@ class StorageConfig:
     secret_access_key: str | None = None
     max_attempts: int = 10
     max_concurrency: int = 8
-    part_size_mib: int = 16
+    part_size_mib: int = 8
 
 
 @dataclass(frozen=True)

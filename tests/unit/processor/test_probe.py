@@ -200,5 +200,12 @@ def test_unreadable_file_message_drops_ffmpeg_noise() -> None:
 
 def test_killed_ffprobe_and_network_errors_are_retryable() -> None:
     assert isinstance(classify_ffprobe_failure(-9, ""), ProbeFailed)
-    error = classify_ffprobe_failure(1, "<input>: Connection refused", network=True)
-    assert isinstance(error, ProbeFailed) and not isinstance(error, BadInput)
+    for stderr in (
+        "<input>: Connection refused",
+        "[https @ 0x5] HTTP error 403 Forbidden\n<input>: Server returned 403 Forbidden",
+        "<input>: Server returned 503 Service Unavailable",
+    ):
+        error = classify_ffprobe_failure(1, stderr, network=True)
+        assert isinstance(error, ProbeFailed) and not isinstance(error, BadInput), stderr
+    # The same words from a local file are about the file.
+    assert isinstance(classify_ffprobe_failure(1, "<input>: Input/output error"), BadInput)
