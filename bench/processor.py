@@ -20,11 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,19 +62,32 @@ def make_source(path: Path, seconds: float) -> None:
     )  # fmt: skip
 
 
-def interleaved(actions: dict[str, Callable[[], None]], repeat: int) -> dict[str, float]:
-    """Best wall time of each action over `repeat` rounds, the actions alternating within a round.
+@dataclass(frozen=True)
+class Timing:
+    wall: float
+    # User + system CPU of the child processes (ffmpeg, the processor and its ffmpeg): far less
+    # sensitive than wall time to other work on a shared machine.
+    cpu: float
+
+
+def interleaved(actions: dict[str, Callable[[], None]], repeat: int) -> dict[str, Timing]:
+    """Best wall and CPU time of each action over `repeat` rounds, alternating within a round.
 
     The machine is shared: alternating spreads load changes over every action, and the minimum
     is the run least disturbed.
     """
-    best = dict.fromkeys(actions, float("inf"))
+    wall = dict.fromkeys(actions, float("inf"))
+    cpu = dict.fromkeys(actions, float("inf"))
     for _ in range(repeat):
         for name, action in actions.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.perf_counter()
             action()
-            best[name] = min(best[name], time.perf_counter() - started)
-    return best
+            wall[name] = min(wall[name], time.perf_counter() - started)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            cpu[name] = min(cpu[name], used)
+    return {name: Timing(wall[name], cpu[name]) for name in actions}
 
 
 def run(argv: list[str]) -> None:
@@ -128,30 +143,45 @@ def main() -> None:
             {"single": lambda: run(single), "three": run_separately, "poster": lambda: run(poster)},
             args.repeat,
         )
-        t_single, t_three, t_poster = times["single"], times["three"], times["poster"]
 
         # (b) the whole processor against the bare single pass (the full default outputs).
         full_plan = plan_outputs(info, Outputs(renditions=LADDER))
         bare = build_ffmpeg_argv(info, full_plan, source, out)
-        t_bare, t_processor, peak_rss_kib = whole_processor(tmp, source, bare, args.repeat)
+        t_bare, t_proc, peak_rss_kib = whole_processor(tmp, source, bare, args.repeat)
 
+    t_single, t_three, t_poster = times["single"], times["three"], times["poster"]
     print(f"source: 1920x1080 30 fps, {args.seconds:g} s, {source_size_mib(info.size_bytes)}")
+    print(f"nproc {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}, best of {args.repeat}")
+    print(f"{'':52}{'wall':>9}{'cpu':>9}")
     print("(a) ladder 1080p/720p/480p + poster")
-    print(f"    single decode, one ffmpeg : {t_single:7.2f} s")
-    print(f"    three separate runs       : {t_three:7.2f} s (+ poster run {t_poster:.2f} s)")
-    print(f"    ratio single/three        : {t_single / t_three:7.2f}  (goal <= 0.80)")
-    print(f"    ratio single/(three+poster): {t_single / (t_three + t_poster):6.2f}")
-    print("(b) whole processor (S3 download, probe, ladder, poster, storyboard, upload, manifest)")
-    print(f"    bare single-pass ffmpeg   : {t_bare:7.2f} s")
-    print(f"    processor                 : {t_processor:7.2f} s")
-    print(f"    ratio processor/bare      : {t_processor / t_bare:7.2f}  (goal <= 1.10)")
-    print(f"    processor peak RSS        : {peak_rss_kib / 1024:7.1f} MiB (Python process only)")
+    row("single decode, one ffmpeg", t_single.wall, t_single.cpu, "s")
+    row("three separate runs", t_three.wall, t_three.cpu, "s")
+    row("separate poster run", t_poster.wall, t_poster.cpu, "s")
+    row(
+        "ratio single/three (goal <= 0.80)",
+        t_single.wall / t_three.wall,
+        t_single.cpu / t_three.cpu,
+    )
+    row(
+        "ratio single/(three + poster)",
+        t_single.wall / (t_three.wall + t_poster.wall),
+        t_single.cpu / (t_three.cpu + t_poster.cpu),
+    )
+    print("(b) whole processor (download, probe, ladder, poster, storyboard, upload, manifest)")
+    row("bare single-pass ffmpeg", t_bare.wall, t_bare.cpu, "s")
+    row("processor", t_proc.wall, t_proc.cpu, "s")
+    row("ratio processor/bare (goal <= 1.10)", t_proc.wall / t_bare.wall, t_proc.cpu / t_bare.cpu)
+    print(f"    processor peak RSS (Python process only): {peak_rss_kib / 1024:.1f} MiB")
+
+
+def row(label: str, wall: float, cpu: float, unit: str = "") -> None:
+    print(f"    {label:48}{wall:8.2f}{unit or ' '}{cpu:8.2f}{unit}")
 
 
 def whole_processor(
     tmp: Path, source: Path, bare: list[str], repeat: int
-) -> tuple[float, float, int]:
-    """(bare ffmpeg time, processor time, processor peak RSS), measured alternately."""
+) -> tuple[Timing, Timing, int]:
+    """(bare ffmpeg, processor, processor peak RSS in KiB), measured alternately."""
     with s3_server(tmp / "s3") as s3:
         client = s3.client()
         client.create_bucket(Bucket="bench")

@@ -238,7 +238,9 @@ def classify_ffprobe_failure(
     if returncode < 0:
         return ProbeFailed(f"ffprobe was killed by signal {-returncode}")
     if network and _NETWORK_ERROR.search(stderr):
-        return ProbeFailed("ffprobe could not read the source over the network")
+        return ProbeFailed(
+            "ffprobe could not read the source over the network", ErrorCode.STORAGE_UNAVAILABLE
+        )
     refused = _DEMUXER_ERROR.search(stderr)
     if refused:
         demuxer = refused.group(1)

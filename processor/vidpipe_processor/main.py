@@ -8,9 +8,10 @@ ffmpeg, removes partial outputs and writes the termination message.
 from __future__ import annotations
 
 import logging
+import os
 import resource
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -37,8 +38,11 @@ DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 
 
 @contextmanager
-def termination_signals() -> Iterator[None]:
-    """Raise `Terminated` on the first SIGTERM/SIGINT; ignore repeats so cleanup can finish."""
+def termination_signals() -> Iterator[Callable[[], None]]:
+    """Raise `Terminated` on the first SIGTERM/SIGINT; ignore repeats so cleanup can finish.
+
+    Yields `disarm`: once the outcome is decided, a late signal must not turn it into a traceback.
+    """
     received: list[int] = []
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -47,9 +51,12 @@ def termination_signals() -> Iterator[None]:
         received.append(signum)
         raise Terminated(signum)
 
+    def disarm() -> None:
+        received.append(0)
+
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        yield
+        yield disarm
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
@@ -72,24 +79,34 @@ def build_reporter(settings: ProcessorSettings) -> ProgressReporter:
 
 def main() -> int:
     configure_logging()
-    termination_log = DEFAULT_TERMINATION_LOG
-    status: ExitStatus
-    with termination_signals():
+    # Read directly too: when the settings themselves are invalid, the message must still go
+    # where the Pod expects it.
+    termination_log = os.environ.get("VIDPIPE_TERMINATION_LOG") or DEFAULT_TERMINATION_LOG
+    with termination_signals() as disarm:
         try:
-            settings = ProcessorSettings()  # fields come from the environment
-            termination_log = str(settings.termination_log)
-            configure_logging(settings.log_level, settings.job_spec.job_id)
-            set_job_id(settings.job_spec.job_id)
-            status = _run(settings)
-        except BaseException as exc:  # every outcome must end in an exit code and a message
+            status = _outcome()
+        except Terminated as exc:  # the signal came while a failure was being recorded
             status = exit_status(exc)
-            log.error(
-                "job failed",
-                extra={"exitCode": status.exit_code, "code": str(status.code)},
-                exc_info=status.exit_code == exitcodes.RETRYABLE,
-            )
+        disarm()
         write_termination_message(Path(termination_log), status)
     return status.exit_code
+
+
+def _outcome() -> ExitStatus:
+    """Run the job and turn whatever happens into an exit status: nothing escapes but a signal."""
+    try:
+        settings = ProcessorSettings()  # fields come from the environment
+        configure_logging(settings.log_level, settings.job_spec.job_id)
+        set_job_id(settings.job_spec.job_id)
+        return _run(settings)
+    except BaseException as exc:
+        status = exit_status(exc)
+        log.error(
+            "job failed",
+            extra={"exitCode": status.exit_code, "code": str(status.code), "error": status.message},
+            exc_info=status.exit_code == exitcodes.RETRYABLE,
+        )
+        return status
 
 
 def _run(settings: ProcessorSettings) -> ExitStatus:

@@ -350,3 +350,13 @@ def test_sigterm_stops_ffmpeg_and_removes_partial_outputs(
     assert not any((tmp_path / "work").iterdir())
     for pid in children:
         assert not Path(f"/proc/{pid}").exists(), "ffmpeg must be reaped"
+
+
+def test_invalid_job_spec_is_never_retried(s3: S3Server, bucket: str, tmp_path: Path) -> None:
+    job_spec = spec("Not_A_Valid_Id", bucket)
+    process = start(environment(s3, job_spec, tmp_path), tmp_path)
+    run = finish(process, tmp_path)
+    assert run.returncode == exitcodes.BAD_INPUT
+    assert run.termination["code"] == "validation_failed"
+    assert "job_spec.jobId" in run.termination["message"]
+    assert s3.secret_key not in run.logs

@@ -207,5 +207,6 @@ def test_killed_ffprobe_and_network_errors_are_retryable() -> None:
     ):
         error = classify_ffprobe_failure(1, stderr, network=True)
         assert isinstance(error, ProbeFailed) and not isinstance(error, BadInput), stderr
+        assert error.code is ErrorCode.STORAGE_UNAVAILABLE
     # The same words from a local file are about the file.
     assert isinstance(classify_ffprobe_failure(1, "<input>: Input/output error"), BadInput)
