@@ -135,6 +135,7 @@ def _run(
     log.info("ffmpeg finished", extra={"seconds": _since(started)})
     if plan.poster and not _non_empty(out_dir / plan.poster.file_name):
         # The video stream ended before the poster time (audio runs longer): take the first frame.
+        log.info("poster time is past the last video frame; using the first frame")
         run_ffmpeg(
             poster_fallback_argv(
                 info, plan.poster, source, out_dir, ffmpeg_path=request.ffmpeg_path

@@ -27,6 +27,7 @@ class Media:
     two_audio_tracks: Path
     variable_frame_rate: Path
     long_for_sigterm: Path
+    video_shorter_than_audio: Path
     empty: Path
     text: Path
     truncated: Path
@@ -68,6 +69,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
         two_audio_tracks=d / "two-audio.mp4",
         variable_frame_rate=d / "vfr.mkv",
         long_for_sigterm=d / "long.mp4",
+        video_shorter_than_audio=d / "short-video.mp4",
         empty=d / "empty.mp4",
         text=d / "text.mp4",
         truncated=d / "truncated.mp4",
@@ -109,6 +111,9 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
     ffmpeg(*video("320x240", 3), "-vf", "select='gt(random(0),0.33)'", "-fps_mode", "vfr",
            *FAST_H264, str(m.variable_frame_rate))  # fmt: skip
     ffmpeg(*video("320x240", 40, rate=25), *FAST_H264, str(m.long_for_sigterm))
+    # Half a second of picture, ten of sound: the poster time (1 s) is past the last frame.
+    ffmpeg(*video("320x240", 0.5), *tone(10), *FAST_H264, "-c:a", "aac",
+           str(m.video_shorter_than_audio))  # fmt: skip
 
     m.empty.write_bytes(b"")
     m.text.write_text("this is a text file, not a video\n" * 20)

@@ -273,6 +273,17 @@ def test_variable_frame_rate(s3: S3Server, bucket: str, media: Media, tmp_path: 
     assert float(ffprobe(files["240p.mp4"])["format"]["duration"]) == pytest.approx(3.0, abs=0.2)
 
 
+def test_poster_falls_back_to_the_first_frame_when_the_video_ends_early(
+    s3: S3Server, bucket: str, media: Media, tmp_path: Path
+) -> None:
+    outputs = {"renditions": [{"name": "240p", "height": 240}], "storyboard": {"enabled": False}}
+    run = run_processor(s3, bucket, media.video_shorter_than_audio, tmp_path, outputs=outputs)
+    succeeded(run)
+    files = check_outputs(s3, bucket, run, tmp_path / "out", {"240p": (320, 240)})
+    assert files[keys.POSTER_NAME].read_bytes()[:3] == b"\xff\xd8\xff"
+    assert any("first frame" in line["message"] for line in run.log_lines())
+
+
 BAD_INPUTS = [
     ("empty", "empty_upload", "empty", {}),
     ("text", "not_a_video", "not a readable video", {}),
