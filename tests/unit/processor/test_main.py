@@ -1,0 +1,44 @@
+"""Signals become one `Terminated` exception; logs are one JSON object per line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+
+import pytest
+
+from vidpipe_processor.errors import Terminated
+from vidpipe_processor.logs import JsonFormatter
+from vidpipe_processor.main import termination_signals
+
+pytestmark = pytest.mark.unit
+
+
+def test_first_sigterm_raises_repeats_are_ignored() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    with termination_signals() as disarm:
+        with pytest.raises(Terminated) as caught:
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert caught.value.signum == signal.SIGTERM
+        os.kill(os.getpid(), signal.SIGTERM)  # cleanup is running: ignored
+        disarm()
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_disarmed_handler_never_raises() -> None:
+    with termination_signals() as disarm:
+        disarm()
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_json_log_lines_carry_extra_fields_and_the_job_id() -> None:
+    record = logging.makeLogRecord(
+        {"name": "x", "levelname": "INFO", "msg": "progress %s", "args": ("now",), "progress": 7}
+    )
+    line = JsonFormatter(job_id="job-1").format(record)
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["message"] == "progress now"
+    assert (entry["level"], entry["jobId"], entry["progress"]) == ("info", "job-1", 7)
