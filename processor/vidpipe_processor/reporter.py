@@ -120,11 +120,18 @@ class KubernetesReporter:
             + urlencode({"fieldManager": FIELD_MANAGER_PROCESSOR, "force": "true"})
         )
         self._token_path = token_path
-        self._context = (
-            ssl.create_default_context(cafile=str(ca_path))
-            if api_url.startswith("https://") and ca_path is not None
-            else None
-        )
+        self._context: ssl.SSLContext | None = None
+        self._disabled = False
+        if api_url.startswith("https://") and ca_path is not None:
+            try:
+                self._context = ssl.create_default_context(cafile=str(ca_path))
+            except (OSError, ssl.SSLError) as exc:
+                # No CA, no trusted connection: give up on this transport, never on the job.
+                self._disabled = True
+                log.warning(
+                    "progress to the VideoJob disabled: cannot load the cluster CA",
+                    extra={"path": str(ca_path), "error": _describe(exc)},
+                )
         self._timeout = timeout
         self._throttle = Throttle(min_interval, clock)
         self._lock = threading.Lock()
@@ -146,12 +153,16 @@ class KubernetesReporter:
         return json.dumps(document, separators=(",", ":")).encode()
 
     def report(self, percent: int) -> None:
+        if self._disabled:
+            return
         with self._lock:
             value = self._throttle.offer(percent)
             if value is not None:
                 self._send(value)
 
     def close(self) -> None:
+        if self._disabled:
+            return
         with self._lock:
             value = self._throttle.flush()
             if value is not None:

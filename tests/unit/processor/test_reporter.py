@@ -165,3 +165,14 @@ def test_throttle_alone() -> None:
     clock.now += 5
     assert throttle.offer(2) is None
     assert throttle.offer(3) == 3
+
+
+def test_missing_cluster_ca_disables_the_transport_not_the_job(
+    token: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sender = KubernetesReporter(
+        "https://10.96.0.1:443", "jobs", "job-1", token_path=token, ca_path=token.parent / "no-ca"
+    )
+    sender.report(50)
+    sender.close()
+    assert any("cannot load the cluster CA" in r.getMessage() for r in caplog.records)
