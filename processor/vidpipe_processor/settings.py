@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vidpipe.models import VideoJobSpec
@@ -67,6 +67,20 @@ class ProcessorSettings(BaseSettings):
     kubernetes_token_path: Path = SERVICE_ACCOUNT_DIR / "token"
     kubernetes_ca_path: Path = SERVICE_ACCOUNT_DIR / "ca.crt"
     progress_interval_seconds: float = Field(default=2.0, ge=0)
+
+    @field_validator(
+        "output_bucket",
+        "s3_endpoint_url",
+        "videojob_name",
+        "videojob_namespace",
+        "kubernetes_api_url",
+        "kubernetes_service_host",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Templates often render an unset value as an empty string; mean "unset" by it.
+        return None if value == "" else value
 
     @property
     def target_bucket(self) -> str:

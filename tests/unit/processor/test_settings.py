@@ -75,3 +75,11 @@ def test_videojob_progress_needs_name_namespace_and_an_api(monkeypatch: pytest.M
     settings = ProcessorSettings()
     assert settings.kubernetes_url() == "http://127.0.0.1:8001"
     assert isinstance(build_reporter(settings), FanoutReporter)
+
+
+def test_empty_strings_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIDPIPE_OUTPUT_BUCKET", "")
+    monkeypatch.setenv("VIDPIPE_S3_ENDPOINT_URL", "")
+    settings = ProcessorSettings()
+    assert settings.target_bucket == "uploads"
+    assert settings.storage.endpoint_url is None
