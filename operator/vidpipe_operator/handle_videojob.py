@@ -14,6 +14,7 @@ from vidpipe_operator.reconcile import (
     cancel,
     reconcile,
     start_next,
+    start_now,
 )
 from vidpipe_operator.runtime import Runtime
 from vidpipe_operator.status import VIDEOJOB_DELETED, now
@@ -28,11 +29,18 @@ async def handle_reconcile_videojob(
     logger: kopf.Logger,
     trigger: str,
     force_mirror: bool,
+    body: dict[str, Any] | None = None,
 ) -> None:
     """Creation, resume, cancel and resync all converge through the same reconcile."""
     try:
         await reconcile(
-            rt, namespace, name, entries=entries, logger=logger, force_mirror=force_mirror
+            rt,
+            namespace,
+            name,
+            entries=entries,
+            logger=logger,
+            force_mirror=force_mirror,
+            body=body,
         )
     except WaitingForSlot as exc:
         metrics.RECONCILES.labels(trigger=trigger, result="waiting").inc()
@@ -66,6 +74,11 @@ async def handle_videojob_event(
     meta, status = body["metadata"], body.get("status") or {}
     namespace, name = meta["namespace"], meta["name"]
     phase = Phase(status.get("phase") or Phase.PENDING.value)
+    if not status and event_type in {None, "ADDED"} and not meta.get("deletionTimestamp"):
+        # A brand-new VideoJob: start it now rather than after kopf's finalizer round trip.
+        # The creation handler runs the same idempotent reconcile next and owns the retries.
+        start_now(rt, body, entries)
+        return
     if event_type == "DELETED" or phase.terminal or (body.get("spec") or {}).get("cancel"):
         start_next(rt, namespace, entries)
         return

@@ -49,6 +49,7 @@ def main() -> int:
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
             stop_flag=stop,
+            liveness_endpoint=settings.liveness_endpoint,
         )
     finally:
         if elector is not None and not elector.lost.is_set():

@@ -142,13 +142,16 @@ async def reconcile(
     entries: Entries,
     logger: logging.Logger | kopf.Logger,
     force_mirror: bool = False,
+    body: Body | None = None,
 ) -> Phase | None:
     """Bring VideoJob `name` one step closer to its Job's truth; None if it no longer exists.
 
-    Raises WaitingForSlot when it must wait for the concurrency limit.
+    `body` may be passed only when the caller holds a copy at least as new as anything this
+    process wrote (kopf's creation event): it saves a read on the hot path. Raises
+    WaitingForSlot when it must wait for the concurrency limit.
     """
     async with rt.lock(namespace, name):
-        videojob = await rt.kube.get_videojob(namespace, name)
+        videojob = body if body is not None else await rt.kube.get_videojob(namespace, name)
         if videojob is None:
             return None
         return await _reconcile_locked(rt, videojob, entries, logger, force_mirror)
@@ -175,30 +178,36 @@ async def _reconcile_locked(
         await cancel(rt, videojob, reason=CANCEL_REQUESTED, logger=logger)
         return Phase.CANCELLED
     jname = job_name(name)
-    job = await rt.kube.get_job(namespace, jname)
-    if job is None and status.get("jobName"):
-        # We created a Job before, and it is gone: collected by its TTL while the operator was
-        # down, or deleted by hand. A manifest means the processor finished; else run again.
-        found = await _outputs(rt, spec["jobId"], logger)
-        if found:
-            attempts = max(1, int(status.get("attempts") or 0))
-            done = JobView(Outcome.SUCCEEDED, attempts, None, None, "")
-            new = from_job(status, jname, done, at=now(), generation=generation, outputs=found)
-            return await _write(rt, videojob, status, new, force_mirror=force_mirror)
-        logger.warning(f"Job {jname} disappeared before finishing; creating it again")
-    elif job is None:
+    job: Body | None = None
+    if status.get("jobName"):
+        job = await rt.kube.get_job(namespace, jname)
+        if job is None:
+            # We created a Job before, and it is gone: collected by its TTL while the operator
+            # was down, or deleted by hand. A manifest means the processor finished; else rerun.
+            found = await _outputs(rt, spec["jobId"], logger)
+            if found:
+                attempts = max(1, int(status.get("attempts") or 0))
+                done = JobView(Outcome.SUCCEEDED, attempts, None, None, "")
+                new = from_job(status, jname, done, at=now(), generation=generation, outputs=found)
+                return await _write(rt, videojob, status, new, force_mirror=force_mirror)
+            logger.warning(f"Job {jname} disappeared before finishing; creating it again")
+    else:
+        # No Job recorded: usually there is none, so skip the read and let create say 409.
         admission = admit(entries(namespace), name, rt.settings.max_running_per_namespace)
         if not admission.admitted:
-            new = waiting(
-                status,
-                running=admission.holding,
-                limit=rt.settings.max_running_per_namespace,
-                position=admission.position,
-                at=now(),
-                generation=generation,
-            )
-            await _write(rt, videojob, status, new, force_mirror=force_mirror)
-            raise WaitingForSlot(admission)
+            # A Job created just before a crash (status not yet written) holds its slot.
+            job = await rt.kube.get_job(namespace, jname)
+            if job is None:
+                new = waiting(
+                    status,
+                    running=admission.holding,
+                    limit=rt.settings.max_running_per_namespace,
+                    position=admission.position,
+                    at=now(),
+                    generation=generation,
+                )
+                await _write(rt, videojob, status, new, force_mirror=force_mirror)
+                raise WaitingForSlot(admission)
     if job is None:
         job, created = await rt.kube.create_job(build_job(videojob, rt.settings))
         if created:
@@ -219,7 +228,10 @@ async def _reconcile_locked(
         outputs=outputs,
         pod_message=pod_message,
     )
-    return await _write(rt, videojob, status, new, force_mirror=force_mirror)
+    result = await _write(rt, videojob, status, new, force_mirror=force_mirror)
+    # Job events carrying what we just wrote need no second look (see handle_job_event).
+    rt.seen_jobs[(namespace, jname)] = (view.outcome.value, view.attempts)
+    return result
 
 
 async def reconcile_with_retries(
@@ -237,6 +249,28 @@ async def reconcile_with_retries(
             log.warning(f"reconcile of {namespace}/{name} failed, retrying in {delay:.0f}s: {exc}")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60.0)
+
+
+def start_now(rt: Runtime, body: Body, entries: Entries) -> None:
+    """Reconcile a new VideoJob in the background once, from its creation event's body (nothing
+    newer exists yet); waiting and errors are left to kopf's creation handler and its retries."""
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    key = (namespace, name)
+    if key in rt.kicking:
+        return
+    rt.kicking.add(key)
+
+    async def once() -> None:
+        try:
+            await reconcile(rt, namespace, name, entries=entries, logger=log, body=body)
+        except WaitingForSlot:
+            pass
+        except Exception as exc:
+            log.warning(f"early start of {namespace}/{name} failed (the handler retries): {exc}")
+        finally:
+            rt.kicking.discard(key)
+
+    rt.spawn(once())
 
 
 def start_next(rt: Runtime, namespace: str, entries: Entries) -> None:

@@ -76,6 +76,8 @@ class OperatorSettings(BaseSettings):
 
     # Threads for blocking SDK calls (kubernetes client, pymongo, boto3), kept off the loop.
     io_threads: int = Field(default=16, ge=2)
+    # kopf's liveness probe endpoint, e.g. http://0.0.0.0:8081/healthz; None disables it.
+    liveness_endpoint: str | None = None
     metrics_port: int = Field(default=8080, ge=0, le=65535)  # 0 disables the endpoint
 
     @field_validator("mongo_url")

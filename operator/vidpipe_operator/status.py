@@ -309,7 +309,10 @@ def from_job(
                 generation=generation,
             )
         else:
-            err = job_error(view, pod_message, attempts) or {"code": "internal_error", "message": ""}
+            err = job_error(view, pod_message, attempts) or {
+                "code": "internal_error",
+                "message": "",
+            }
             status["error"] = err
             conds = set_condition(
                 conds,

@@ -1,0 +1,263 @@
+"""Operator throughput on the real cluster: how much slower than creating Jobs by hand?
+
+    .venv/bin/python bench/operator_throughput.py [--n 200]
+
+1. Baseline: a bare kubernetes-client loop creates N Jobs (the same manifest build_job makes,
+   with the same stub Pod) in a scratch namespace; time T_bare. Its Pods finish before step 2.
+2. Operator: N VideoJobs are created at once (a small thread pool) in another namespace with the
+   operator running on the host (limit = N, stub processor that exits 0); time T_op until all N
+   Jobs exist, as seen by a watch. Goal: T_op / T_bare <= 1.5.
+3. Latency: for every Job, from the watch seeing it complete to both the VideoJob phase and the
+   MongoDB document saying Succeeded. Goal: p95 < 2 s.
+The ratio is printed last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import secrets
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "common"), str(REPO / "operator"), str(REPO)]
+
+
+import kubernetes  # noqa: E402
+from kubernetes.client.exceptions import ApiException  # noqa: E402
+from pymongo import MongoClient  # noqa: E402
+from tests.integration.operator.conftest import (  # noqa: E402
+    KUBECONFIG,
+    STUB_IMAGE,
+    OperatorProcess,
+    operator_env,
+)
+from tests.utils.servers import mongo_server, s3_server  # noqa: E402
+
+from vidpipe import constants  # noqa: E402
+from vidpipe_operator.jobs import build_job  # noqa: E402
+from vidpipe_operator.settings import OperatorSettings  # noqa: E402
+
+Body = dict[str, Any]
+STUB_COMMAND = ["/bin/sh", "-c", "exit 0"]
+
+
+def make_namespace(core: Any, prefix: str) -> str:
+    name = f"{prefix}-{secrets.token_hex(3)}"
+    core.create_namespace({"metadata": {"name": name, "labels": {"vidpipe-bench": "operator"}}})
+    core.create_namespaced_service_account(name, {"metadata": {"name": "vidpipe-processor"}})
+    core.create_namespaced_secret(
+        name,
+        {
+            "metadata": {"name": "vidpipe-s3"},
+            "stringData": {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"},
+        },
+    )
+    # The ServiceAccount admission plugin refuses Pods until the account exists in its cache.
+    time.sleep(1)
+    return name
+
+
+def videojob(name: str) -> Body:
+    return {
+        "apiVersion": constants.API_VERSION,
+        "kind": constants.KIND,
+        "metadata": {"name": name},
+        "spec": {
+            "jobId": name,
+            "owner": "bench",
+            "source": {"bucket": "media", "key": f"sources/{name}/source"},
+        },
+    }
+
+
+def baseline(batch: Any, namespace: str, n: int) -> float:
+    # The very manifest the operator would build, stub command included, so both sides create
+    # Jobs that start the same Pods.
+    settings = OperatorSettings(
+        processor_image=STUB_IMAGE,
+        processor_image_pull_policy="Never",
+        processor_command=STUB_COMMAND,
+    )
+    manifests = []
+    for i in range(n):
+        vj = videojob(f"base-{i}")
+        vj["metadata"].update(namespace=namespace, uid=f"uid-{i}")
+        job = build_job(vj, settings)
+        del job["metadata"]["ownerReferences"]  # no owner: nothing to collect them early
+        job["metadata"]["labels"][constants.LABEL_MANAGED_BY] = "bench"
+        manifests.append(job)
+    start = time.perf_counter()
+    for job in manifests:
+        batch.create_namespaced_job(namespace, job)
+    elapsed = time.perf_counter() - start
+    # Let those Pods finish so they do not load the node during the operator run.
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        jobs = batch.list_namespaced_job(namespace).items
+        if sum(1 for j in jobs if j.status.succeeded) >= n:
+            break
+        time.sleep(1)
+    return elapsed
+
+
+class Watcher(threading.Thread):
+    """Records when each Job appears and completes, and when each VideoJob succeeds."""
+
+    def __init__(self, api: Any, namespace: str, kind: str):
+        super().__init__(daemon=True)
+        self.api, self.namespace, self.kind = api, namespace, kind
+        self.added: dict[str, float] = {}
+        self.done: dict[str, float] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        w = kubernetes.watch.Watch()
+        if self.kind == "jobs":
+            fn: Any = kubernetes.client.BatchV1Api(self.api).list_namespaced_job
+            args: tuple[Any, ...] = (self.namespace,)
+        else:
+            fn = kubernetes.client.CustomObjectsApi(self.api).list_namespaced_custom_object
+            args = (constants.GROUP, constants.VERSION, self.namespace, constants.PLURAL)
+        while not self.stop.is_set():
+            for event in w.stream(fn, *args, timeout_seconds=5, _request_timeout=10):
+                at = time.perf_counter()
+                obj = event["object"]
+                raw = obj if isinstance(obj, dict) else self.api.sanitize_for_serialization(obj)
+                name = raw["metadata"]["name"]
+                self.added.setdefault(name, at)
+                status = raw.get("status") or {}
+                if self.kind == "jobs":
+                    conds = status.get("conditions") or []
+                    if any(
+                        c["type"] in {"Complete", "SuccessCriteriaMet"} and c["status"] == "True"
+                        for c in conds
+                    ):
+                        self.done.setdefault(name, at)
+                elif status.get("phase") == "Succeeded":
+                    self.done.setdefault(name, at)
+                if self.stop.is_set():
+                    break
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--creators", type=int, default=8, help="threads creating VideoJobs")
+    parser.add_argument("--timeout", type=float, default=600)
+    args = parser.parse_args()
+    n = args.n
+    api = kubernetes.config.new_client_from_config(config_file=KUBECONFIG)
+    core, batch = kubernetes.client.CoreV1Api(api), kubernetes.client.BatchV1Api(api)
+    custom = kubernetes.client.CustomObjectsApi(api)
+    work = Path(tempfile.mkdtemp(prefix="vidpipe-bench-"))
+    base_ns = make_namespace(core, "bench-base")
+    op_ns = make_namespace(core, "bench-op")
+    operator: OperatorProcess | None = None
+    try:
+        t_bare = baseline(batch, base_ns, n)
+        print(f"baseline: {n} Jobs created by a bare client loop in {t_bare:.2f}s")
+        for sub in ("s3", "mongo"):
+            (work / sub).mkdir()
+        with s3_server(work / "s3") as s3, mongo_server(work / "mongo") as mongo_url:
+            bucket = "bench-out"
+            s3.client().create_bucket(Bucket=bucket)
+            env = operator_env(
+                op_ns,
+                mongo_url,
+                s3,
+                bucket,
+                VIDPIPE_OPERATOR_MAX_RUNNING_PER_NAMESPACE=str(n),
+                VIDPIPE_OPERATOR_PROCESSOR_COMMAND=json.dumps(STUB_COMMAND),
+            )
+            operator = OperatorProcess(env, work / "operator.log")
+            operator.start()
+            time.sleep(3)  # let it take the Lease and start watching
+            jobs = Watcher(api, op_ns, "jobs")
+            vjs = Watcher(api, op_ns, "videojobs")
+            jobs.start()
+            vjs.start()
+            time.sleep(0.5)
+            names = [f"bench-{i:04d}" for i in range(n)]
+            start = time.perf_counter()
+            with ThreadPoolExecutor(args.creators) as pool:
+                list(
+                    pool.map(
+                        lambda name: custom.create_namespaced_custom_object(
+                            constants.GROUP,
+                            constants.VERSION,
+                            op_ns,
+                            constants.PLURAL,
+                            videojob(name),
+                        ),
+                        names,
+                    )
+                )
+            t_created = time.perf_counter() - start
+            deadline = time.monotonic() + args.timeout
+            while len(jobs.added) < n and time.monotonic() < deadline:
+                time.sleep(0.05)
+            t_op = max(jobs.added.values()) - start if len(jobs.added) >= n else float("inf")
+            print(
+                f"operator: {n} VideoJobs created in {t_created:.2f}s; "
+                f"all {n} Jobs existed after {t_op:.2f}s"
+            )
+
+            # Mongo side: poll for Succeeded documents and note when each is first seen.
+            client: MongoClient[Body] = MongoClient(mongo_url)
+            coll = client["vidpipe_optest"][constants.JOBS_COLLECTION]
+            mongo_done: dict[str, float] = {}
+            while len(mongo_done) < n and time.monotonic() < deadline:
+                for doc in coll.find({"phase": "Succeeded"}, {"_id": 1}):
+                    mongo_done.setdefault(str(doc["_id"]), time.perf_counter())
+                time.sleep(0.05)
+            client.close()
+            time.sleep(0.5)
+            jobs.stop.set()
+            vjs.stop.set()
+            lat = []
+            for name in names:
+                finished = jobs.done.get(f"vj-{name}")
+                cr, db = vjs.done.get(name), mongo_done.get(name)
+                if finished is not None and cr is not None and db is not None:
+                    lat.append(max(cr, db) - finished)
+            if lat:
+                lat.sort()
+                p95 = lat[max(0, round(0.95 * len(lat)) - 1)]
+                print(
+                    f"Job finished -> VideoJob + Mongo updated: n={len(lat)} "
+                    f"median {statistics.median(lat):.3f}s p95 {p95:.3f}s max {lat[-1]:.3f}s "
+                    "(goal p95 < 2s)"
+                )
+            else:
+                print("no completed jobs measured")
+            ratio = t_op / t_bare
+            print(f"ratio (operator time to {n} Jobs / bare loop): {ratio:.2f} (goal <= 1.5)")
+    finally:
+        for ns in (base_ns, op_ns):
+            with contextlib.suppress(ApiException):
+                core.delete_namespace(ns, propagation_policy="Background")
+        if operator is not None:
+            # Let the operator release finalizers while the namespace goes, then stop it.
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                left = custom.list_namespaced_custom_object(
+                    constants.GROUP, constants.VERSION, op_ns, constants.PLURAL
+                )["items"]
+                if not left:
+                    break
+                time.sleep(1)
+            operator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
