@@ -32,6 +32,9 @@ async def handle_reconcile_videojob(
     body: dict[str, Any] | None = None,
 ) -> None:
     """Creation, resume, cancel and resync all converge through the same reconcile."""
+    if trigger == "create" and (namespace, name) in rt.started:
+        rt.started.discard((namespace, name))
+        return  # reconciled from its first event already (see handle_videojob_event)
     try:
         await reconcile(
             rt,

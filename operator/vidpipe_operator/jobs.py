@@ -114,6 +114,33 @@ def build_job(videojob: dict[str, Any], settings: OperatorSettings) -> dict[str,
         container["command"] = list(settings.processor_command)
     if settings.processor_args is not None:
         container["args"] = list(settings.processor_args)
+    pod: dict[str, Any] = {
+        # podFailurePolicy requires Never: the Job controller, not the kubelet, decides
+        # about retries.
+        "restartPolicy": "Never",
+        # The processor reports progress itself by server-side apply of status.progress on
+        # its VideoJob; its ServiceAccount's Role allows only `patch` on videojobs/status in
+        # this namespace. That is the only reason the token is mounted: progress then needs
+        # no sidecar, no extra hop through the operator, and cannot touch anything else.
+        "serviceAccountName": settings.processor_service_account,
+        "automountServiceAccountToken": True,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": settings.termination_grace_period_seconds,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": settings.processor_uid,
+            "runAsGroup": settings.processor_uid,
+            "fsGroup": settings.processor_uid,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": [
+            {"name": "work", "emptyDir": {"sizeLimit": settings.processor_work_dir_size}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": settings.processor_tmp_size}},
+        ],
+    }
+    if settings.processor_node_selector:
+        pod["nodeSelector"] = dict(settings.processor_node_selector)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -155,37 +182,6 @@ def build_job(videojob: dict[str, Any], settings: OperatorSettings) -> dict[str,
                     {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
                 ]
             },
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    # podFailurePolicy requires Never: the Job controller, not the kubelet,
-                    # decides about retries.
-                    "restartPolicy": "Never",
-                    # The processor reports progress itself by server-side apply of
-                    # status.progress on its VideoJob; its ServiceAccount's Role allows only
-                    # `patch` on videojobs/status in this namespace. That is the only reason the
-                    # token is mounted: progress then needs no sidecar, no extra hop through the
-                    # operator, and cannot touch anything else.
-                    "serviceAccountName": settings.processor_service_account,
-                    "automountServiceAccountToken": True,
-                    "enableServiceLinks": False,
-                    "terminationGracePeriodSeconds": settings.termination_grace_period_seconds,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": settings.processor_uid,
-                        "runAsGroup": settings.processor_uid,
-                        "fsGroup": settings.processor_uid,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [container],
-                    "volumes": [
-                        {
-                            "name": "work",
-                            "emptyDir": {"sizeLimit": settings.processor_work_dir_size},
-                        },
-                        {"name": "tmp", "emptyDir": {"sizeLimit": settings.processor_tmp_size}},
-                    ],
-                },
-            },
+            "template": {"metadata": {"labels": labels}, "spec": pod},
         },
     }

@@ -263,6 +263,7 @@ def start_now(rt: Runtime, body: Body, entries: Entries) -> None:
     async def once() -> None:
         try:
             await reconcile(rt, namespace, name, entries=entries, logger=log, body=body)
+            rt.started.add(key)
         except WaitingForSlot:
             pass
         except Exception as exc:

@@ -32,6 +32,9 @@ class Runtime:
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     # VideoJobs being started by `start_next`, so a burst of events starts each only once.
     kicking: set[tuple[str, str]] = field(default_factory=set)
+    # VideoJobs fully reconciled from their first event, so the creation handler that follows
+    # has nothing left to do.
+    started: set[tuple[str, str]] = field(default_factory=set)
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         return self.locks.setdefault((namespace, name), asyncio.Lock())
@@ -39,6 +42,7 @@ class Runtime:
     def forget(self, namespace: str, name: str) -> None:
         self.locks.pop((namespace, name), None)
         self.progress.pop((namespace, name), None)
+        self.started.discard((namespace, name))
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         # Keep a reference: the event loop holds tasks only weakly.

@@ -29,6 +29,8 @@ class OperatorSettings(BaseSettings):
     processor_cpu_limit: str = "2"
     processor_memory_request: str = "512Mi"
     processor_memory_limit: str = "2Gi"
+    # Where processor Pods may run, e.g. {"vidpipe.io/transcode": "true"} for dedicated nodes.
+    processor_node_selector: dict[str, str] = Field(default_factory=dict)
     processor_work_dir_size: str = "20Gi"
     processor_tmp_size: str = "1Gi"
 

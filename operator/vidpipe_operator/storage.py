@@ -63,7 +63,12 @@ class OutputStorage:
             region_name=settings.aws_region,
             aws_access_key_id=access.get_secret_value() if access else None,
             aws_secret_access_key=secret.get_secret_value() if secret else None,
-            config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5),
+            config=Config(
+                retries={"max_attempts": 3, "mode": "standard"},
+                connect_timeout=5,
+                # One connection per I/O thread: no thread waits for another's connection.
+                max_pool_connections=settings.io_threads,
+            ),
         )
         self.bucket = settings.output_bucket
         self._executor = executor

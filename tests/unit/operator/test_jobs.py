@@ -147,3 +147,10 @@ def test_image_command_and_args_from_settings() -> None:
 
 def test_same_input_same_manifest(settings: OperatorSettings) -> None:
     assert build_job(videojob(), settings) == build_job(videojob(), settings)
+
+
+def test_node_selector_only_when_set(settings: OperatorSettings) -> None:
+    assert "nodeSelector" not in build_job(videojob(), settings)["spec"]["template"]["spec"]
+    pinned = OperatorSettings(processor_node_selector={"vidpipe.io/transcode": "true"})
+    pod = build_job(videojob(), pinned)["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"vidpipe.io/transcode": "true"}
