@@ -279,13 +279,20 @@ def main() -> int:
             time.sleep(0.5)
             jobs.stop.set()
             vjs.stop.set()
-            lat = []
+            lat, lat_cr, lat_db = [], [], []
             for name in names:
                 finished = jobs.done.get(f"vj-{name}")
                 cr, db = vjs.done.get(name), mongo_done.get(name)
                 if finished is not None and cr is not None and db is not None:
                     lat.append(max(cr, db) - finished)
+                    lat_cr.append(cr - finished)
+                    lat_db.append(db - finished)
             if lat:
+                print(
+                    f"  of which VideoJob status alone: median {statistics.median(lat_cr):.3f}s "
+                    f"p95 {p95(lat_cr):.3f}s; MongoDB alone: median "
+                    f"{statistics.median(lat_db):.3f}s p95 {p95(lat_db):.3f}s"
+                )
                 print(
                     f"Job finished -> VideoJob + Mongo updated: n={len(lat)} "
                     f"median {statistics.median(lat):.3f}s p95 {p95(lat):.3f}s "

@@ -21,6 +21,8 @@ class Runtime:
     mirror: JobMirror
     storage: OutputStorage
     executor: ThreadPoolExecutor
+    # Further pools owned by the runtime (shut down with it).
+    executors: list[ThreadPoolExecutor] = field(default_factory=list)
     # One lock per VideoJob: VideoJob handlers and Job events for the same job never compute
     # and write status concurrently (kopf serialises per object, not across kinds).
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
@@ -52,4 +54,5 @@ class Runtime:
 
     def close(self) -> None:
         self.mirror.close()
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        for pool in [self.executor, *self.executors]:
+            pool.shutdown(wait=False, cancel_futures=True)

@@ -47,17 +47,23 @@ def handle_startup(
     # kopf's own sync-handler pool; all our blocking calls use Runtime.executor instead.
     p.execution.max_workers = 4
     executor = ThreadPoolExecutor(settings.io_threads, thread_name_prefix="vidpipe-io")
+    # MongoDB gets its own threads: a slow database must not hold up Job creation and status
+    # writes queued behind it in the same pool.
+    mongo_executor = ThreadPoolExecutor(
+        max(2, settings.io_threads // 2), thread_name_prefix="vidpipe-mongo"
+    )
     runtime = Runtime(
         settings=settings,
         kube=Kube(load_config(), executor),
         mirror=JobMirror(
             settings.mongo_url.get_secret_value(),
             settings.mongo_database,
-            executor,
+            mongo_executor,
             settings.mongo_timeout_ms,
         ),
         storage=OutputStorage(settings, executor),
         executor=executor,
+        executors=[mongo_executor],
     )
     logging.getLogger(__name__).info(
         f"limit {settings.max_running_per_namespace} running per namespace; "
