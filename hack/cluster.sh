@@ -7,6 +7,7 @@
 #   hack/cluster.sh down     stop everything and remove all state (.local/cluster)
 #   hack/cluster.sh status   what runs, where, and the kubeconfig path
 #   hack/cluster.sh running  exit 0 when the cluster is up
+#   hack/cluster.sh restart-apiserver   stop and restart kube-apiserver (fault tests)
 #
 # All state lives in .local/cluster: certificates, data, logs (logs/*.log), pid files, kubeconfig,
 # and env (endpoints and generated credentials). Pods reach host services through the bridge
@@ -424,10 +425,17 @@ status() {
 
 running() { pid_alive kube-apiserver && pid_alive kubelet; }
 
+restart_apiserver() {
+  # For fault tests: the API server goes away and comes back while everything else keeps running.
+  stop kube-apiserver
+  start_apiserver
+}
+
 case ${1:-} in
   up) up ;;
   running) running ;;
+  restart-apiserver) restart_apiserver ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: $0 up|down|status|running" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|running|restart-apiserver" >&2; exit 2 ;;
 esac

@@ -4,6 +4,7 @@
 # cached as an OCI archive under ~/.cache/vidpipe/images keyed by a hash of its inputs.
 #   hack/images.sh build     build (or reuse) every image archive
 #   hack/images.sh load      import the archives into the cluster's containerd
+#   hack/images.sh tag       the tag of the project images for the current sources
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cache=${VIDPIPE_CACHE:-$HOME/.cache/vidpipe}/images
@@ -16,7 +17,6 @@ SUITE=bookworm
 BASE_PACKAGES=python3,python3-venv,ffmpeg,ca-certificates
 BASE_IMAGE=localhost/vidpipe-base:$SUITE
 PROJECT_IMAGES=(processor api operator)
-TAG=${VIDPIPE_IMAGE_TAG:-dev}
 
 log() { printf '[images] %s\n' "$*" >&2; }
 
@@ -87,9 +87,9 @@ ensure_base_in_buildah() {
     || buildah pull -q "oci-archive:$(build_base)" >/dev/null
 }
 
-build_image() {  # name dockerfile inputs...
-  local name=$1 dockerfile=$2 h; shift 2
-  h=$(hash_of "$dockerfile" "$@")
+build_image() {  # name tag dockerfile inputs...
+  local name=$1 tag=$2 dockerfile=$3 h; shift 3
+  h=$(echo "$(hash_of "$dockerfile" "$@") $tag" | sha256sum | cut -c1-16)
   local out=$cache/$name-$h.tar
   if [ ! -f "$out" ]; then
     ensure_base_in_buildah
@@ -98,28 +98,43 @@ build_image() {  # name dockerfile inputs...
     # TLS-intercepting proxy the host trusts, and the bundle never lands in a layer.
     buildah bud -q --pull=never --network host --layers --build-arg "BASE=$BASE_IMAGE" \
       --secret id=cacert,src=/etc/ssl/certs/ca-certificates.crt \
-      -f "$repo/$dockerfile" -t "localhost/vidpipe-$name:$TAG" "$repo" >/dev/null
-    buildah push -q "localhost/vidpipe-$name:$TAG" "oci-archive:$out.tmp:localhost/vidpipe-$name:$TAG" >/dev/null
+      -f "$repo/$dockerfile" -t "localhost/vidpipe-$name:$tag" "$repo" >/dev/null
+    buildah push -q "localhost/vidpipe-$name:$tag" "oci-archive:$out.tmp:localhost/vidpipe-$name:$tag" >/dev/null
     mv "$out.tmp" "$out"
+    # Keep only the newest archive of each image: old ones are never loaded again.
+    find "$cache" -maxdepth 1 -name "$name-*.tar" ! -path "$out" -delete
   fi
   echo "$out"
+}
+
+project_tag() {
+  # One content-derived tag for the three project images: a changed source gives a new tag, so
+  # `helm upgrade` rolls the Pods even though nothing is ever pulled.
+  if [ -n "${VIDPIPE_IMAGE_TAG:-}" ]; then echo "$VIDPIPE_IMAGE_TAG"; return; fi
+  echo "dev-$(hash_of common api operator processor requirements | cut -c1-12)"
 }
 
 archives() {
   build_pause
   build_stub
   build_base
-  build_image smoke hack/images/smoke/Dockerfile requirements
+  build_image smoke latest hack/images/smoke/Dockerfile requirements
+  local tag; tag=$(project_tag)
   for n in "${PROJECT_IMAGES[@]}"; do
-    [ -f "$repo/$n/Dockerfile" ] && build_image "$n" "$n/Dockerfile" common "$n" requirements
+    # `if`, not `&&`: bash ignores `set -e` inside a function called from a `&&` list.
+    if [ -f "$repo/$n/Dockerfile" ]; then build_image "$n" "$tag" "$n/Dockerfile" common "$n" requirements; fi
   done
-  return 0
 }
 
 load() {
-  local sock=$state/containerd/containerd.sock
-  for a in $(archives); do
+  local sock=$state/containerd/containerd.sock list
+  list=$(archives)  # an assignment, so a failed build stops here (set -e)
+  local loaded=$state/containerd/loaded-archives
+  touch "$loaded"
+  for a in $list; do
+    grep -qxF "$a" "$loaded" && continue  # this exact archive is already in containerd
     ctr -a "$sock" -n k8s.io images import --snapshotter overlayfs "$a" >/dev/null
+    echo "$a" >>"$loaded"
   done
 }
 
@@ -128,5 +143,6 @@ case ${1:-build} in
   base) build_base ;;
   pause) build_pause ;;
   load) load ;;
-  *) echo "usage: $0 build|base|pause|load" >&2; exit 2 ;;
+  tag) project_tag ;;
+  *) echo "usage: $0 build|base|pause|load|tag" >&2; exit 2 ;;
 esac

@@ -33,14 +33,25 @@ install() {  # release namespace [extra helm args...]
   # shellcheck disable=SC1091
   set -a; . "$state/env"; set +a
   secrets "$namespace"
+  "$repo/hack/images.sh" load  # the images of the current sources (cached, imported once)
   # The CRD lives in the chart's crds/ folder, which Helm never upgrades: apply it ourselves so
   # a changed schema reaches an existing cluster too.
   kubectl apply --server-side --force-conflicts -f "$repo/crds/" >/dev/null
   helm upgrade --install "$release" "$repo/deploy/helm/vidpipe" --namespace "$namespace" \
-    --set image.tag="${VIDPIPE_IMAGE_TAG:-dev}" --set image.pullPolicy=Never \
+    --set image.tag="$("$repo/hack/images.sh" tag)" --set image.pullPolicy=Never \
     --set s3.endpoint="$VIDPIPE_S3_ENDPOINT_URL" --set s3.bucket="$VIDPIPE_S3_BUCKET" \
     --set api.replicas=1 --set api.pdb.enabled=false \
-    --wait --timeout 5m "$@" >/dev/null
+    --wait --timeout 5m "$@" >/dev/null || { diagnose "$namespace"; return 1; }
+}
+
+diagnose() {  # namespace: why an install did not become ready
+  log "install failed; Pods in $1:"
+  kubectl -n "$1" get pods -o wide >&2 || true
+  for pod in $(kubectl -n "$1" get pods -o name 2>/dev/null); do
+    log "--- $pod"
+    kubectl -n "$1" logs "$pod" --all-containers --tail 20 >&2 2>&1 || true
+    kubectl -n "$1" describe "$pod" 2>/dev/null | sed -n '/^Events:/,$p' | tail -8 >&2 || true
+  done
 }
 
 port_forward() {

@@ -56,7 +56,7 @@ def smoke_job(name: str, run_id: str, cluster: LocalCluster) -> dict[str, Any]:
                     "containers": [
                         {
                             "name": "smoke",
-                            "image": "localhost/vidpipe-smoke:dev",
+                            "image": "localhost/vidpipe-smoke:latest",
                             "imagePullPolicy": "Never",
                             "command": ["python3", "-c", POD_SCRIPT],
                             "env": env,

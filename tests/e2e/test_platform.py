@@ -7,6 +7,7 @@ The API is reached through its Service's ClusterIP, which kube-proxy routes from
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -28,8 +29,12 @@ BIN = REPO / "bin"
 
 
 def run(*argv: str, cluster: LocalCluster, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {"KUBECONFIG": str(cluster.kubeconfig), "PATH": f"{BIN}:/usr/bin:/bin"}
-    return subprocess.run(argv, capture_output=True, text=True, env=env, check=check, timeout=600)
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
+    result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
+    if check and result.returncode != 0:
+        output = f"{result.stdout}\n{result.stderr}"
+        raise AssertionError(f"{argv} exited {result.returncode}:\n{output}")
+    return result
 
 
 def kubectl(cluster: LocalCluster, *args: str) -> str:
@@ -85,7 +90,9 @@ def platform(cluster: LocalCluster) -> Iterator[Platform]:
         ).strip()  # fmt: skip
         yield Platform(cluster, base_url, key)
     finally:
-        pass  # test_uninstall_removes_everything_but_the_crd tears the release down
+        # Normally test_uninstall_removes_everything_but_the_crd already did this.
+        helm = str(BIN / "helm")
+        run(helm, "uninstall", RELEASE, "-n", NAMESPACE, "--wait", cluster=cluster, check=False)
 
 
 def test_chart_lints_and_rejects_bad_values(cluster: LocalCluster, tmp_path: Path) -> None:
