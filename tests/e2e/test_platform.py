@@ -203,7 +203,7 @@ def test_cancelled_job_ends_cancelled_without_outputs(platform: Platform, tmp_pa
 
 def test_helm_test_passes(platform: Platform) -> None:
     result = run(
-        str(BIN / "helm"), "test", RELEASE, "-n", NAMESPACE, "--logs", "--timeout", "5m",
+        str(BIN / "helm"), "test", RELEASE, "-n", NAMESPACE, "--timeout", "5m",
         cluster=platform.cluster, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
