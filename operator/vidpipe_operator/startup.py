@@ -30,6 +30,9 @@ def handle_startup(
     # One active replica is guaranteed by our Lease (leader.py); kopf peering would need its own
     # CRDs and still lets replicas of equal priority run together.
     p.peering.standalone = True
+    # Namespaces named in settings need no discovery: scanning would list every namespace and CRD
+    # (cluster-wide RBAC) and, when refused, retry for about a minute before falling back.
+    p.scanning.disabled = bool(settings.namespaces)
     # Events say which component wrote them.
     p.posting.reporting_component = constants.FIELD_MANAGER_OPERATOR
     p.posting.reporting_instance = settings.identity

@@ -121,6 +121,11 @@ def test_upload_is_transcoded_and_downloadable(platform: Platform, tmp_path: Pat
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]
 
+    # The operator picks it up promptly (a stalled start once hid behind the long timeout below).
+    deadline = time.monotonic() + 30
+    while not videojob(platform.cluster, job_id).get("status", {}).get("phase"):
+        assert time.monotonic() < deadline, "the operator did not report a phase within 30 s"
+        time.sleep(0.5)
     table = kubectl(platform.cluster, "get", "vj", job_id)
     assert table.split("\n")[0].split()[:3] == ["NAME", "PHASE", "PROGRESS"]
     assert job_id in table
