@@ -52,6 +52,15 @@ class Kube:
     async def _run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
+    async def _body_or_none(self, call: Callable[[], Any]) -> Body | None:
+        """The response body, or None when the object does not exist (404)."""
+        try:
+            return _json(await self._run(call))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     async def get_videojob(self, namespace: str, name: str) -> Body | None:
         call = partial(
             self.custom.get_namespaced_custom_object,
@@ -62,12 +71,7 @@ class Kube:
             name,
             _preload_content=False,
         )
-        try:
-            return _json(await self._run(call))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return await self._body_or_none(call)
 
     async def patch_videojob_status(self, namespace: str, name: str, patch: Body) -> Body | None:
         """JSON merge patch of status: only the keys we send change, so status.progress (owned
@@ -83,21 +87,11 @@ class Kube:
             field_manager=constants.FIELD_MANAGER_OPERATOR,
             _preload_content=False,
         )
-        try:
-            return _json(await self._run(call))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return await self._body_or_none(call)
 
     async def get_job(self, namespace: str, name: str) -> Body | None:
         call = partial(self.batch.read_namespaced_job, name, namespace, _preload_content=False)
-        try:
-            return _json(await self._run(call))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return await self._body_or_none(call)
 
     async def create_job(self, manifest: Body) -> tuple[Body, bool]:
         """Create the Job; (existing Job, False) when it is already there (409)."""
