@@ -9,9 +9,10 @@ import kopf
 from vidpipe import constants
 from vidpipe.phases import Phase
 from vidpipe_operator.jobs import LABEL_VIDEOJOB
-from vidpipe_operator.reconcile import Entries, reconcile_with_retries
+from vidpipe_operator.reconcile import Entries
 from vidpipe_operator.runtime import Runtime
 from vidpipe_operator.status import view_job
+from vidpipe_operator.triggers import kick
 
 
 def owner_name(job: dict[str, Any]) -> str | None:
@@ -47,8 +48,8 @@ async def handle_job_event(
     if rt.seen_jobs.get(key) == fingerprint:
         return  # e.g. a `ready` count change: nothing the VideoJob status shows
     rt.seen_jobs[key] = fingerprint
-    # Retries run in a task so this Job's later events are not held up behind them.
-    rt.spawn(reconcile_with_retries(rt, namespace, videojob, entries=entries))
+    # Runs in a task so this Job's later events are not held up behind its retries.
+    kick(rt, namespace, videojob, entries=entries)
 
 
 async def _after_job_deleted(
@@ -73,7 +74,7 @@ async def _after_job_deleted(
         phase = Phase((body.get("status") or {}).get("phase") or Phase.PENDING.value)
         if not phase.terminal:
             # Deleted by hand while unfinished: the reconcile creates it again.
-            rt.spawn(reconcile_with_retries(rt, namespace, videojob, entries=entries))
+            kick(rt, namespace, videojob, entries=entries)
             return
     if cancelled:
         removed = await rt.storage.delete_outputs(job_id)

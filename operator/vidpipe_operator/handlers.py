@@ -1,51 +1,37 @@
 """The kopf handlers: thin, typed, each delegating to a handle_* function.
 
-Import this module (or run `python -m vidpipe_operator`) to register them.
+Only watch-event handlers and an index: no change-detection handlers (on.create, on.delete,
+timers), so kopf never adds a finalizer or annotations to a VideoJob (see triggers.py for what
+replaces them). Import this module (or run `python -m vidpipe_operator`) to register them.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable
 from typing import Any
 
 import kopf
 
 from vidpipe import constants
 from vidpipe_operator.handle_job import handle_job_event
-from vidpipe_operator.handle_videojob import (
-    handle_delete_videojob,
-    handle_reconcile_videojob,
-    handle_videojob_event,
-)
+from vidpipe_operator.handle_videojob import handle_videojob_event
 from vidpipe_operator.jobs import MANAGED_BY
 from vidpipe_operator.reconcile import Entries
 from vidpipe_operator.runtime import Runtime
 from vidpipe_operator.scheduler import QueueEntry, queue_entry
 from vidpipe_operator.settings import OperatorSettings
 from vidpipe_operator.startup import handle_startup
+from vidpipe_operator.triggers import resync_forever
 
 VJ = (constants.GROUP, constants.VERSION, constants.PLURAL)
 JOBS = ("batch", "v1", "jobs")
 OUR_JOBS = {constants.LABEL_MANAGED_BY: MANAGED_BY}
-# Timers are declared at import time; read only this one setting here.
-RESYNC_SECONDS = OperatorSettings().resync_seconds
 
 
-def _entries(index: kopf.Index[str, QueueEntry] | None) -> Entries:
+def _entries(rt: Runtime, index: kopf.Index[str, QueueEntry] | None) -> Entries:
     if index is None:  # kopf passes every index to every handler; None means a wiring bug
         raise RuntimeError("the videojob_queue index is not registered")
-
-    def entries(namespace: str) -> Iterable[QueueEntry]:
-        return list(index.get(namespace, []))
-
-    return entries
-
-
-def _ns(namespace: str | None) -> str:
-    if namespace is None:  # VideoJobs are namespaced; the CRD says so
-        raise kopf.PermanentError("VideoJob without a namespace")
-    return namespace
+    rt.index = index  # the same live object every time; the resync loop reads it too
+    return rt.entries
 
 
 def _rt(memo: kopf.Memo) -> Runtime:
@@ -53,15 +39,13 @@ def _rt(memo: kopf.Memo) -> Runtime:
     return runtime
 
 
-def _unfinished(status: kopf.Status, **_: Any) -> bool:
-    return str(status.get("phase") or "Pending") in {"Pending", "Running"}
-
-
 @kopf.on.startup()
 async def startup(
     settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
-    memo["runtime"] = handle_startup(settings, OperatorSettings(), logger)
+    runtime = handle_startup(settings, OperatorSettings(), logger)
+    runtime.spawn(resync_forever(runtime))
+    memo["runtime"] = runtime
 
 
 @kopf.on.cleanup()
@@ -71,104 +55,9 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.index(*VJ)
 def videojob_queue(body: kopf.Body, namespace: str | None, **_: Any) -> dict[str, QueueEntry]:
-    return {_ns(namespace): queue_entry(dict(body))}
-
-
-@kopf.on.create(*VJ)
-async def videojob_created(
-    namespace: str | None,
-    name: str,
-    retry: int,
-    memo: kopf.Memo,
-    logger: kopf.Logger,
-    videojob_queue: kopf.Index[str, QueueEntry] | None = None,
-    **_: Any,
-) -> None:
-    await handle_reconcile_videojob(
-        _rt(memo),
-        _ns(namespace),
-        name,
-        entries=_entries(videojob_queue),
-        logger=logger,
-        trigger="create",
-        force_mirror=retry > 0,
-    )
-
-
-@kopf.on.resume(*VJ)
-async def videojob_resumed(
-    namespace: str | None,
-    name: str,
-    memo: kopf.Memo,
-    logger: kopf.Logger,
-    videojob_queue: kopf.Index[str, QueueEntry] | None = None,
-    **_: Any,
-) -> None:
-    # After a restart MongoDB may lag the CR (killed between the two writes): always mirror.
-    await handle_reconcile_videojob(
-        _rt(memo),
-        _ns(namespace),
-        name,
-        entries=_entries(videojob_queue),
-        logger=logger,
-        trigger="resume",
-        force_mirror=True,
-    )
-
-
-@kopf.on.update(*VJ, field="spec.cancel")
-async def videojob_cancel_changed(
-    namespace: str | None,
-    name: str,
-    memo: kopf.Memo,
-    logger: kopf.Logger,
-    videojob_queue: kopf.Index[str, QueueEntry] | None = None,
-    **_: Any,
-) -> None:
-    await handle_reconcile_videojob(
-        _rt(memo),
-        _ns(namespace),
-        name,
-        entries=_entries(videojob_queue),
-        logger=logger,
-        trigger="cancel",
-        force_mirror=True,
-    )
-
-
-@kopf.timer(*VJ, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS, when=_unfinished)
-async def videojob_resync(
-    namespace: str | None,
-    name: str,
-    memo: kopf.Memo,
-    logger: kopf.Logger,
-    videojob_queue: kopf.Index[str, QueueEntry] | None = None,
-    **_: Any,
-) -> None:
-    # A safety net for lost watch events; normal transitions come from Job events.
-    with contextlib.suppress(kopf.TemporaryError):  # still queued: its creation handler polls
-        await handle_reconcile_videojob(
-            _rt(memo),
-            _ns(namespace),
-            name,
-            entries=_entries(videojob_queue),
-            logger=logger,
-            trigger="resync",
-            force_mirror=True,
-        )
-
-
-@kopf.on.delete(*VJ)
-async def videojob_deleted(
-    body: kopf.Body,
-    memo: kopf.Memo,
-    logger: kopf.Logger,
-    videojob_queue: kopf.Index[str, QueueEntry] | None = None,
-    **_: Any,
-) -> None:
-    await handle_delete_videojob(
-        _rt(memo), dict(body), entries=_entries(videojob_queue), logger=logger
-    )
+    if namespace is None:  # VideoJobs are namespaced; the CRD says so
+        return {}
+    return {namespace: queue_entry(dict(body))}
 
 
 @kopf.on.event(*VJ)
@@ -176,10 +65,13 @@ async def videojob_event(
     type: str,
     body: kopf.Body,
     memo: kopf.Memo,
+    logger: kopf.Logger,
     videojob_queue: kopf.Index[str, QueueEntry] | None = None,
     **_: Any,
 ) -> None:
-    await handle_videojob_event(_rt(memo), type, dict(body), entries=_entries(videojob_queue))
+    rt = _rt(memo)
+    entries = _entries(rt, videojob_queue)
+    await handle_videojob_event(rt, type, dict(body), entries=entries, logger=logger)
 
 
 @kopf.on.event(*JOBS, labels=OUR_JOBS)
@@ -191,6 +83,7 @@ async def job_event(
     videojob_queue: kopf.Index[str, QueueEntry] | None = None,
     **_: Any,
 ) -> None:
+    rt = _rt(memo)
     await handle_job_event(
-        _rt(memo), type, dict(body), entries=_entries(videojob_queue), logger=logger
+        rt, type, dict(body), entries=_entries(rt, videojob_queue), logger=logger
     )

@@ -73,6 +73,47 @@ class Kube:
         )
         return await self._body_or_none(call)
 
+    async def videojob_job_ids(self, namespace: str | None) -> set[str]:
+        """spec.jobId of every VideoJob in `namespace` (None: all namespaces)."""
+        g, v, p = constants.GROUP, constants.VERSION, constants.PLURAL
+        if namespace is None:
+            call = partial(self.custom.list_cluster_custom_object, g, v, p, _preload_content=False)
+        else:
+            call = partial(
+                self.custom.list_namespaced_custom_object,
+                g,
+                v,
+                namespace,
+                p,
+                _preload_content=False,
+            )
+        items = _json(await self._run(call)).get("items", [])
+        return {str(item["spec"]["jobId"]) for item in items}
+
+    async def remove_finalizer(self, namespace: str, name: str, finalizer: str) -> None:
+        """Drop one finalizer, by index with a test so a concurrent change makes it fail (422)
+        rather than remove someone else's; a later event retries."""
+        current = await self.get_videojob(namespace, name)
+        finalizers = ((current or {}).get("metadata") or {}).get("finalizers") or []
+        if finalizer not in finalizers:
+            return
+        at = finalizers.index(finalizer)
+        patch = [
+            {"op": "test", "path": f"/metadata/finalizers/{at}", "value": finalizer},
+            {"op": "remove", "path": f"/metadata/finalizers/{at}"},
+        ]
+        call = partial(
+            self.custom.patch_namespaced_custom_object,
+            constants.GROUP,
+            constants.VERSION,
+            namespace,
+            constants.PLURAL,
+            name,
+            patch,
+            _preload_content=False,
+        )
+        await self._body_or_none(call)
+
     async def patch_videojob_status(self, namespace: str, name: str, patch: Body) -> Body | None:
         """JSON merge patch of status: only the keys we send change, so status.progress (owned
         by the processor through server-side apply) is never overwritten by the operator."""

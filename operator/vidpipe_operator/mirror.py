@@ -18,7 +18,7 @@ from pymongo.collection import Collection
 
 from vidpipe.constants import JOBS_COLLECTION
 from vidpipe.phases import TERMINAL_PHASES, Phase
-from vidpipe_operator.status import parse_time
+from vidpipe_operator.status import CANCELLED, VIDEOJOB_DELETED, parse_time
 
 T = TypeVar("T")
 Doc = dict[str, Any]
@@ -72,6 +72,29 @@ def progress_update(progress: int, at: datetime) -> tuple[Doc, Doc]:
     )
 
 
+def deleted_update(doc: Doc, at: datetime) -> Doc:
+    """The update recording a job whose VideoJob was deleted unfinished while no operator ran
+    (the live path has the VideoJob's last status and uses `mirror_update`)."""
+    conditions = [c for c in doc.get("conditions") or [] if c.get("type") != CANCELLED]
+    conditions.append(
+        {
+            "type": CANCELLED,
+            "status": "True",
+            "reason": VIDEOJOB_DELETED,
+            "message": "VideoJob deleted",
+        }
+    )
+    return {
+        "$set": {
+            "phase": Phase.CANCELLED.value,
+            "finished_at": at,
+            "outputs": [],
+            "conditions": conditions,
+            "updated_at": at,
+        }
+    }
+
+
 class JobMirror:
     def __init__(self, url: str, database: str, executor: Executor, timeout_ms: int = 5000):
         self._client: MongoClient[Doc] = MongoClient(
@@ -94,6 +117,18 @@ class JobMirror:
     async def write_progress(self, job_id: str, progress: int, at: datetime) -> None:
         query, update = progress_update(progress, at)
         await self._run(partial(self._jobs.update_one, {"_id": job_id, **query}, update))
+
+    async def unfinished(self, namespace: str | None) -> list[Doc]:
+        """Documents the operator has mirrored (they name their VideoJob) that are not terminal;
+        None: in every namespace."""
+        query: Doc = {
+            "phase": {"$nin": [p.value for p in TERMINAL_PHASES]},
+            "videojob.name": {"$exists": True},
+        }
+        if namespace is not None:
+            query["videojob.namespace"] = namespace
+        fields = {"_id": 1, "videojob": 1, "conditions": 1}
+        return await self._run(lambda: list(self._jobs.find(query, fields)))
 
     async def get(self, job_id: str) -> Doc | None:
         return await self._run(partial(self._jobs.find_one, {"_id": job_id}))

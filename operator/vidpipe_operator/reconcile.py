@@ -7,7 +7,6 @@ is what makes a kill -9 at any point harmless: the next run recomputes the same 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any, cast
@@ -19,10 +18,11 @@ from vidpipe_operator import metrics
 from vidpipe_operator.jobs import build_job, job_name
 from vidpipe_operator.mirror import mirror_update
 from vidpipe_operator.runtime import Runtime
-from vidpipe_operator.scheduler import Admission, QueueEntry, admit, next_in_line
+from vidpipe_operator.scheduler import Admission, QueueEntry, admit
 from vidpipe_operator.status import (
     ADMITTED,
     CANCEL_REQUESTED,
+    VIDEOJOB_DELETED,
     JobView,
     Outcome,
     cancelled,
@@ -124,12 +124,18 @@ async def _outputs(rt: Runtime, job_id: str, logger: logging.Logger | kopf.Logge
 async def cancel(
     rt: Runtime, videojob: Body, *, reason: str, logger: logging.Logger | kopf.Logger
 ) -> None:
-    """Stop the Job's Pods, record Cancelled (CR and MongoDB), delete partial outputs."""
+    """Stop the Job's Pods, record Cancelled (CR and MongoDB), delete partial outputs.
+
+    For a VideoJob already deleted (reason VIDEOJOB_DELETED) only MongoDB is left to record it.
+    """
     meta, status = videojob["metadata"], dict(videojob.get("status") or {})
-    # Job first: if we die after this, the next reconcile sees cancel again and finishes.
+    # Job first: if we die after this, the next reconcile (or sweep) sees the request again.
     await rt.kube.delete_job(meta["namespace"], job_name(meta["name"]))
     new = cancelled(status, reason=reason, at=now(), generation=meta.get("generation"))
-    await _write(rt, videojob, status, new, force_mirror=True)
+    if reason == VIDEOJOB_DELETED:
+        await rt.mirror.write(videojob["spec"]["jobId"], mirror_update(videojob, new, now()))
+    else:
+        await _write(rt, videojob, status, new, force_mirror=True)
     removed = await rt.storage.delete_outputs(videojob["spec"]["jobId"])
     logger.info(f"cancelled ({reason}); {removed} partial output(s) deleted")
 
@@ -173,7 +179,7 @@ async def _reconcile_locked(
             await rt.mirror.write(spec["jobId"], mirror_update(videojob, status, now()))
         return phase
     if meta.get("deletionTimestamp"):
-        return phase  # the delete handler owns the rest
+        return phase  # its DELETED event cancels it (see handle_videojob_deleted)
     if spec.get("cancel"):
         await cancel(rt, videojob, reason=CANCEL_REQUESTED, logger=logger)
         return Phase.CANCELLED
@@ -232,60 +238,3 @@ async def _reconcile_locked(
     # Job events carrying what we just wrote need no second look (see handle_job_event).
     rt.seen_jobs[(namespace, jname)] = (view.outcome.value, view.attempts)
     return result
-
-
-async def reconcile_with_retries(
-    rt: Runtime, namespace: str, name: str, *, entries: Entries
-) -> None:
-    """For callers kopf does not retry (event handlers): keep trying with a capped backoff."""
-    delay = 1.0
-    while True:
-        try:
-            await reconcile(rt, namespace, name, entries=entries, logger=log, force_mirror=True)
-            return
-        except WaitingForSlot:
-            return  # its own creation handler keeps polling for a slot
-        except Exception as exc:
-            log.warning(f"reconcile of {namespace}/{name} failed, retrying in {delay:.0f}s: {exc}")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 60.0)
-
-
-def start_now(rt: Runtime, body: Body, entries: Entries) -> None:
-    """Reconcile a new VideoJob in the background once, from its creation event's body (nothing
-    newer exists yet); waiting and errors are left to kopf's creation handler and its retries."""
-    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-    key = (namespace, name)
-    if key in rt.kicking:
-        return
-    rt.kicking.add(key)
-
-    async def once() -> None:
-        try:
-            await reconcile(rt, namespace, name, entries=entries, logger=log, body=body)
-            rt.started.add(key)
-        except WaitingForSlot:
-            pass
-        except Exception as exc:
-            log.warning(f"early start of {namespace}/{name} failed (the handler retries): {exc}")
-        finally:
-            rt.kicking.discard(key)
-
-    rt.spawn(once())
-
-
-def start_next(rt: Runtime, namespace: str, entries: Entries) -> None:
-    """Hand freed slots to the oldest waiting VideoJobs now, not at their next retry."""
-    for name in next_in_line(entries(namespace), rt.settings.max_running_per_namespace):
-        key = (namespace, name)
-        if key in rt.kicking:
-            continue
-        rt.kicking.add(key)
-
-        async def kick(name: str = name, key: tuple[str, str] = key) -> None:
-            try:
-                await reconcile_with_retries(rt, namespace, name, entries=entries)
-            finally:
-                rt.kicking.discard(key)
-
-        rt.spawn(kick())

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Collection, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from vidpipe_operator.kube import Kube
 from vidpipe_operator.mirror import JobMirror
+from vidpipe_operator.scheduler import QueueEntry
 from vidpipe_operator.settings import OperatorSettings
 from vidpipe_operator.storage import OutputStorage
 
@@ -32,11 +33,12 @@ class Runtime:
     # Last progress mirrored to MongoDB per VideoJob.
     progress: dict[tuple[str, str], int] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    # VideoJobs being started by `start_next`, so a burst of events starts each only once.
+    # VideoJobs with a reconcile in progress (see triggers.kick), and those to run once more.
     kicking: set[tuple[str, str]] = field(default_factory=set)
-    # VideoJobs fully reconciled from their first event, so the creation handler that follows
-    # has nothing left to do.
-    started: set[tuple[str, str]] = field(default_factory=set)
+    rerun: set[tuple[str, str]] = field(default_factory=set)
+    # kopf's live index of VideoJobs per namespace (scheduler.queue_entry), handed over by the
+    # first handler call so the resync loop can read it too.
+    index: Mapping[str, Collection[QueueEntry]] | None = None
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         return self.locks.setdefault((namespace, name), asyncio.Lock())
@@ -44,7 +46,12 @@ class Runtime:
     def forget(self, namespace: str, name: str) -> None:
         self.locks.pop((namespace, name), None)
         self.progress.pop((namespace, name), None)
-        self.started.discard((namespace, name))
+
+    def namespaces(self) -> list[str]:
+        return list(self.index or {})
+
+    def entries(self, namespace: str) -> list[QueueEntry]:
+        return list((self.index or {}).get(namespace, []))
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         # Keep a reference: the event loop holds tasks only weakly.
@@ -53,6 +60,8 @@ class Runtime:
         task.add_done_callback(self.tasks.discard)
 
     def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
         self.mirror.close()
         for pool in [self.executor, *self.executors]:
             pool.shutdown(wait=False, cancel_futures=True)

@@ -19,14 +19,8 @@ def handle_startup(
     kopf_settings: kopf.OperatorSettings, settings: OperatorSettings, logger: kopf.Logger
 ) -> Runtime:
     p = kopf_settings
-    # Our own finalizer name: `kubectl get -o yaml` then says which component holds a deletion.
-    p.persistence.finalizer = f"{constants.GROUP}/finalizer"
-    # Handler progress in annotations: status has a strict schema, so status.kopf would be pruned.
-    p.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=constants.GROUP)
-    # Same for the last-handled spec that kopf diffs updates against.
-    p.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=constants.GROUP, key="last-handled-configuration"
-    )
+    # No finalizer, no handler progress or diff-base annotations: the operator registers only
+    # watch-event handlers (handlers.py), which kopf runs without writing to the object.
     # One active replica is guaranteed by our Lease (leader.py); kopf peering would need its own
     # CRDs and still lets replicas of equal priority run together.
     p.peering.standalone = True
