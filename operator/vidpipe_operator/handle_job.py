@@ -49,7 +49,7 @@ async def handle_job_event(
         return  # e.g. a `ready` count change: nothing the VideoJob status shows
     rt.seen_jobs[key] = fingerprint
     # Runs in a task so this Job's later events are not held up behind its retries.
-    kick(rt, namespace, videojob, entries=entries)
+    kick(rt, namespace, videojob, entries=entries, job=job)
 
 
 async def _after_job_deleted(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
 from vidpipe import constants
 from vidpipe.phases import Phase
@@ -36,7 +37,10 @@ async def handle_videojob_event(
     if LEGACY_FINALIZER in (meta.get("finalizers") or []):
         # Set by the chart 0.1 operator (kopf change handlers); nothing waits on it now,
         # and left in place it would keep a deleted VideoJob Terminating for ever.
-        await rt.kube.remove_finalizer(namespace, name, LEGACY_FINALIZER)
+        try:
+            await rt.kube.remove_finalizer(namespace, name, LEGACY_FINALIZER)
+        except ApiException as exc:  # e.g. 409: changed meanwhile; its next event retries
+            logger.warning(f"could not remove the finalizer {LEGACY_FINALIZER}: {exc.reason}")
     if event_type is None:
         # kopf's initial listing after a (re)start: MongoDB may lag the CR (killed between the
         # two writes) and Jobs may have moved while no one watched.

@@ -91,17 +91,16 @@ class Kube:
         return {str(item["spec"]["jobId"]) for item in items}
 
     async def remove_finalizer(self, namespace: str, name: str, finalizer: str) -> None:
-        """Drop one finalizer, by index with a test so a concurrent change makes it fail (422)
-        rather than remove someone else's; a later event retries."""
+        """Drop one finalizer. The merge patch carries the resourceVersion it was computed from,
+        so a concurrent change makes it fail (409) rather than drop someone else's finalizer; a
+        later event retries. (The client sends custom-object patches as merge patches only.)"""
         current = await self.get_videojob(namespace, name)
-        finalizers = ((current or {}).get("metadata") or {}).get("finalizers") or []
+        meta = (current or {}).get("metadata") or {}
+        finalizers = list(meta.get("finalizers") or [])
         if finalizer not in finalizers:
             return
-        at = finalizers.index(finalizer)
-        patch = [
-            {"op": "test", "path": f"/metadata/finalizers/{at}", "value": finalizer},
-            {"op": "remove", "path": f"/metadata/finalizers/{at}"},
-        ]
+        finalizers.remove(finalizer)
+        patch = {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}}
         call = partial(
             self.custom.patch_namespaced_custom_object,
             constants.GROUP,

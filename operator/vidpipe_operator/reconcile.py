@@ -7,6 +7,7 @@ is what makes a kill -9 at any point harmless: the next run recomputes the same 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any, cast
@@ -18,7 +19,7 @@ from vidpipe_operator import metrics
 from vidpipe_operator.jobs import build_job, job_name
 from vidpipe_operator.mirror import mirror_update
 from vidpipe_operator.runtime import Runtime
-from vidpipe_operator.scheduler import Admission, QueueEntry, admit
+from vidpipe_operator.scheduler import Admission, QueueEntry, Slot, admit
 from vidpipe_operator.status import (
     ADMITTED,
     CANCEL_REQUESTED,
@@ -121,6 +122,20 @@ async def _outputs(rt: Runtime, job_id: str, logger: logging.Logger | kopf.Logge
     return manifest_keys(job_id, manifest) if manifest is not None else []
 
 
+async def _record_later(rt: Runtime, namespace: str, name: str, entries: Entries) -> None:
+    """Record a new Job's VideoJob as Pending if no Job event has recorded it meanwhile."""
+    await asyncio.sleep(rt.settings.job_settle_seconds)
+    mine = [e for e in entries(namespace) if e.name == name]
+    if not mine or mine[0].slot is not Slot.WAITING:
+        return  # recorded (status.jobName set), finished or deleted
+    try:
+        await reconcile(rt, namespace, name, entries=entries, logger=log)
+    except WaitingForSlot:
+        pass  # cannot happen to a VideoJob holding a Job; recorded as waiting if it does
+    except Exception as exc:  # the periodic resync records it later
+        log.warning(f"recording the Job of {namespace}/{name} failed: {exc}")
+
+
 async def cancel(
     rt: Runtime, videojob: Body, *, reason: str, logger: logging.Logger | kopf.Logger
 ) -> None:
@@ -149,23 +164,26 @@ async def reconcile(
     logger: logging.Logger | kopf.Logger,
     force_mirror: bool = False,
     body: Body | None = None,
+    job: Body | None = None,
 ) -> Phase | None:
     """Bring VideoJob `name` one step closer to its Job's truth; None if it no longer exists.
 
     `body` may be passed only when the caller holds a copy at least as new as anything this
-    process wrote (kopf's creation event): it saves a read on the hot path. Raises
-    WaitingForSlot when it must wait for the concurrency limit.
+    process wrote (kopf's creation event), `job` when it holds the Job from its latest watch
+    event: each saves a read on the hot path. Raises WaitingForSlot when it must wait for the
+    concurrency limit.
     """
     async with rt.lock(namespace, name):
         videojob = body if body is not None else await rt.kube.get_videojob(namespace, name)
         if videojob is None:
             return None
-        return await _reconcile_locked(rt, videojob, entries, logger, force_mirror)
+        return await _reconcile_locked(rt, videojob, job, entries, logger, force_mirror)
 
 
 async def _reconcile_locked(
     rt: Runtime,
     videojob: Body,
+    job: Body | None,
     entries: Entries,
     logger: logging.Logger | kopf.Logger,
     force_mirror: bool,
@@ -184,9 +202,8 @@ async def _reconcile_locked(
         await cancel(rt, videojob, reason=CANCEL_REQUESTED, logger=logger)
         return Phase.CANCELLED
     jname = job_name(name)
-    job: Body | None = None
     if status.get("jobName"):
-        job = await rt.kube.get_job(namespace, jname)
+        job = job or await rt.kube.get_job(namespace, jname)
         if job is None:
             # We created a Job before, and it is gone: collected by its TTL while the operator
             # was down, or deleted by hand. A manifest means the processor finished; else rerun.
@@ -197,8 +214,9 @@ async def _reconcile_locked(
                 new = from_job(status, jname, done, at=now(), generation=generation, outputs=found)
                 return await _write(rt, videojob, status, new, force_mirror=force_mirror)
             logger.warning(f"Job {jname} disappeared before finishing; creating it again")
-    else:
-        # No Job recorded: usually there is none, so skip the read and let create say 409.
+    elif job is None:
+        # No Job recorded (nor seen): usually there is none, so skip the read and let create
+        # say 409.
         admission = admit(entries(namespace), name, rt.settings.max_running_per_namespace)
         if not admission.admitted:
             # A Job created just before a crash (status not yet written) holds its slot.
@@ -218,6 +236,14 @@ async def _reconcile_locked(
         job, created = await rt.kube.create_job(build_job(videojob, rt.settings))
         if created:
             logger.info(f"created Job {jname}")
+            if view_job(job).outcome is Outcome.NOT_STARTED and not status:
+                # A fresh Job: its first Pod usually follows within a second, and that Job event
+                # records Pending -> Running in one status write instead of two. Until then the
+                # VideoJob keeps its place at the head of the queue (see scheduler.admit);
+                # record_later writes Pending if no Pod comes.
+                rt.seen_jobs[(namespace, jname)] = (Outcome.NOT_STARTED.value, 0)
+                rt.spawn(_record_later(rt, namespace, name, entries))
+                return Phase.PENDING
     view = view_job(job)
     outputs: list[str] | None = None
     pod_message: str | None = None

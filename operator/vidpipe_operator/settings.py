@@ -43,6 +43,9 @@ class OperatorSettings(BaseSettings):
     # How often a VideoJob waiting for a slot re-checks; slots freed by a finishing Job are
     # handed out at once, so this only bounds the delay after missed events.
     slot_retry_seconds: float = Field(default=10.0, gt=0)
+    # How long a new Job may go without a Pod before its VideoJob records Pending/JobCreated;
+    # normally the first Pod event records Running sooner, in one write instead of two.
+    job_settle_seconds: float = Field(default=2.0, gt=0)
     # Safety-net re-read of unfinished VideoJobs in case a watch event was lost.
     resync_seconds: float = Field(default=60.0, gt=0)
 

@@ -38,11 +38,13 @@ async def reconcile_with_retries(
     *,
     entries: Entries,
     body: Body | None = None,
+    job: Body | None = None,
     force_mirror: bool = True,
 ) -> None:
     """Reconcile until it succeeds or must wait for a slot; errors back off up to a minute.
 
-    `body` is used for the first attempt only (see `reconcile`): after a failure we re-read.
+    `body` and `job` are used for the first attempt only (see `reconcile`): after a failure we
+    re-read.
     """
     delay = 1.0
     while True:
@@ -55,13 +57,14 @@ async def reconcile_with_retries(
                 logger=log,
                 force_mirror=force_mirror,
                 body=body,
+                job=job,
             )
             return
         except WaitingForSlot:
             return  # its waiting status is written; a freed slot kicks it again
         except Exception as exc:
             log.warning(f"reconcile of {namespace}/{name} failed, retrying in {delay:.0f}s: {exc}")
-            body = None
+            body = job = None
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF)
 
@@ -73,6 +76,7 @@ def kick(
     *,
     entries: Entries,
     body: Body | None = None,
+    job: Body | None = None,
     force_mirror: bool = True,
 ) -> None:
     """Reconcile VideoJob `name` in the background, at most one run at a time per VideoJob.
@@ -87,14 +91,20 @@ def kick(
     rt.kicking.add(key)
 
     async def run() -> None:
-        first: Body | None = body
+        first, first_job = body, job
         try:
             while True:
                 rt.rerun.discard(key)
                 await reconcile_with_retries(
-                    rt, namespace, name, entries=entries, body=first, force_mirror=force_mirror
+                    rt,
+                    namespace,
+                    name,
+                    entries=entries,
+                    body=first,
+                    job=first_job,
+                    force_mirror=force_mirror,
                 )
-                first = None
+                first = first_job = None
                 if key not in rt.rerun:
                     return
         finally:

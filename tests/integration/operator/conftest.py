@@ -99,8 +99,8 @@ def namespace(kube: kubernetes.client.ApiClient) -> Iterator[str]:
     )
     yield name
     custom = kubernetes.client.CustomObjectsApi(kube)
-    # Drop finalizers first: the operator may already be gone, and namespace deletion would
-    # otherwise wait for it forever.
+    # The operator adds no finalizer, but a test adds the one earlier versions used: drop any
+    # left, or namespace deletion would wait for them forever.
     items = custom.list_namespaced_custom_object(
         constants.GROUP, constants.VERSION, name, constants.PLURAL
     )["items"]
@@ -240,11 +240,13 @@ class Cluster:
         self.batch = kubernetes.client.BatchV1Api(api)
         self.core = kubernetes.client.CoreV1Api(api)
 
-    def create_videojob(self, name: str, owner: str = "ok", **spec: Any) -> dict[str, Any]:
+    def create_videojob(
+        self, name: str, owner: str = "ok", finalizers: list[str] | None = None, **spec: Any
+    ) -> dict[str, Any]:
         body = {
             "apiVersion": constants.API_VERSION,
             "kind": constants.KIND,
-            "metadata": {"name": name},
+            "metadata": {"name": name, "finalizers": finalizers or []},
             "spec": {
                 "jobId": name,
                 "owner": owner,

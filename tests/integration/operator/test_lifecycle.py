@@ -13,6 +13,9 @@ from vidpipe.keys import output_key
 
 pytestmark = pytest.mark.integration
 
+# What versions up to 0.1 put on every VideoJob (a literal: it is history, not configuration).
+LEGACY_FINALIZER = "media.vidpipe.io/finalizer"
+
 
 def _phase(cluster: Cluster, name: str, phase: str) -> Any:
     status = cluster.status(name)
@@ -68,6 +71,32 @@ def test_success_fills_status_and_mongo(
         ),
     )
     assert "Failed" not in reasons
+    # The operator writes only status: no finalizer (deletion never waits for it), no kopf
+    # bookkeeping annotations.
+    meta = (cluster.get(name) or {})["metadata"]
+    assert not meta.get("finalizers")
+    assert not [a for a in meta.get("annotations") or {} if "kopf" in a]
+
+
+def test_finalizer_of_earlier_versions_is_removed(
+    cluster: Cluster, operator: OperatorProcess, jobs_collection: Any
+) -> None:
+    # VideoJobs created by a version that used a finalizer must not hang on deletion.
+    name = "legacy-1"
+    cluster.create_videojob(name, owner="slow", finalizers=[LEGACY_FINALIZER])
+    wait_for(
+        "finalizer removed",
+        lambda: not ((cluster.get(name) or {})["metadata"].get("finalizers")),
+        60,
+        on_timeout=operator.log_tail,
+    )
+    wait_for("Running", lambda: _phase(cluster, name, "Running"), 60, on_timeout=operator.log_tail)
+    cluster.delete(name)
+    wait_for("VideoJob gone", lambda: cluster.get(name) is None, 10, on_timeout=operator.log_tail)
+    wait_for(
+        "Mongo Cancelled",
+        lambda: (jobs_collection.find_one({"_id": name}) or {}).get("phase") == "Cancelled",
+    )
 
 
 def test_bad_input_fails_at_once_without_retry(

@@ -20,6 +20,7 @@ from tests.integration.operator.conftest import (
     wait_for,
 )
 from tests.utils.servers import S3Server
+from vidpipe.keys import output_key
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +56,11 @@ def _job_uids(cluster: Cluster) -> dict[str, str]:
 
 
 def test_kill_9_mid_flight_then_restart_converges(
-    cluster: Cluster, operator: OperatorProcess, jobs_collection: Any
+    cluster: Cluster,
+    operator: OperatorProcess,
+    jobs_collection: Any,
+    s3: S3Server,
+    output_bucket: str,
 ) -> None:
     plan = {f"ok-{i}": "ok" for i in range(10)}
     plan |= {f"med-{i}": "medium" for i in range(6)}
@@ -78,16 +83,19 @@ def test_kill_9_mid_flight_then_restart_converges(
     # While the operator is down: cancel two, delete one, add two more.
     cluster.patch_spec("slow-0", {"cancel": True})
     cluster.patch_spec("slow-1", {"cancel": True})
-    cluster.delete("slow-2")  # held by the finalizer until the operator is back
+    # Deleted while nobody watches: gone at once (no finalizer); the sweep after the restart
+    # records it Cancelled and deletes its partial outputs.
+    s3.client().put_object(
+        Bucket=output_bucket, Key=output_key("slow-2", "720p.mp4"), Body=b"partial"
+    )
+    cluster.delete("slow-2")
+    wait_for("slow-2 deleted", lambda: cluster.get("slow-2") is None, 10)
     cluster.create_videojob("late-0", owner="ok")
     cluster.create_videojob("late-1", owner="bad")
     plan |= {"late-0": "ok", "late-1": "bad"}
     del plan["slow-2"]
 
     operator.start()
-    wait_for(
-        "slow-2 deleted", lambda: cluster.get("slow-2") is None, 60, on_timeout=operator.log_tail
-    )
     wait_for(
         "slow-3 running",
         lambda: _phases(cluster).get("slow-3") == "Running",
@@ -135,7 +143,17 @@ def test_kill_9_mid_flight_then_restart_converges(
         return wrong
 
     wait_for("Mongo == CR", lambda: not mongo_agrees(), 30, on_timeout=lambda: str(mongo_agrees()))
-    assert (jobs_collection.find_one({"_id": "slow-2"}) or {}).get("phase") == "Cancelled"
+    slow_2 = wait_for(
+        "slow-2 swept",
+        lambda: (
+            (d := jobs_collection.find_one({"_id": "slow-2"})) and d["phase"] == "Cancelled" and d
+        ),
+        30,
+        on_timeout=operator.log_tail,
+    )
+    assert "VideoJobDeleted" in {c["reason"] for c in slow_2["conditions"]}
+    listed = s3.client().list_objects_v2(Bucket=output_bucket, Prefix="outputs/slow-2/")
+    assert listed.get("KeyCount", 0) == 0
     assert operator.proc is not None and operator.proc.poll() is None
 
 

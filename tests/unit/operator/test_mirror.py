@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.unit.operator.conftest import videojob
-from vidpipe_operator.mirror import mirror_update, progress_update
+from vidpipe_operator.mirror import deleted_update, mirror_update, progress_update
 
 pytestmark = pytest.mark.unit
 
@@ -73,3 +73,26 @@ def test_progress_never_touches_a_finished_document() -> None:
     query, update = progress_update(42, AT)
     assert set(query["phase"]["$nin"]) == {"Succeeded", "Failed", "Cancelled"}
     assert update == {"$set": {"progress": 42, "updated_at": AT}}
+
+
+def test_deleted_update_records_cancelled_and_keeps_the_other_conditions() -> None:
+    doc = {
+        "_id": "j-1",
+        "conditions": [
+            {"type": "Admitted", "status": "True", "reason": "JobCreated", "message": "vj-j-1"},
+            {"type": "Cancelled", "status": "False", "reason": "Old", "message": "stale"},
+        ],
+    }
+    fields = deleted_update(doc, AT)["$set"]
+    assert fields["phase"] == "Cancelled"
+    assert fields["finished_at"] == AT and fields["updated_at"] == AT
+    assert fields["outputs"] == []
+    by_type = {c["type"]: c for c in fields["conditions"]}
+    assert by_type["Admitted"]["reason"] == "JobCreated"
+    assert by_type["Cancelled"] == {
+        "type": "Cancelled",
+        "status": "True",
+        "reason": "VideoJobDeleted",
+        "message": "VideoJob deleted",
+    }
+    assert len(fields["conditions"]) == 2
