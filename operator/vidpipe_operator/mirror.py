@@ -1,7 +1,8 @@
 """Mirror VideoJob status into the job's MongoDB document (the API's read model).
 
 The document builder is pure (unit-tested); `JobMirror` runs pymongo in worker threads because
-pymongo is blocking and the kopf event loop must never wait on the network.
+pymongo is blocking and the kopf event loop must never wait on the network, and sends the
+writes of a burst as one ordered bulk write (see batching.py).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from typing import Any, TypeVar
 
 from pymongo import MongoClient
 from pymongo.collection import Collection
+from pymongo.errors import OperationFailure
 
 from vidpipe.constants import JOBS_COLLECTION
 from vidpipe.phases import TERMINAL_PHASES, Phase
+from vidpipe_operator.batching import Batcher, BatchFailed
 from vidpipe_operator.status import CANCELLED, VIDEOJOB_DELETED, parse_time
 
 T = TypeVar("T")
@@ -105,18 +108,38 @@ class JobMirror:
             # The document has one writer per field group; a retried write is idempotent.
             retryWrites=True,
         )
-        self._jobs: Collection[Doc] = self._client[database][JOBS_COLLECTION]
+        self._db = self._client[database]
+        self._jobs: Collection[Doc] = self._db[JOBS_COLLECTION]
         self._executor = executor
+        # Writes made while a bulk write is in flight go out together in the next one.
+        self._writes: Batcher[Doc] = Batcher(self._bulk)
 
     async def _run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
+    def _update_command(self, ops: list[Doc]) -> None:
+        # The `update` command itself rather than bulk_write: pymongo's bulk result merging
+        # needs fields (nModified) that some wire-compatible servers (FerretDB) leave out.
+        # Ordered: two writes to one document in a batch land in the order they were made.
+        reply = self._db.command({"update": JOBS_COLLECTION, "updates": ops, "ordered": True})
+        errors = reply.get("writeErrors") or []
+        if errors:
+            first = min(errors, key=lambda e: int(e["index"]))
+            cause = OperationFailure(str(first.get("errmsg")), first.get("code"), first)
+            # Never claim more applied than the server counted (`n`; FerretDB reports index 0
+            # whatever failed): a write wrongly reported failed is retried, and is idempotent.
+            applied = min(int(first["index"]), int(reply.get("n") or 0))
+            raise BatchFailed(applied, cause)
+
+    async def _bulk(self, ops: list[Doc]) -> None:
+        await self._run(partial(self._update_command, ops))
+
     async def write(self, job_id: str, update: Doc) -> None:
-        await self._run(partial(self._jobs.update_one, {"_id": job_id}, update, upsert=True))
+        await self._writes.submit({"q": {"_id": job_id}, "u": update, "upsert": True})
 
     async def write_progress(self, job_id: str, progress: int, at: datetime) -> None:
         query, update = progress_update(progress, at)
-        await self._run(partial(self._jobs.update_one, {"_id": job_id, **query}, update))
+        await self._writes.submit({"q": {"_id": job_id, **query}, "u": update})
 
     async def unfinished(self, namespace: str | None) -> list[Doc]:
         """Documents the operator has mirrored (they name their VideoJob) that are not terminal;

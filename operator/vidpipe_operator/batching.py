@@ -1,0 +1,67 @@
+"""Group writes that arrive while one is in flight into the next batch.
+
+The operator's MongoDB writes come in bursts (many Jobs finishing or starting together). One
+bulk write per burst costs the database one round trip and one commit instead of one per job,
+which is what keeps the finish-to-MongoDB tail short. There is no timer: an idle batcher sends
+a lone write at once, so batching adds latency only when writes are already queueing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+Op = TypeVar("Op")
+
+# Sends one batch, in order. Raises BatchFailed(n) when the first n ops were applied and the
+# rest were not; any other exception means none may be assumed applied.
+Flush = Callable[[list[Op]], Awaitable[None]]
+
+
+class BatchFailed(Exception):
+    def __init__(self, applied: int, cause: BaseException):
+        super().__init__(str(cause))
+        self.applied, self.cause = applied, cause
+
+
+class Batcher(Generic[Op]):
+    def __init__(self, flush: Flush[Op], max_batch: int = 500):
+        self._flush = flush
+        self._max_batch = max_batch
+        self._pending: list[tuple[Op, asyncio.Future[None]]] = []
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def submit(self, op: Op) -> None:
+        """Returns once `op` is applied; raises what the batch raised if it was not."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((op, done))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+        await done
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            try:
+                await self._flush([op for op, _ in batch])
+            except BatchFailed as exc:
+                _settle(batch[: exc.applied], None)
+                _settle(batch[exc.applied :], exc.cause)
+            except Exception as exc:
+                _settle(batch, exc)
+            else:
+                _settle(batch, None)
+
+
+def _settle(
+    batch: Sequence[tuple[object, asyncio.Future[None]]], error: BaseException | None
+) -> None:
+    for _, done in batch:
+        if done.done():  # the caller gave up waiting (cancelled)
+            continue
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)

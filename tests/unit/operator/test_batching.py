@@ -1,0 +1,111 @@
+"""Writes queued while one is in flight go out together, in order, each told its own outcome."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from vidpipe_operator.batching import Batcher, BatchFailed
+
+pytestmark = pytest.mark.unit
+
+
+class FakeStore:
+    """Records each batch; holds the first one open until released, to let writes queue up."""
+
+    def __init__(self, fail_at: dict[int, int] | None = None, broken: set[int] | None = None):
+        self.batches: list[list[str]] = []
+        self.release = asyncio.Event()
+        self.fail_at = fail_at or {}  # batch number -> ops applied before the failure
+        self.broken = broken or set()  # batch numbers that fail as a whole (e.g. connection)
+
+    async def flush(self, ops: list[str]) -> None:
+        number = len(self.batches)
+        self.batches.append(ops)
+        if number == 0:
+            await self.release.wait()
+        if number in self.broken:
+            raise ConnectionError("database unreachable")
+        if number in self.fail_at:
+            raise BatchFailed(self.fail_at[number], ValueError("write error"))
+
+
+async def _submit_all(batcher: Batcher[str], ops: list[str]) -> list[BaseException | None]:
+    return await asyncio.gather(*(batcher.submit(op) for op in ops), return_exceptions=True)
+
+
+def test_lone_write_goes_out_at_once() -> None:
+    async def go() -> list[list[str]]:
+        store = FakeStore()
+        store.release.set()
+        await asyncio.wait_for(Batcher(store.flush).submit("a"), 1)
+        return store.batches
+
+    assert asyncio.run(go()) == [["a"]]
+
+
+def test_writes_queued_during_a_flush_share_the_next_batch_in_order() -> None:
+    async def go() -> tuple[list[list[str]], list[BaseException | None]]:
+        store = FakeStore()
+        batcher: Batcher[str] = Batcher(store.flush)
+        first = asyncio.create_task(batcher.submit("a"))
+        await asyncio.sleep(0)  # "a" is in flight, held open
+        rest = asyncio.create_task(_submit_all(batcher, ["b", "c", "d"]))
+        await asyncio.sleep(0)
+        store.release.set()
+        await first
+        return store.batches, await rest
+
+    batches, results = asyncio.run(go())
+    assert batches == [["a"], ["b", "c", "d"]]
+    assert results == [None, None, None]
+
+
+def test_batches_are_capped() -> None:
+    async def go() -> list[list[str]]:
+        store = FakeStore()
+        batcher: Batcher[str] = Batcher(store.flush, max_batch=2)
+        first = asyncio.create_task(batcher.submit("a"))
+        await asyncio.sleep(0)
+        rest = asyncio.create_task(_submit_all(batcher, ["b", "c", "d", "e", "f"]))
+        await asyncio.sleep(0)
+        store.release.set()
+        await first
+        await rest
+        return store.batches
+
+    assert asyncio.run(go()) == [["a"], ["b", "c"], ["d", "e"], ["f"]]
+
+
+def test_a_partial_failure_fails_only_the_writes_not_applied() -> None:
+    async def go() -> list[BaseException | None]:
+        store = FakeStore(fail_at={1: 1})  # batch 1 applies its first op, then fails
+        batcher: Batcher[str] = Batcher(store.flush)
+        first = asyncio.create_task(batcher.submit("a"))
+        await asyncio.sleep(0)
+        rest = asyncio.create_task(_submit_all(batcher, ["b", "c", "d"]))
+        await asyncio.sleep(0)
+        store.release.set()
+        await first
+        return await rest
+
+    b, c, d = asyncio.run(go())
+    assert b is None
+    assert isinstance(c, ValueError) and isinstance(d, ValueError)
+
+
+def test_a_failed_batch_fails_every_write_in_it_and_the_next_batch_still_runs() -> None:
+    async def go() -> tuple[list[BaseException | None], list[list[str]]]:
+        store = FakeStore(broken={0})
+        batcher: Batcher[str] = Batcher(store.flush)
+        first = asyncio.create_task(_submit_all(batcher, ["a", "b"]))
+        await asyncio.sleep(0)
+        store.release.set()
+        failed = await first
+        await asyncio.wait_for(batcher.submit("c"), 1)  # raises if it failed
+        return failed, store.batches
+
+    failed, batches = asyncio.run(go())
+    assert all(isinstance(e, ConnectionError) for e in failed)
+    assert batches == [["a", "b"], ["c"]]
