@@ -2,7 +2,7 @@
 
 The document builder is pure (unit-tested); `JobMirror` runs pymongo in worker threads because
 pymongo is blocking and the kopf event loop must never wait on the network, and sends the
-writes of a burst as one ordered bulk write (see batching.py).
+writes of a burst as one ordered `update` command (see batching.py).
 """
 
 from __future__ import annotations
@@ -105,13 +105,11 @@ class JobMirror:
             serverSelectionTimeoutMS=timeout_ms,
             connectTimeoutMS=timeout_ms,
             socketTimeoutMS=timeout_ms,
-            # The document has one writer per field group; a retried write is idempotent.
-            retryWrites=True,
         )
         self._db = self._client[database]
         self._jobs: Collection[Doc] = self._db[JOBS_COLLECTION]
         self._executor = executor
-        # Writes made while a bulk write is in flight go out together in the next one.
+        # Writes made while one batch is in flight go out together in the next one.
         self._writes: Batcher[Doc] = Batcher(self._bulk)
 
     async def _run(self, fn: Callable[[], T]) -> T:
@@ -121,6 +119,8 @@ class JobMirror:
         # The `update` command itself rather than bulk_write: pymongo's bulk result merging
         # needs fields (nModified) that some wire-compatible servers (FerretDB) leave out.
         # Ordered: two writes to one document in a batch land in the order they were made.
+        # pymongo does not retry a raw command; every caller retries a failed write instead
+        # (each mirror write is idempotent).
         reply = self._db.command({"update": JOBS_COLLECTION, "updates": ops, "ordered": True})
         errors = reply.get("writeErrors") or []
         if errors:
