@@ -2,6 +2,7 @@
 # Builds the pinned Kubernetes binaries from the Go module proxy (no prebuilt download is reachable
 # here) and caches them by version, so only the first run on a machine pays the build.
 set -euo pipefail
+shopt -s inherit_errexit  # a failure inside $(...) stops the script too
 here=$(cd "$(dirname "$0")" && pwd)
 version=$(sed -n 's/^require k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p; s/^\tk8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$here/gotools/kubernetes/go.mod" | head -1)
 cache=${VIDPIPE_CACHE:-$HOME/.cache/vidpipe}

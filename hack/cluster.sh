@@ -13,6 +13,7 @@
 # and env (endpoints and generated credentials). Pods reach host services through the bridge
 # address $HOST_IP; the host reaches everything on 127.0.0.1 or $HOST_IP.
 set -euo pipefail
+shopt -s inherit_errexit  # a failure inside $(...) stops the script too
 repo=$(cd "$(dirname "$0")/.." && pwd)
 bin=$repo/bin
 state=$repo/.local/cluster

@@ -2,9 +2,10 @@
 # Installs what the platform and its tests need on a Debian 12 machine: Debian packages, then a
 # Python virtualenv pinned by requirements/constraints.txt. Idempotent and quiet when up to date.
 set -euo pipefail
+shopt -s inherit_errexit  # a failure inside $(...) stops the script too
 repo=$(cd "$(dirname "$0")/.." && pwd)
 packages=(containerd runc containernetworking-plugins buildah debootstrap ffmpeg iptables
-  conntrack socat etcd-server openssl iproute2 procps psmisc curl ca-certificates python3-venv)
+  conntrack socat etcd-server busybox-static openssl iproute2 procps psmisc curl ca-certificates python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,6 +6,7 @@
 #   hack/images.sh load      import the archives into the cluster's containerd
 #   hack/images.sh tag       the tag of the project images for the current sources
 set -euo pipefail
+shopt -s inherit_errexit  # a failure inside $(...) stops the script too
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cache=${VIDPIPE_CACHE:-$HOME/.cache/vidpipe}/images
 mkdir -p "$cache"
@@ -47,13 +48,19 @@ build_pause() {
 
 build_stub() {
   # A busybox image for operator tests that need a Pod exiting with a chosen code, not ffmpeg.
-  local h; h=$( (sha256sum /bin/busybox; echo v1) | sha256sum | cut -c1-16)
+  # Only Debian's busybox-static works in a FROM scratch image (the busybox package is dynamically
+  # linked and cannot start there); hack/deps.sh installs it.
+  local busybox=/bin/busybox
+  [ -x "$busybox" ] || { log "stub: $busybox is missing (hack/deps.sh installs busybox-static)"; exit 1; }
+  local h; h=$( (sha256sum "$busybox"; echo v2) | sha256sum | cut -c1-16)
   local out=$cache/stub-$h.tar
   if [ ! -f "$out" ]; then
     log "stub: building"
     local c; c=$(buildah from scratch)
-    buildah copy -q "$c" /bin/busybox /bin/busybox >/dev/null
+    buildah copy -q "$c" "$busybox" /bin/busybox >/dev/null
+    # Runs the binary inside the empty image: a dynamically linked busybox fails here, not in a test.
     buildah run --isolation chroot "$c" /bin/busybox --install -s /bin
+    buildah run --isolation chroot "$c" /bin/sh -c 'exit 0'
     buildah config --cmd '["/bin/sh"]' "$c"
     commit_archive "$c" localhost/vidpipe-stub:latest "$out"
   fi

@@ -4,6 +4,7 @@
 #   hack/platform.sh up     install or upgrade (idempotent), then print what to do next
 #   hack/platform.sh down   uninstall the release (the cluster stays; `make down` removes it)
 set -euo pipefail
+shopt -s inherit_errexit  # a failure inside $(...) stops the script too
 repo=$(cd "$(dirname "$0")/.." && pwd)
 state=$repo/.local/cluster
 bin=$repo/bin

@@ -3,6 +3,7 @@
 # else against the real local cluster. A cluster that was already up (make up) is left running;
 # one started here is stopped again, pass or fail.
 set -euo pipefail
+shopt -s inherit_errexit  # a failure inside $(...) stops the script too
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 py=.venv/bin/python

@@ -2,6 +2,7 @@
 # Builds the pinned Go tools through the Go module proxy (no prebuilt download is reachable here),
 # caches them under ~/.cache/vidpipe keyed by version, and links them into ./bin.
 set -euo pipefail
+shopt -s inherit_errexit  # a failure inside $(...) stops the script too
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cache=${VIDPIPE_CACHE:-$HOME/.cache/vidpipe}
 mkdir -p "$cache/tools" "$repo/bin"
