@@ -296,8 +296,12 @@ EOF
 }
 
 start_services() {
-  # Credentials are generated once per cluster and kept in env (mode 600).
+  # Credentials are generated once per cluster and kept in env (mode 600). Hex secrets need no
+  # escaping in a URL or a shell file.
   if [ ! -f "$state/env" ]; then
+    local mongo_user mongo_password
+    mongo_user=vidpipe-$(openssl rand -hex 4)
+    mongo_password=$(openssl rand -hex 24)
     umask 077
     cat >"$state/env" <<EOF
 VIDPIPE_S3_ENDPOINT_URL=http://$HOST_IP:$S3_PORT
@@ -305,7 +309,9 @@ VIDPIPE_S3_BUCKET=$S3_BUCKET
 AWS_ACCESS_KEY_ID=vidpipe-$(openssl rand -hex 6)
 AWS_SECRET_ACCESS_KEY=$(openssl rand -hex 24)
 AWS_REGION=us-east-1
-VIDPIPE_MONGO_URL=mongodb://$HOST_IP:$MONGO_PORT/
+VIDPIPE_MONGO_USERNAME=$mongo_user
+VIDPIPE_MONGO_PASSWORD=$mongo_password
+VIDPIPE_MONGO_URL=mongodb://$mongo_user:$mongo_password@$HOST_IP:$MONGO_PORT/
 VIDPIPE_JOBS_NAMESPACE=$NAMESPACE
 KUBECONFIG=$state/kubeconfig
 EOF
@@ -313,12 +319,26 @@ EOF
   fi
   # shellcheck disable=SC1091
   set -a; . "$state/env"; set +a
+  [ -n "${VIDPIPE_MONGO_PASSWORD:-}" ] ||
+    die "$state/env predates MongoDB authentication: run 'hack/cluster.sh down' first"
   mkdir -p "$state/s3" "$state/mongo"
+  # MongoDB: FerretDB on SQLite with SCRAM authentication (its "new auth", independent of the
+  # backend). Every command but the handshake ones (hello, ping, saslStart...) needs an
+  # authenticated connection; the user is created at the first start (when the admin database
+  # does not exist yet) from the generated credentials in env.
+  local mongo_flags=(--handler sqlite --sqlite-url "file:$state/mongo/"
+    --listen-addr "$HOST_IP:$MONGO_PORT" --state-dir - --debug-addr - --telemetry disable
+    --log-level warn --test-enable-new-auth
+    --setup-database admin --setup-username "$VIDPIPE_MONGO_USERNAME")
   ROOT_ACCESS_KEY=$AWS_ACCESS_KEY_ID ROOT_SECRET_KEY=$AWS_SECRET_ACCESS_KEY \
     start s3 "$bin/versitygw" --port "127.0.0.1:$S3_PORT" --port "$HOST_IP:$S3_PORT" posix "$state/s3"
-  start mongo "$bin/ferretdb" -listen "$HOST_IP:$MONGO_PORT" -data "$state/mongo"
+  # The password reaches FerretDB through its environment, never argv (any local user can read
+  # argv in /proc).
+  local -x FERRETDB_SETUP_PASSWORD=$VIDPIPE_MONGO_PASSWORD
+  start mongo "$bin/ferretdb" run "${mongo_flags[@]}"
   wait_until "S3 server" 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$S3_PORT"
-  wait_until "MongoDB server" 30 bash -c "exec 3<>/dev/tcp/$HOST_IP/$MONGO_PORT"
+  # An authenticated ping with the same user and password: the listener is up, the user exists.
+  wait_until "MongoDB server" 30 "$bin/ferretdb" ping "${mongo_flags[@]}" --setup-timeout 5s
   # A bucket is a directory in versitygw's posix backend.
   mkdir -p "$state/s3/$S3_BUCKET"
 }
@@ -416,7 +436,7 @@ status() {
   done
   echo "  kube-apiserver          https://127.0.0.1:$API_PORT (Pods: https://$HOST_IP:$API_PORT)"
   echo "  S3 (versitygw)          http://127.0.0.1:$S3_PORT and http://$HOST_IP:$S3_PORT, bucket $S3_BUCKET"
-  echo "  MongoDB (FerretDB)      mongodb://$HOST_IP:$MONGO_PORT/"
+  echo "  MongoDB (FerretDB)      mongodb://$HOST_IP:$MONGO_PORT/ (SCRAM; user and URL in env)"
   echo "  credentials             $state/env"
   echo "  logs                    $logs/"
   echo

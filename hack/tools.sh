@@ -10,7 +10,7 @@ export CGO_ENABLED=0 GOFLAGS=-trimpath
 
 HELM_VERSION=v3.19.5
 VERSITYGW_VERSION=v1.8.0
-FERRETDB_VERSION=$(sed -n 's/.*github.com\/FerretDB\/FerretDB \(v[0-9.]*\)$/\1/p' "$repo/hack/gotools/ferretdb/go.mod" | head -1)
+FERRETDB_VERSION=$(cd "$repo/hack/gotools/ferretdb" && go list -m -f '{{.Version}}' github.com/FerretDB/FerretDB)
 
 build_install() {  # name version package
   local out="$cache/tools/$1-$2"
@@ -26,10 +26,28 @@ build_install() {  # name version package
 build_install helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm
 build_install versitygw "$VERSITYGW_VERSION" github.com/versity/versitygw/cmd/versitygw
 
-out="$cache/tools/ferretdb-$FERRETDB_VERSION"
+# FerretDB's own command (its SCRAM flags are not in the embeddable package). Upstream's build
+# generates build/version/version.txt, which the module zip lacks and without which the command
+# panics at start-up: build from a copy of the module (checked against our go.sum) with that
+# file written. The cache key includes the pin, so a changed pin never reuses an older binary.
+ferret_mod=$repo/hack/gotools/ferretdb
+ferret_key=$(cat "$ferret_mod/go.mod" "$ferret_mod/go.sum" "$0" | sha256sum | cut -c1-12)
+out="$cache/tools/ferretdb-$FERRETDB_VERSION-$ferret_key"
 if [ ! -x "$out" ]; then
   echo "go: building ferretdb $FERRETDB_VERSION (first run on this machine only)" >&2
-  (cd "$repo/hack/gotools/ferretdb" && go build -o "$out.tmp" . && mv "$out.tmp" "$out")
+  (cd "$ferret_mod" && go mod download github.com/FerretDB/FerretDB)
+  src=$(cd "$ferret_mod" && go list -m -f '{{.Dir}}' github.com/FerretDB/FerretDB)
+  tmp=$(mktemp -d)
+  cp -r "$src" "$tmp/ferretdb" && chmod -R u+w "$tmp/ferretdb"
+  echo "$FERRETDB_VERSION" >"$tmp/ferretdb/build/version/version.txt"
+  (cd "$tmp/ferretdb" && go build -o "$out.tmp" ./cmd/ferretdb)
+  rm -rf "$tmp"
+  # What we rely on must be in what was built: the version check passes, SCRAM flags exist.
+  built_version=$("$out.tmp" --version)
+  built_help=$("$out.tmp" --help)
+  grep -qx "version: $FERRETDB_VERSION" <<<"$built_version"
+  grep -q -- --test-enable-new-auth <<<"$built_help"
+  mv "$out.tmp" "$out"
 fi
 ln -sfn "$out" "$repo/bin/ferretdb"
 

@@ -101,14 +101,20 @@ def s3_server(workdir: Path) -> Iterator[S3Server]:
 
 @contextmanager
 def mongo_server(workdir: Path) -> Iterator[str]:
-    """FerretDB on SQLite: the MongoDB wire protocol pymongo speaks in production."""
+    """FerretDB on SQLite: the MongoDB wire protocol pymongo speaks in production.
+
+    Without authentication, unlike the local cluster's (tests/security/test_mongo_auth.py): these
+    servers listen on loopback for one test session, and the code under test only ever sees a URL.
+    """
     port = free_port()
+    data = workdir / "ferretdb-data"
+    data.mkdir(parents=True, exist_ok=True)
     argv = [
         str(_binary("ferretdb")),
-        "-listen",
-        f"127.0.0.1:{port}",
-        "-data",
-        str(workdir / "ferretdb-data"),
+        *("--handler", "sqlite", "--sqlite-url", f"file:{data}/"),
+        *("--listen-addr", f"127.0.0.1:{port}"),
+        # No state file, no debug/metrics listener (parallel sessions would share its port).
+        *("--state-dir", "-", "--debug-addr", "-", "--telemetry", "disable", "--log-level", "warn"),
     ]
     with _process(argv, {}, workdir / "ferretdb.log") as proc:
         wait_for_port(port, proc)
