@@ -21,6 +21,9 @@ LABEL_VIDEOJOB = f"{constants.GROUP}/videojob"
 # The label the Job controller puts on its Pods (Kubernetes >= 1.27).
 LABEL_POD_JOB_NAME = "batch.kubernetes.io/job-name"
 WORK_DIR = "/work"
+# The per-job Secret (see access.py) is mounted here; its one key holds the presigned URLs.
+ACCESS_KEY = "access.json"
+ACCESS_MOUNT = "/var/run/secrets/vidpipe.io/access"
 _MAX_NAME = 63  # the Job name becomes a label value on its Pods
 
 
@@ -46,11 +49,9 @@ def job_labels(videojob_name: str, spec: VideoJobSpec) -> dict[str, str]:
 
 def _env(videojob: dict[str, Any], spec: VideoJobSpec, settings: OperatorSettings) -> list[Any]:
     meta = videojob["metadata"]
-
-    def secret(key: str) -> dict[str, Any]:
-        return {"secretKeyRef": {"name": settings.s3_secret_name, "key": key}}
-
-    env: list[dict[str, Any]] = [
+    # No S3 endpoint and no AWS_* keys: the processor reaches S3 only through the presigned URLs
+    # in its Secret (a file, so they are in no environment a child process or a dump could see).
+    return [
         {
             "name": "VIDPIPE_JOB_SPEC",
             "value": spec.model_dump_json(by_alias=True, exclude_none=True),
@@ -59,16 +60,21 @@ def _env(videojob: dict[str, Any], spec: VideoJobSpec, settings: OperatorSetting
         {"name": "VIDPIPE_VIDEOJOB_NAME", "value": meta["name"]},
         {"name": "VIDPIPE_VIDEOJOB_NAMESPACE", "value": meta["namespace"]},
         {"name": "VIDPIPE_WORK_DIR", "value": WORK_DIR},
-        {"name": "AWS_REGION", "value": settings.aws_region},
-        {"name": "AWS_ACCESS_KEY_ID", "valueFrom": secret(settings.s3_secret_access_key_id_key)},
-        {
-            "name": "AWS_SECRET_ACCESS_KEY",
-            "valueFrom": secret(settings.s3_secret_secret_access_key_key),
-        },
+        {"name": "VIDPIPE_ACCESS_FILE", "value": f"{ACCESS_MOUNT}/{ACCESS_KEY}"},
     ]
-    if settings.processor_endpoint:
-        env.append({"name": "VIDPIPE_S3_ENDPOINT_URL", "value": settings.processor_endpoint})
-    return env
+
+
+def owner_reference(videojob: dict[str, Any]) -> dict[str, Any]:
+    """Controller reference to the VideoJob: deleting it garbage-collects what it owns."""
+    meta = videojob["metadata"]
+    return {
+        "apiVersion": constants.API_VERSION,
+        "kind": constants.KIND,
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def _resources(spec: VideoJobSpec, settings: OperatorSettings) -> dict[str, Any]:
@@ -108,6 +114,7 @@ def build_job(videojob: dict[str, Any], settings: OperatorSettings) -> dict[str,
         "volumeMounts": [
             {"name": "work", "mountPath": WORK_DIR},
             {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "access", "mountPath": ACCESS_MOUNT, "readOnly": True},
         ],
     }
     if settings.processor_command is not None:
@@ -119,10 +126,11 @@ def build_job(videojob: dict[str, Any], settings: OperatorSettings) -> dict[str,
         # about retries.
         "restartPolicy": "Never",
         # The processor reports progress itself by server-side apply of status.progress on
-        # its VideoJob; its ServiceAccount's Role allows only `patch` on videojobs/status in
-        # this namespace. That is the only reason the token is mounted: progress then needs
-        # no sidecar, no extra hop through the operator, and cannot touch anything else.
-        "serviceAccountName": settings.processor_service_account,
+        # its VideoJob. Its ServiceAccount is its own (access.py): the Role allows get/patch of
+        # videojobs/status for this one VideoJob. That is the only reason the token is mounted:
+        # progress then needs no sidecar, no extra hop through the operator, and a stolen token
+        # cannot touch another job.
+        "serviceAccountName": job_name(meta["name"]),
         "automountServiceAccountToken": True,
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": settings.termination_grace_period_seconds,
@@ -137,6 +145,11 @@ def build_job(videojob: dict[str, Any], settings: OperatorSettings) -> dict[str,
         "volumes": [
             {"name": "work", "emptyDir": {"sizeLimit": settings.processor_work_dir_size}},
             {"name": "tmp", "emptyDir": {"sizeLimit": settings.processor_tmp_size}},
+            # Readable by the processor's group only (fsGroup); the Pod waits for the Secret.
+            {
+                "name": "access",
+                "secret": {"secretName": job_name(meta["name"]), "defaultMode": 0o440},
+            },
         ],
     }
     if settings.processor_node_selector:
@@ -149,16 +162,7 @@ def build_job(videojob: dict[str, Any], settings: OperatorSettings) -> dict[str,
             "namespace": meta["namespace"],
             "labels": labels,
             # Owned by the VideoJob: deleting it garbage-collects the Job and its Pods.
-            "ownerReferences": [
-                {
-                    "apiVersion": constants.API_VERSION,
-                    "kind": constants.KIND,
-                    "name": meta["name"],
-                    "uid": meta["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [owner_reference(videojob)],
         },
         "spec": {
             "backoffLimit": settings.backoff_limit,

@@ -47,6 +47,7 @@ class Kube:
         self.custom = kubernetes.client.CustomObjectsApi(api)
         self.batch = kubernetes.client.BatchV1Api(api)
         self.core = kubernetes.client.CoreV1Api(api)
+        self.rbac = kubernetes.client.RbacAuthorizationV1Api(api)
         self._executor = executor
 
     async def _run(self, fn: Callable[[], T]) -> T:
@@ -180,3 +181,59 @@ class Kube:
         )
         items: list[Body] = _json(await self._run(call)).get("items", [])
         return items
+
+    async def create_child(self, manifest: Body) -> bool:
+        """Create a ServiceAccount, Role or RoleBinding; False when it exists (409).
+
+        Their content depends only on the VideoJob's name and uid, so an existing one (from
+        before an operator restart) is already right.
+        """
+        meta, kind = manifest["metadata"], manifest["kind"]
+        create = {
+            "ServiceAccount": self.core.create_namespaced_service_account,
+            "Role": self.rbac.create_namespaced_role,
+            "RoleBinding": self.rbac.create_namespaced_role_binding,
+        }[kind]
+        call = partial(
+            create,
+            meta["namespace"],
+            manifest,
+            field_manager=constants.FIELD_MANAGER_OPERATOR,
+            _preload_content=False,
+        )
+        try:
+            await self._run(call)
+            return True
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+
+    async def put_secret(self, manifest: Body) -> bool:
+        """Create the Secret, or replace it when it exists (its URLs may have expired, e.g. for
+        a Job re-created after its TTL). True when created."""
+        meta = manifest["metadata"]
+        create = partial(
+            self.core.create_namespaced_secret,
+            meta["namespace"],
+            manifest,
+            field_manager=constants.FIELD_MANAGER_OPERATOR,
+            _preload_content=False,
+        )
+        try:
+            await self._run(create)
+            return True
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        # A replace without resourceVersion is unconditional: the operator is its only writer.
+        replace = partial(
+            self.core.replace_namespaced_secret,
+            meta["name"],
+            meta["namespace"],
+            manifest,
+            field_manager=constants.FIELD_MANAGER_OPERATOR,
+            _preload_content=False,
+        )
+        await self._run(replace)
+        return False

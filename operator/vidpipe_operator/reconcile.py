@@ -10,12 +10,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any, cast
 
 import kopf
 
+from vidpipe.models import VideoJobSpec
 from vidpipe.phases import Phase
 from vidpipe_operator import metrics
+from vidpipe_operator.access import (
+    access_document,
+    build_access_secret,
+    build_role,
+    build_role_binding,
+    build_service_account,
+    url_lifetime,
+)
 from vidpipe_operator.jobs import build_job, job_name
 from vidpipe_operator.mirror import mirror_update
 from vidpipe_operator.runtime import Runtime
@@ -41,6 +51,11 @@ from vidpipe_operator.storage import manifest_keys
 Body = dict[str, Any]
 Entries = Callable[[str], Iterable[QueueEntry]]
 log = logging.getLogger(__name__)
+
+
+FAILED_OUTCOMES = frozenset(
+    {Outcome.BAD_INPUT, Outcome.RETRIES_EXHAUSTED, Outcome.DEADLINE_EXCEEDED}
+)
 
 
 class WaitingForSlot(Exception):
@@ -134,6 +149,28 @@ async def _record_later(rt: Runtime, namespace: str, name: str, entries: Entries
         pass  # cannot happen to a VideoJob holding a Job; recorded as waiting if it does
     except Exception as exc:  # the periodic resync records it later
         log.warning(f"recording the Job of {namespace}/{name} failed: {exc}")
+
+
+async def grant_access(rt: Runtime, videojob: Body) -> None:
+    """Write what the Job's Pod runs with: its presigned URLs (Secret) and its own identity
+    (ServiceAccount, Role on this VideoJob's status only, RoleBinding). Four API writes, sent
+    at once; each is idempotent (the Secret is replaced with fresh URLs, the rest 409 = exists).
+    """
+    spec = VideoJobSpec.model_validate(videojob["spec"])
+    seconds = url_lifetime(spec, rt.settings)
+    # Presigning is CPU work in botocore (about a millisecond per URL): off the event loop.
+    document = await asyncio.get_running_loop().run_in_executor(
+        rt.executor,
+        partial(
+            access_document, spec, rt.settings.output_bucket, rt.storage.presign, seconds, now()
+        ),
+    )
+    await asyncio.gather(
+        rt.kube.put_secret(build_access_secret(videojob, document)),
+        rt.kube.create_child(build_service_account(videojob)),
+        rt.kube.create_child(build_role(videojob)),
+        rt.kube.create_child(build_role_binding(videojob)),
+    )
 
 
 async def cancel(
@@ -233,6 +270,7 @@ async def _reconcile_locked(
                 await _write(rt, videojob, status, new, force_mirror=force_mirror)
                 raise WaitingForSlot(admission)
     if job is None:
+        await grant_access(rt, videojob)
         job, created = await rt.kube.create_job(build_job(videojob, rt.settings))
         if created:
             logger.info(f"created Job {jname}")
@@ -251,6 +289,12 @@ async def _reconcile_locked(
         outputs = await _outputs(rt, spec["jobId"], logger)
     elif view.outcome in {Outcome.BAD_INPUT, Outcome.RETRIES_EXHAUSTED}:
         pod_message = termination_message(await rt.kube.list_job_pods(namespace, jname))
+    if view.outcome in FAILED_OUTCOMES:
+        # The processor cannot delete (its URLs only PUT), so a failed job's partial outputs are
+        # removed here, before Failed is recorded: a crash in between repeats the delete.
+        removed = await rt.storage.delete_outputs(spec["jobId"])
+        if removed:
+            logger.info(f"{removed} partial output(s) of the failed job deleted")
     new = from_job(
         status,
         jname,

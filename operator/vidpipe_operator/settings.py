@@ -23,7 +23,6 @@ class OperatorSettings(BaseSettings):
     processor_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
     processor_command: list[str] | None = None
     processor_args: list[str] | None = None
-    processor_service_account: str = "vidpipe-processor"
     processor_uid: int = Field(default=65532, ge=1)
     processor_cpu_request: str = "500m"
     processor_cpu_limit: str = "2"
@@ -49,21 +48,22 @@ class OperatorSettings(BaseSettings):
     # Safety-net re-read of unfinished VideoJobs in case a watch event was lost.
     resync_seconds: float = Field(default=60.0, gt=0)
 
-    # Object storage: the operator reads manifests and deletes partial outputs; the processor
-    # gets the endpoint and credentials through its Pod spec.
+    # Object storage: the operator reads manifests, deletes the outputs of failed and cancelled
+    # jobs, and presigns the URLs that are a processor's only access to S3 (access.py).
     output_bucket: str = "vidpipe-media"
     s3_endpoint_url: str | None = None
-    # What the processor Pod uses; defaults to s3_endpoint_url (differs when the operator runs
-    # outside the cluster network, as in tests).
+    # The endpoint in the URLs handed to processor Pods (the host is part of the signature);
+    # defaults to s3_endpoint_url (differs when the operator runs outside the cluster network).
     processor_s3_endpoint_url: str | None = None
     aws_region: str = "us-east-1"
-    # The operator's own credentials; None falls back to boto3's chain (env, IRSA...).
+    # The operator's own credentials; None falls back to boto3's chain (env, IRSA...). Presigned
+    # URLs are signed with them, so they must be long-lived keys, not session credentials that
+    # expire before the Job's deadline.
     s3_access_key_id: SecretStr | None = None
     s3_secret_access_key: SecretStr | None = None
-    # The Secret, in each jobs namespace, holding the processor's S3 credentials.
-    s3_secret_name: str = "vidpipe-s3"
-    s3_secret_access_key_id_key: str = "AWS_ACCESS_KEY_ID"
-    s3_secret_secret_access_key_key: str = "AWS_SECRET_ACCESS_KEY"
+    # The processor's URLs stay valid for the Job's activeDeadlineSeconds plus this margin
+    # (Pod start, retries' last upload), capped at SigV4's 7 days.
+    presign_margin_seconds: int = Field(default=900, ge=60)
 
     # MongoDB read model.
     mongo_url: SecretStr = SecretStr("mongodb://localhost:27017/")

@@ -1,6 +1,8 @@
-"""S3 access the operator needs: read a job's manifest, delete a cancelled job's partial outputs.
+"""S3 access the operator needs: read a job's manifest, delete the outputs of a cancelled or
+failed job, and presign the per-object URLs that are a processor Pod's only access to S3.
 
-boto3 is blocking, so every call runs in the operator's I/O thread pool.
+boto3 is blocking, so every call that can touch the network runs in the operator's I/O thread
+pool. Presigning is local (an HMAC over the request), no S3 round trip.
 """
 
 from __future__ import annotations
@@ -70,11 +72,34 @@ class OutputStorage:
                 max_pool_connections=settings.io_threads,
             ),
         )
+        # Presigned URLs name the endpoint the Pod reaches (the Host header is signed), so they
+        # come from a client configured with that endpoint; SigV4, as the 7-day cap assumes.
+        endpoint = settings.processor_endpoint
+        self._presigner: S3Client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name=settings.aws_region,
+            aws_access_key_id=access.get_secret_value() if access else None,
+            aws_secret_access_key=secret.get_secret_value() if secret else None,
+            config=Config(
+                signature_version="s3v4",
+                # S3-compatible servers (MinIO, versitygw, Ceph) are addressed by path.
+                s3={"addressing_style": "path" if endpoint else "virtual"},
+            ),
+        )
         self.bucket = settings.output_bucket
         self._executor = executor
 
     async def _run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    def presign(self, method: str, bucket: str, key: str, seconds: int) -> str:
+        """A URL allowing exactly `method` on `bucket/key` for `seconds` (no network)."""
+        operation = {"GET": "get_object", "PUT": "put_object"}[method]
+        url: str = self._presigner.generate_presigned_url(
+            operation, Params={"Bucket": bucket, "Key": key}, ExpiresIn=seconds, HttpMethod=method
+        )
+        return url
 
     def _read_manifest(self, job_id: str) -> Any | None:
         try:

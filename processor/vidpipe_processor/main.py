@@ -30,7 +30,7 @@ from vidpipe_processor.reporter import (
     ProgressReporter,
 )
 from vidpipe_processor.settings import ProcessorSettings
-from vidpipe_processor.storage import Storage
+from vidpipe_processor.storage import JobAccess, Storage
 
 log = logging.getLogger("vidpipe_processor")
 
@@ -132,7 +132,7 @@ def _run(settings: ProcessorSettings) -> ExitStatus:
                 ffprobe_path=settings.ffprobe_path,
                 x264_preset=settings.x264_preset,
             ),
-            Storage.from_config(settings.storage),
+            Storage(JobAccess.load(settings.access_file, spec), settings.transfer),
             ProgressTracker(reporter),
         )
     finally:

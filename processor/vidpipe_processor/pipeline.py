@@ -1,12 +1,14 @@
 """One job from start to finish: download, probe, transcode, describe, upload, manifest last.
 
 Invariants kept here:
-- Outputs go under `outputs/{jobId}/` and nowhere else.
-- `manifest.json` exists only when every output does: an old manifest is removed before any other
-  key is touched, and the new one is written after all uploads succeeded. A rerun (a retried Pod)
-  overwrites the same keys and removes stale ones.
-- Any failure (bad input, fault, SIGTERM) removes the job's outputs from S3, so the prefix holds a
-  complete set or nothing; the local working directory is always removed.
+- Outputs go under `outputs/{jobId}/` and nowhere else: the only URLs this process has are the
+  operator's presigned PUTs for those keys (storage.py).
+- The manifest is written after every other output, so a manifest lists only objects that exist.
+  A rerun (a retried Pod) overwrites the same keys: file names depend only on the spec and the
+  probed source, both the same on every attempt, so no stale key can be left beside them.
+- Nothing is uploaded before the encode succeeded, so a bad input writes nothing. The processor
+  cannot delete (no keys): the outputs of a job that finally fails or is cancelled are removed by
+  the operator. The local working directory is always removed.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from vidpipe import keys
 from vidpipe.models import VideoJobSpec
 from vidpipe.probe import MediaInfo, ProbeLimits, probe
 from vidpipe_processor import outputs
-from vidpipe_processor.errors import ProcessingFailed, StorageError
+from vidpipe_processor.errors import ProcessingFailed
 from vidpipe_processor.ffmpeg_graph import build_ffmpeg_argv, poster_fallback_argv
 from vidpipe_processor.plan import OutputPlan, plan_outputs
 from vidpipe_processor.progress import (
@@ -60,20 +62,13 @@ class JobResult:
 
 def process(request: JobRequest, storage: Storage, progress: ProgressTracker) -> JobResult:
     spec = request.spec
-    bucket = request.output_bucket
-    prefix = keys.output_prefix(spec.job_id)
     manifest_key = keys.output_key(spec.job_id, keys.MANIFEST_NAME)
     request.work_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"{spec.job_id}-", dir=request.work_dir))
     try:
-        # First of all: no manifest while the outputs may change under it.
-        storage.delete_keys(bucket, [manifest_key])
         result = _run(request, storage, progress, work, manifest_key)
         progress.update(100)
         return result
-    except BaseException as exc:
-        _remove_outputs(storage, bucket, prefix, exc)
-        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -88,12 +83,11 @@ def _run(
     spec = request.spec
     source = work / "source"
     started = time.monotonic()
-    size = storage.size(spec.source.bucket, spec.source.key)
-    storage.download(
-        spec.source.bucket,
-        spec.source.key,
+    counter: list[ByteCounter] = []
+    size = storage.download_source(
         source,
-        on_bytes=ByteCounter(size, progress.span(*DOWNLOAD_SPAN)),
+        on_size=lambda total: counter.append(ByteCounter(total, progress.span(*DOWNLOAD_SPAN))),
+        on_bytes=lambda amount: counter[0](amount),
     )
     log.info("source downloaded", extra={"bytes": size, "seconds": _since(started)})
 
@@ -158,18 +152,13 @@ def _run(
 
     started = time.monotonic()
     bucket = request.output_bucket
-    # Keys under the prefix that this run does not write are leftovers of an older attempt.
-    stale = set(storage.list_keys(bucket, keys.output_prefix(spec.job_id))) - {f.key for f in files}
-    storage.delete_keys(bucket, sorted(stale))
     storage.upload_all(
-        bucket,
-        [Upload(out_dir / f.name, f.key, f.content_type) for f in files],
+        [Upload(out_dir / f.name, f.name, f.content_type) for f in files],
         on_bytes=ByteCounter(sum(f.size for f in files), progress.span(*UPLOAD_SPAN)),
     )
     manifest = outputs.manifest_document(spec.job_id, info, plan, files)
     storage.put_bytes(
-        bucket,
-        manifest_key,
+        keys.MANIFEST_NAME,
         json.dumps(manifest, indent=2, sort_keys=True).encode(),
         "application/json",
     )
@@ -183,22 +172,6 @@ def _run(
         },
     )
     return JobResult(info=info, plan=plan, files=files, manifest_key=manifest_key)
-
-
-def _remove_outputs(storage: Storage, bucket: str, prefix: str, cause: BaseException) -> None:
-    try:
-        removed = storage.delete_prefix(bucket, prefix)
-    except StorageError as exc:
-        log.error(
-            "could not remove the outputs of the failed job",
-            extra={"bucket": bucket, "prefix": prefix, "error": exc.message},
-        )
-        return
-    if removed:
-        log.info(
-            "removed outputs of the failed job",
-            extra={"bucket": bucket, "prefix": prefix, "objects": removed, "cause": repr(cause)},
-        )
 
 
 def _non_empty(path: Path) -> bool:

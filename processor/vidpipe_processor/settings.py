@@ -1,20 +1,21 @@
 """Everything the processor is told, from environment variables (the operator fills them in).
 
-One pydantic-settings class with the `VIDPIPE_` prefix, plus the standard AWS variables so the
-usual credential Secrets and tooling work unchanged. docs/processor.md documents every variable.
+One pydantic-settings class with the `VIDPIPE_` prefix; docs/processor.md documents every
+variable. There are no S3 credentials: S3 is reached only through the presigned URLs in the access
+file (the per-job Secret the operator mounts), see storage.py.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vidpipe.models import VideoJobSpec
 from vidpipe.probe import ProbeLimits
 from vidpipe_processor.reporter import SERVICE_ACCOUNT_DIR
-from vidpipe_processor.storage import StorageConfig
+from vidpipe_processor.storage import TransferConfig
 
 
 class ProcessorSettings(BaseSettings):
@@ -25,17 +26,11 @@ class ProcessorSettings(BaseSettings):
     # Where outputs go; the source bucket when unset. Keys are always outputs/{jobId}/...
     output_bucket: str | None = Field(default=None, min_length=3, max_length=63)
 
-    s3_endpoint_url: str | None = None
-    aws_access_key_id: SecretStr | None = Field(default=None, validation_alias="AWS_ACCESS_KEY_ID")
-    aws_secret_access_key: SecretStr | None = Field(
-        default=None, validation_alias="AWS_SECRET_ACCESS_KEY"
-    )
-    aws_region: str = Field(
-        default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
-    )
+    # The presigned URLs (JSON written by the operator into the job's Secret).
+    access_file: Path = Path("/var/run/secrets/vidpipe.io/access/access.json")
     s3_max_attempts: int = Field(default=10, ge=1, le=50)
+    # Outputs uploaded at once (one streamed PUT each).
     s3_max_concurrency: int = Field(default=8, ge=1, le=64)
-    s3_part_size_mib: int = Field(default=8, ge=5, le=512)
 
     # An emptyDir in the Pod: the only place the processor writes (read-only root filesystem).
     work_dir: Path = Path("/work")
@@ -70,7 +65,6 @@ class ProcessorSettings(BaseSettings):
 
     @field_validator(
         "output_bucket",
-        "s3_endpoint_url",
         "videojob_name",
         "videojob_namespace",
         "kubernetes_api_url",
@@ -96,15 +90,9 @@ class ProcessorSettings(BaseSettings):
         )
 
     @property
-    def storage(self) -> StorageConfig:
-        return StorageConfig(
-            endpoint_url=self.s3_endpoint_url,
-            region=self.aws_region,
-            access_key_id=_reveal(self.aws_access_key_id),
-            secret_access_key=_reveal(self.aws_secret_access_key),
-            max_attempts=self.s3_max_attempts,
-            max_concurrency=self.s3_max_concurrency,
-            part_size_mib=self.s3_part_size_mib,
+    def transfer(self) -> TransferConfig:
+        return TransferConfig(
+            max_attempts=self.s3_max_attempts, max_concurrency=self.s3_max_concurrency
         )
 
     def kubernetes_url(self) -> str | None:
@@ -118,7 +106,3 @@ class ProcessorSettings(BaseSettings):
         host = self.kubernetes_service_host
         host = f"[{host}]" if ":" in host else host  # IPv6 cluster
         return f"https://{host}:{self.kubernetes_service_port}"
-
-
-def _reveal(secret: SecretStr | None) -> str | None:
-    return secret.get_secret_value() if secret is not None else None

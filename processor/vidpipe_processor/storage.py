@@ -1,203 +1,340 @@
-"""S3 access for the processor: parallel multipart transfers, retries, and prefix cleanup.
+"""S3 for the processor, through presigned URLs only: it holds no keys.
 
-boto3's transfer manager splits big objects into parts moved by a thread pool (download and
-upload alike); botocore's "standard" retry mode retries throttling, 5xx and connection errors with
-exponential backoff and jitter before anything here sees an error. What is left is a StorageError,
-which the processor treats as retryable: the next Pod starts the job over.
+The operator writes a per-job Secret (mounted as a file) with one GET URL for the job's source and
+one PUT URL per output the job may produce. Each URL allows one method on one key until it
+expires, so this process cannot list, delete, read another job's source or write outside its own
+prefix, whatever runs inside it.
+
+Transfers are plain HTTP(S) with the standard library: the source is streamed to disk (resumed by
+a Range request after a dropped connection), each output is streamed from disk in one PUT with its
+Content-Length, several outputs at once. Memory stays at one buffer per transfer. Connection
+errors, 5xx and throttling are retried with exponential backoff and jitter; what is left is a
+StorageError, which the processor treats as retryable (the next Pod starts over).
+
+A single PUT takes at most 5 GiB (an S3 limit; multipart would need a URL per part, and the part
+count is unknown before encoding). A larger output fails the job with a non-retryable error.
+
+URLs carry a signature: nothing here puts one in a message or a log line. Errors name the key.
 """
 
 from __future__ import annotations
 
+import http.client
+import io
+import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+import random
+import re
+import ssl
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, BinaryIO
+from urllib.parse import urlsplit
 
-import boto3
-from boto3.s3.transfer import TransferConfig, create_transfer_manager
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-from s3transfer.exceptions import (
-    RetriesExceededError,
-    S3DownloadFailedError,
-    S3UploadFailedError,
-)
-from s3transfer.subscribers import BaseSubscriber
-
-from vidpipe_processor.errors import StorageError
-
-if TYPE_CHECKING:
-    from s3transfer.manager import TransferManager
-    from types_boto3_s3 import S3Client
+from vidpipe import keys
+from vidpipe.errors import BadInput, ErrorCode
+from vidpipe.models import VideoJobSpec
+from vidpipe_processor.errors import InvalidJob, StorageError
 
 log = logging.getLogger(__name__)
 
-MiB = 1024 * 1024
-_TRANSFER_ERRORS = (
-    BotoCoreError,
-    ClientError,
-    RetriesExceededError,
-    S3DownloadFailedError,
-    S3UploadFailedError,
-    OSError,
-)
+KiB, MiB, GiB = 1024, 1024 * 1024, 1024 * 1024 * 1024
+MAX_PUT_BYTES = 5 * GiB  # S3's limit on one PutObject
+BLOCK = 256 * KiB  # one read/send buffer per transfer
+ACCESS_VERSION = 1
+_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_ERROR_CODE = re.compile(rb"<Code>([A-Za-z0-9.]{1,64})</Code>")
+
+
+class OutputTooLarge(BadInput):
+    """An output exceeds what one presigned PUT can store; a rerun would make the same file."""
+
+    def __init__(self, name: str, size: int) -> None:
+        super().__init__(
+            ErrorCode.PROCESSING_FAILED,
+            f"output {name} is {size / GiB:.2f} GiB; one upload takes at most 5 GiB "
+            "(ask for a lower bitrate or split the source)",
+        )
 
 
 @dataclass(frozen=True)
-class StorageConfig:
-    endpoint_url: str | None = None
-    region: str = "us-east-1"
-    access_key_id: str | None = None
-    secret_access_key: str | None = None
-    max_attempts: int = 10
-    max_concurrency: int = 8
-    part_size_mib: int = 8
+class ObjectURL:
+    key: str
+    url: str = field(repr=False)  # a credential: never in a repr, a message or a log
+
+
+@dataclass(frozen=True)
+class JobAccess:
+    """The presigned URLs of one job, as the operator wrote them (operator/access.py)."""
+
+    source: ObjectURL
+    outputs: dict[str, ObjectURL]
+    expires_at: str = ""
+
+    @classmethod
+    def load(cls, path: Path, spec: VideoJobSpec) -> JobAccess:
+        """Read and check the access file: every key must be the one this job may touch."""
+        try:
+            document: Any = json.loads(path.read_text())
+            if not isinstance(document, dict) or document.get("version") != ACCESS_VERSION:
+                raise ValueError("unknown version")
+            source = ObjectURL(str(document["source"]["key"]), str(document["source"]["url"]))
+            outputs = {
+                str(name): ObjectURL(str(entry["key"]), str(entry["url"]))
+                for name, entry in dict(document["outputs"]).items()
+            }
+        except FileNotFoundError as exc:
+            raise InvalidJob(f"no S3 access file at {path} (the Job's Secret is missing)") from exc
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            # Never the content: it holds the URLs.
+            raise InvalidJob(f"unreadable S3 access file {path}: {type(exc).__name__}") from exc
+        if source.key != spec.source.key:
+            raise InvalidJob("the S3 access file is for another source object")
+        for name, url in outputs.items():
+            if url.key != keys.output_key(spec.job_id, name):
+                raise InvalidJob(f"the S3 access file grants {url.key} for output {name}")
+        return cls(source, outputs, str(document.get("expiresAt", "")))
+
+    def output(self, name: str) -> ObjectURL:
+        try:
+            return self.outputs[name]
+        except KeyError:
+            # The operator presigns every name the spec allows; a miss is a version mismatch.
+            raise InvalidJob(f"no upload URL for output {name}") from None
 
 
 @dataclass(frozen=True)
 class Upload:
     path: Path
-    key: str
+    name: str
     content_type: str
 
 
-class _Progress(BaseSubscriber):
-    def __init__(self, on_bytes: Callable[[int], None]) -> None:
-        self._on_bytes = on_bytes
+@dataclass(frozen=True)
+class TransferConfig:
+    max_attempts: int = 10
+    max_concurrency: int = 8
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+    backoff_base: float = 0.25
+    backoff_cap: float = 20.0
 
-    def on_progress(self, future: Any, bytes_transferred: int, **kwargs: Any) -> None:
-        self._on_bytes(bytes_transferred)
+
+class _Retry(Exception):
+    """A transient failure: worth another attempt."""
+
+
+class _Counting:
+    """A file reader that reports bytes as http.client pulls them."""
+
+    def __init__(self, handle: BinaryIO, on_bytes: Callable[[int], None] | None) -> None:
+        self._handle = handle
+        self._on_bytes = on_bytes
+        self.sent = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size)
+        self.sent += len(data)
+        if data and self._on_bytes:
+            self._on_bytes(len(data))
+        return data
 
 
 class Storage:
-    def __init__(self, client: S3Client, transfer: TransferConfig) -> None:
-        self.client = client
-        self._transfer = transfer
+    """Download the source and upload outputs through one job's presigned URLs."""
 
-    @classmethod
-    def from_config(cls, config: StorageConfig) -> Storage:
-        client = boto3.client(
-            "s3",
-            endpoint_url=config.endpoint_url,
-            region_name=config.region,
-            # None falls back to boto3's chain (web identity, instance profile...).
-            aws_access_key_id=config.access_key_id,
-            aws_secret_access_key=config.secret_access_key,
-            config=Config(
-                retries={"mode": "standard", "max_attempts": config.max_attempts},
-                connect_timeout=10,
-                read_timeout=120,
-                max_pool_connections=config.max_concurrency + 2,
-                # S3-compatible servers (MinIO, versitygw, Ceph) are addressed by path.
-                s3={"addressing_style": "path" if config.endpoint_url else "auto"},
-            ),
-        )
-        transfer = TransferConfig(
-            multipart_threshold=config.part_size_mib * MiB,
-            multipart_chunksize=config.part_size_mib * MiB,
-            max_concurrency=config.max_concurrency,
-            use_threads=True,
-        )
-        return cls(client, transfer)
-
-    @contextmanager
-    def _manager(self, action: str) -> Iterator[TransferManager]:
-        try:
-            # On an exception (SIGTERM included) the manager cancels the transfers in flight.
-            with create_transfer_manager(self.client, self._transfer) as manager:
-                yield manager
-        except _TRANSFER_ERRORS as exc:
-            raise StorageError(f"{action} failed: {_describe(exc)}") from exc
-
-    def size(self, bucket: str, key: str) -> int:
-        try:
-            head = self.client.head_object(Bucket=bucket, Key=key)
-        except ClientError as exc:
-            if _status(exc) == 404:
-                raise StorageError(f"the source object s3://{bucket}/{key} does not exist") from exc
-            raise StorageError(f"reading s3://{bucket}/{key} failed: {_describe(exc)}") from exc
-        except BotoCoreError as exc:
-            raise StorageError(f"reading s3://{bucket}/{key} failed: {_describe(exc)}") from exc
-        return int(head["ContentLength"])
-
-    def download(
-        self, bucket: str, key: str, dest: Path, on_bytes: Callable[[int], None] | None = None
+    def __init__(
+        self,
+        access: JobAccess,
+        config: TransferConfig | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        subscribers = [_Progress(on_bytes)] if on_bytes else None
-        with self._manager(f"downloading s3://{bucket}/{key}") as manager:
-            manager.download(bucket, key, str(dest), subscribers=subscribers).result()
+        self.access = access
+        self.config = config or TransferConfig()
+        self._sleep = sleep
+        self._tls = ssl.create_default_context()
+
+    # --- one HTTP exchange ------------------------------------------------------------------
+
+    def _connection(self, url: str) -> tuple[http.client.HTTPConnection, str]:
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        timeout = self.config.connect_timeout
+        connection: http.client.HTTPConnection
+        if parts.scheme == "https":
+            connection = http.client.HTTPSConnection(
+                parts.hostname or "",
+                parts.port,
+                timeout=timeout,
+                context=self._tls,
+                blocksize=BLOCK,
+            )
+        elif parts.scheme == "http":
+            connection = http.client.HTTPConnection(
+                parts.hostname or "", parts.port, timeout=timeout, blocksize=BLOCK
+            )
+        else:
+            raise InvalidJob(f"unsupported URL scheme {parts.scheme!r} in the S3 access file")
+        return connection, target
+
+    def _attempts(self, action: str, once: Callable[[], Any]) -> Any:
+        """Run `once` until it succeeds, a permanent error, or the attempts are spent."""
+        last = ""
+        for attempt in range(1, self.config.max_attempts + 1):
+            try:
+                return once()
+            except _Retry as exc:
+                last = str(exc)
+            except (OSError, http.client.HTTPException) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            if attempt < self.config.max_attempts:
+                delay = min(self.config.backoff_cap, self.config.backoff_base * 2 ** (attempt - 1))
+                delay *= random.uniform(0.5, 1.0)
+                log.info(
+                    "S3 transfer retried",
+                    extra={"action": action, "attempt": attempt, "error": last},
+                )
+                self._sleep(delay)
+        raise StorageError(f"{action} failed after {self.config.max_attempts} attempts: {last}")
+
+    @staticmethod
+    def _refusal(action: str, response: http.client.HTTPResponse) -> None:
+        """Raise for a non-2xx answer: retry transient ones, fail on the rest."""
+        body = response.read(4 * KiB)
+        match = _ERROR_CODE.search(body)
+        detail = f"HTTP {response.status} {match.group(1).decode() if match else response.reason}"
+        if response.status in _RETRY_STATUSES:
+            raise _Retry(detail)
+        hint = " (the presigned URL may have expired)" if response.status == 403 else ""
+        raise StorageError(f"{action} refused: {detail}{hint}")
+
+    # --- source -----------------------------------------------------------------------------
+
+    def download_source(
+        self,
+        dest: Path,
+        on_size: Callable[[int], None] | None = None,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> int:
+        """Stream the source to `dest`; returns its size. A dropped connection resumes where it
+        stopped (Range), so a retry never re-downloads what is on disk."""
+        source = self.access.source
+        action = f"downloading {source.key}"
+        state = {"size": -1}
+
+        def once() -> int:
+            have = dest.stat().st_size if dest.exists() and state["size"] >= 0 else 0
+            if 0 <= state["size"] <= have:
+                return have
+            connection, target = self._connection(source.url)
+            try:
+                headers = {"Range": f"bytes={have}-"} if have else {}
+                connection.request("GET", target, headers=headers)
+                response = connection.getresponse()
+                if response.status == 404:
+                    raise StorageError(f"the source object {source.key} does not exist")
+                if response.status not in (200, 206):
+                    self._refusal(action, response)
+                if response.status == 200:
+                    have = 0  # the server ignored the range: start over
+                length = int(response.headers.get("Content-Length") or 0)
+                if state["size"] < 0:
+                    state["size"] = have + length
+                    if on_size:
+                        on_size(state["size"])
+                if connection.sock is not None:
+                    connection.sock.settimeout(self.config.read_timeout)
+                with dest.open("r+b" if have else "wb") as out:
+                    out.seek(have)
+                    out.truncate()
+                    while chunk := response.read(BLOCK):
+                        out.write(chunk)
+                        if on_bytes:
+                            on_bytes(len(chunk))
+                got = dest.stat().st_size
+                if got != state["size"]:
+                    raise _Retry(f"connection closed at byte {got} of {state['size']}")
+                return got
+            finally:
+                connection.close()
+
+        size: int = self._attempts(action, once)
+        return size
+
+    # --- outputs ----------------------------------------------------------------------------
+
+    def _put(
+        self,
+        target_url: ObjectURL,
+        size: int,
+        content_type: str,
+        opener: Callable[[], BinaryIO],
+        on_bytes: Callable[[int], None] | None,
+    ) -> None:
+        action = f"uploading {target_url.key}"
+
+        def once() -> None:
+            connection, target = self._connection(target_url.url)
+            with opener() as handle:
+                body = _Counting(handle, on_bytes)
+                try:
+                    connection.request(
+                        "PUT",
+                        target,
+                        body=body,  # any object with read() is streamed
+                        headers={"Content-Length": str(size), "Content-Type": content_type},
+                    )
+                    if connection.sock is not None:
+                        connection.sock.settimeout(self.config.read_timeout)
+                    response = connection.getresponse()
+                    if not 200 <= response.status < 300:
+                        self._refusal(action, response)
+                    response.read()
+                except BaseException:
+                    if on_bytes and body.sent:
+                        on_bytes(-body.sent)  # progress must not count a failed attempt
+                    raise
+                finally:
+                    connection.close()
+
+        self._attempts(action, once)
 
     def upload_all(
-        self, bucket: str, uploads: Iterable[Upload], on_bytes: Callable[[int], None] | None = None
-    ) -> None:
-        """Upload every file at once: small files in parallel, big ones in parallel parts."""
-        subscribers = [_Progress(on_bytes)] if on_bytes else None
-        with self._manager(f"uploading to s3://{bucket}") as manager:
+        self, uploads: Iterable[Upload], on_bytes: Callable[[int], None] | None = None
+    ) -> list[str]:
+        """Upload every file, several at once; returns the keys written."""
+        jobs = [(u, self.access.output(u.name), u.path.stat().st_size) for u in uploads]
+        # Checked before anything is sent: a job either fits or writes nothing.
+        for upload, _, size in jobs:
+            if size > MAX_PUT_BYTES:
+                raise OutputTooLarge(upload.name, size)
+        workers = max(1, min(self.config.max_concurrency, len(jobs)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="upload") as pool:
             futures = [
-                manager.upload(
-                    str(u.path),
-                    bucket,
-                    u.key,
-                    extra_args={"ContentType": u.content_type},
-                    subscribers=subscribers,
+                pool.submit(
+                    self._put,
+                    url,
+                    size,
+                    upload.content_type,
+                    _reader(upload.path),
+                    on_bytes,
                 )
-                for u in uploads
+                for upload, url, size in jobs
             ]
             for future in futures:
                 future.result()
+        return [url.key for _, url, _ in jobs]
 
-    def put_bytes(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
-        try:
-            self.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
-        except (BotoCoreError, ClientError) as exc:
-            raise StorageError(f"writing s3://{bucket}/{key} failed: {_describe(exc)}") from exc
-
-    def list_keys(self, bucket: str, prefix: str) -> list[str]:
-        keys: list[str] = []
-        try:
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=bucket, Prefix=prefix
-            )
-            for page in pages:
-                keys += [obj["Key"] for obj in page.get("Contents", [])]
-        except (BotoCoreError, ClientError) as exc:
-            raise StorageError(f"listing s3://{bucket}/{prefix} failed: {_describe(exc)}") from exc
-        return keys
-
-    def delete_keys(self, bucket: str, keys: Iterable[str]) -> int:
-        pending = list(keys)
-        deleted = 0
-        try:
-            for start in range(0, len(pending), 1000):  # the DeleteObjects limit
-                batch = pending[start : start + 1000]
-                result = self.client.delete_objects(
-                    Bucket=bucket,
-                    Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
-                )
-                errors = result.get("Errors", [])
-                if errors:
-                    raise StorageError(
-                        f"deleting {len(errors)} objects in s3://{bucket} failed: "
-                        f"{errors[0].get('Code')} {errors[0].get('Message')}"
-                    )
-                deleted += len(batch)
-        except (BotoCoreError, ClientError) as exc:
-            raise StorageError(f"deleting from s3://{bucket} failed: {_describe(exc)}") from exc
-        return deleted
-
-    def delete_prefix(self, bucket: str, prefix: str) -> int:
-        return self.delete_keys(bucket, self.list_keys(bucket, prefix))
+    def put_bytes(self, name: str, body: bytes, content_type: str) -> str:
+        """Upload a small document (the manifest); returns its key."""
+        url = self.access.output(name)
+        self._put(url, len(body), content_type, lambda: io.BytesIO(body), None)
+        return url.key
 
 
-def _status(exc: ClientError) -> int | None:
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return int(status) if status is not None else None
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return f"{error.get('Code', 'error')}: {error.get('Message', '')}".strip()
-    return f"{type(exc).__name__}: {exc}"
+def _reader(path: Path) -> Callable[[], BinaryIO]:
+    return lambda: path.open("rb")

@@ -9,7 +9,14 @@ import pytest
 
 from tests.unit.operator.conftest import videojob
 from vidpipe import constants, exitcodes
-from vidpipe_operator.jobs import CONTAINER, LABEL_VIDEOJOB, build_job, job_name
+from vidpipe_operator.jobs import (
+    ACCESS_KEY,
+    ACCESS_MOUNT,
+    CONTAINER,
+    LABEL_VIDEOJOB,
+    build_job,
+    job_name,
+)
 from vidpipe_operator.settings import OperatorSettings
 
 pytestmark = pytest.mark.unit
@@ -83,12 +90,16 @@ def test_hardened_pod(settings: OperatorSettings) -> None:
     sc = container["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"] == {"drop": ["ALL"]}
-    mounts = {m["mountPath"] for m in container["volumeMounts"]}
-    assert mounts == {"/work", "/tmp"}
-    assert all("emptyDir" in v for v in pod["volumes"])
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert set(mounts) == {"/work", "/tmp", ACCESS_MOUNT}
+    assert mounts[ACCESS_MOUNT]["readOnly"] is True
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert all("emptyDir" in volumes[n] for n in ("work", "tmp"))
+    # The presigned URLs come from the job's own Secret, readable by its group only.
+    assert volumes["access"]["secret"] == {"secretName": "vj-j-1", "defaultMode": 0o440}
     assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
-    # The token is mounted only for progress reports, with a dedicated ServiceAccount.
-    assert pod["serviceAccountName"] == "vidpipe-processor"
+    # The token is mounted only for progress reports, with the job's own ServiceAccount.
+    assert pod["serviceAccountName"] == "vj-j-1"
     assert pod["automountServiceAccountToken"] is True
 
 
@@ -97,26 +108,24 @@ def test_processor_environment(settings: OperatorSettings) -> None:
         s3_endpoint_url="http://127.0.0.1:9000",
         processor_s3_endpoint_url="http://s3.svc:9000",
         output_bucket="out",
-        s3_secret_name="creds",
+        s3_access_key_id="operator-key",
+        s3_secret_access_key="operator-secret",
     )
-    env = _env(build_job(videojob("j-1"), settings))
+    manifest = build_job(videojob("j-1"), settings)
+    env = _env(manifest)
     spec = json.loads(env["VIDPIPE_JOB_SPEC"])
     assert spec["jobId"] == "j-1" and spec["outputs"]["renditions"][0]["height"] == 720
     assert "resources" not in spec  # None is omitted, not sent as null
     assert env["VIDPIPE_OUTPUT_BUCKET"] == "out"
-    assert env["VIDPIPE_S3_ENDPOINT_URL"] == "http://s3.svc:9000"
     assert env["VIDPIPE_VIDEOJOB_NAME"] == "j-1"
     assert env["VIDPIPE_VIDEOJOB_NAMESPACE"] == "jobs"
     assert env["VIDPIPE_WORK_DIR"] == "/work"
-    assert env["AWS_REGION"] == "us-east-1"
-    assert env["AWS_ACCESS_KEY_ID"] == {
-        "secretKeyRef": {"name": "creds", "key": "AWS_ACCESS_KEY_ID"}
-    }
-    assert env["AWS_SECRET_ACCESS_KEY"]["secretKeyRef"]["name"] == "creds"
-
-
-def test_no_endpoint_means_aws(settings: OperatorSettings) -> None:
-    assert "VIDPIPE_S3_ENDPOINT_URL" not in _env(build_job(videojob(), settings))
+    assert env["VIDPIPE_ACCESS_FILE"] == f"{ACCESS_MOUNT}/{ACCESS_KEY}"
+    # No credentials, no endpoint: S3 only through the presigned URLs in the mounted Secret.
+    assert not [name for name in env if name.startswith("AWS_") or "S3" in name]
+    text = json.dumps(manifest)
+    assert "operator-key" not in text and "operator-secret" not in text
+    assert "secretKeyRef" not in text
 
 
 def test_resources_default_and_override(settings: OperatorSettings) -> None:

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.unit
 def test_defaults() -> None:
     settings = OperatorSettings()
     assert settings.max_running_per_namespace == 4
-    assert settings.processor_service_account == "vidpipe-processor"
+    assert settings.presign_margin_seconds == 900
     assert settings.leader_election is True and settings.namespaces == []
     assert settings.processor_endpoint is None
 

@@ -36,10 +36,8 @@ def test_defaults() -> None:
 def test_everything_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     env = {
         "VIDPIPE_OUTPUT_BUCKET": "results",
-        "VIDPIPE_S3_ENDPOINT_URL": "http://s3:9000",
-        "AWS_ACCESS_KEY_ID": "AKIA",
-        "AWS_SECRET_ACCESS_KEY": "s3cr3t-value",
-        "AWS_REGION": "eu-west-1",
+        "VIDPIPE_ACCESS_FILE": "/secrets/access.json",
+        "VIDPIPE_S3_MAX_ATTEMPTS": "3",
         "VIDPIPE_WORK_DIR": "/scratch",
         "VIDPIPE_MAX_DURATION_SECONDS": "60",
         "VIDPIPE_MAX_PIXELS": "2073600",
@@ -50,10 +48,8 @@ def test_everything_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
         monkeypatch.setenv(key, value)
     settings = ProcessorSettings()
     assert settings.target_bucket == "results"
-    assert settings.storage.endpoint_url == "http://s3:9000"
-    assert settings.storage.secret_access_key == "s3cr3t-value"
-    assert settings.storage.region == "eu-west-1"
-    assert "s3cr3t-value" not in repr(settings)
+    assert settings.access_file == Path("/secrets/access.json")
+    assert settings.transfer.max_attempts == 3
     assert settings.probe_limits.max_pixels == 2073600
     assert settings.probe_limits.max_duration_seconds == 60
     assert settings.probe_limits.max_streams == 4
@@ -79,7 +75,7 @@ def test_videojob_progress_needs_name_namespace_and_an_api(monkeypatch: pytest.M
 
 def test_empty_strings_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VIDPIPE_OUTPUT_BUCKET", "")
-    monkeypatch.setenv("VIDPIPE_S3_ENDPOINT_URL", "")
+    monkeypatch.setenv("VIDPIPE_VIDEOJOB_NAME", "")
     settings = ProcessorSettings()
     assert settings.target_bucket == "uploads"
-    assert settings.storage.endpoint_url is None
+    assert settings.videojob_name is None
