@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from functools import partial
@@ -25,11 +26,16 @@ from vidpipe.constants import (
     VERSION,
 )
 from vidpipe.models import VideoJobSpec
-from vidpipe_api.errors import ClusterUnavailable
+from vidpipe_api.errors import ClusterUnavailable, VideoJobRejected
 from vidpipe_api.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Statuses that answer for the request, not the server: 404/409 are results, 400/422 a verdict on
+# the object (schema, CEL). 401/403/429 and 5xx are the cluster's or our configuration's state
+# and may pass, so they stay retryable (a broken RBAC must not fail every job for good).
+_ANSWERS = frozenset({400, 404, 409, 422})
+_INVALID = frozenset({400, 422})
 
 
 def build_videojob(spec: VideoJobSpec, namespace: str) -> dict[str, Any]:
@@ -74,7 +80,7 @@ class Cluster:
                 partial(fn, *args, _request_timeout=self.timeout, **kwargs)
             )
         except ApiException as exc:
-            if exc.status in (404, 409):
+            if exc.status in _ANSWERS:
                 raise
             log.warning("kubernetes api error", extra={"status": exc.status})
             raise ClusterUnavailable() from exc
@@ -102,6 +108,8 @@ class Cluster:
         except ApiException as exc:
             if exc.status == 409:
                 return False
+            if exc.status in _INVALID:
+                raise VideoJobRejected(exc.status, _reason(exc)) from exc
             raise ClusterUnavailable(f"VideoJob creation refused ({exc.status})") from exc
         return True
 
@@ -156,3 +164,13 @@ class Cluster:
                 return False
             raise ClusterUnavailable() from exc
         return True
+
+
+def _reason(exc: ApiException) -> str:
+    """The API server's own message (a Status object's `message`), else the HTTP reason."""
+    try:
+        body = json.loads(exc.body or "{}")
+    except ValueError:
+        body = {}
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message or exc.reason or "invalid")

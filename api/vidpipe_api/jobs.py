@@ -7,7 +7,9 @@ Order and undo (never lose an accepted upload, never leave orphans):
      object is deleted and the client gets 503;
   4. create the VideoJob; on success set `cr_created: true`. If the Kubernetes API is down the
      upload is still accepted (202): the record is the durable promise, and the reconciler in
-     this process creates the missing VideoJob once the API answers again.
+     this process creates the missing VideoJob once the API answers again. If the API server
+     refuses the VideoJob as invalid (400/422: a CEL rule without a model-side twin), the job is
+     Failed with `job_rejected`, its source deleted, and the client gets 422.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
-from vidpipe.errors import BadInput, VidpipeError
+from vidpipe.errors import BadInput, ErrorCode, VidpipeError
 from vidpipe.keys import (
     MANIFEST_NAME,
     METADATA_NAME,
@@ -31,7 +34,7 @@ from vidpipe.models import Outputs, SourceObject, VideoJobSpec
 from vidpipe.phases import SEED_STATUS, Phase
 from vidpipe_api.cluster import Cluster
 from vidpipe_api.db import Database, now, to_ms
-from vidpipe_api.errors import ClusterUnavailable
+from vidpipe_api.errors import ClusterUnavailable, VideoJobRejected
 from vidpipe_api.metrics import Metrics
 from vidpipe_api.options import outputs_document
 from vidpipe_api.storage import Storage
@@ -54,6 +57,12 @@ def spec_for(doc: dict[str, Any]) -> VideoJobSpec:
             "outputs": doc["options"],
         }
     )
+
+
+class Submission(Enum):
+    CREATED = "created"
+    DEFERRED = "deferred"
+    REJECTED = "rejected"
 
 
 class Ingest:
@@ -117,24 +126,44 @@ class Ingest:
             await self.storage.delete(key)
             raise
         self.metrics.jobs_created.inc()
-        await self.submit(doc, spec)
+        if await self.submit(doc, spec) is Submission.REJECTED:
+            # The record stays (Failed, with the reason) so the client can look it up.
+            message = str(doc["error"]["message"])
+            raise VidpipeError(ErrorCode.JOB_REJECTED, message, {"jobId": job_id})
         log.info("job accepted", extra={"job_id": job_id, "owner": owner, "size": size})
         return doc
 
-    async def submit(self, doc: dict[str, Any], spec: VideoJobSpec | None = None) -> bool:
-        """Create the VideoJob and flag the record; False (job kept Pending) if the API is down."""
+    async def submit(self, doc: dict[str, Any], spec: VideoJobSpec | None = None) -> Submission:
+        """Create the VideoJob and flag the record.
+
+        DEFERRED (job kept Pending for the reconciler) if the Kubernetes API is down; REJECTED if
+        it refused the VideoJob as invalid: the job is then Failed for good and its source deleted.
+        """
         try:
             await self.cluster.create(spec or spec_for(doc))
         except ClusterUnavailable:
             log.warning("videojob deferred to the reconciler", extra={"job_id": doc["_id"]})
-            return False
+            return Submission.DEFERRED
+        except VideoJobRejected as exc:
+            await self._reject(doc, exc)
+            return Submission.REJECTED
         try:
             await self.db.update_job(doc["_id"], {"cr_created": True})
         except VidpipeError:
             # The VideoJob exists; the reconciler will see the flag unset, get 409, and set it.
-            return False
+            return Submission.DEFERRED
         doc["cr_created"] = True
-        return True
+        return Submission.CREATED
+
+    async def _reject(self, doc: dict[str, Any], exc: VideoJobRejected) -> None:
+        log.warning(
+            "videojob refused by the cluster", extra={"job_id": doc["_id"], "code": exc.code.value}
+        )
+        error = {"code": exc.code.value, "message": exc.message}
+        fields = {"phase": Phase.FAILED.value, "error": error, "finished_at": now()}
+        await self.storage.delete(source_key(doc["_id"]))
+        await self.db.update_job(doc["_id"], fields)
+        doc.update(fields)
 
 
 def _iso(value: Any) -> str | None:

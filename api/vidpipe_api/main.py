@@ -17,7 +17,8 @@ from vidpipe_api import NAME, __version__
 from vidpipe_api.context import AppContext
 from vidpipe_api.errors import install_error_handlers
 from vidpipe_api.logs import configure_logging
-from vidpipe_api.metrics import Metrics, MetricsMiddleware
+from vidpipe_api.metrics import Metrics, MetricsMiddleware, metrics_app
+from vidpipe_api.reaper import run_forever as run_reaper
 from vidpipe_api.reconciler import run_forever
 from vidpipe_api.routers import jobs, seed, system, uploads, videos
 from vidpipe_api.settings import Settings, get_settings
@@ -58,13 +59,18 @@ def create_app(settings: Settings | None = None, *, start_reconciler: bool = Tru
                     settings.reconcile_min_age_seconds,
                 )
             )
+        # Abandoned sessions, multipart uploads and sources (vidpipe_api.reaper); 0 disables it.
+        reaper = None
+        if settings.reaper_interval_seconds > 0:
+            reaper = asyncio.create_task(run_reaper(ctx.storage, ctx.db, settings))
         try:
             yield
         finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            for running in (task, reaper):
+                if running is not None:
+                    running.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await running
             ctx.close()
 
     app = FastAPI(
@@ -79,19 +85,40 @@ def create_app(settings: Settings | None = None, *, start_reconciler: bool = Tru
     install_error_handlers(app, on_error=metrics.reject)
     for module in (videos, uploads, jobs, system, seed):
         app.include_router(module.router)
+    if settings.metrics_port == 0:
+        app.include_router(system.metrics_router)
+    app.state.metrics_app = metrics_app(metrics)
     app.add_middleware(MetricsMiddleware, metrics=metrics, router=app.router)
     return app
 
 
 def run() -> None:
-    """Entry point for the container: JSON logs, then uvicorn with our factory."""
+    """Entry point for the container: JSON logs, the API on :8080 and metrics on their own port.
+
+    The metrics server runs on a daemon thread with its own event loop, so a scrape never waits
+    behind uploads and the main server alone owns the process's signal handling.
+    """
+    import threading
+
     import uvicorn
 
     settings = get_settings()
     configure_logging(settings.log_level)
+    app = create_app(settings)
+    if settings.metrics_port:
+        scraper = uvicorn.Server(
+            uvicorn.Config(
+                app.state.metrics_app,
+                host="0.0.0.0",
+                port=settings.metrics_port,
+                lifespan="off",
+                log_config=None,
+                access_log=False,
+            )
+        )
+        threading.Thread(target=scraper.run, name="metrics", daemon=True).start()
     uvicorn.run(
-        "vidpipe_api.main:create_app",
-        factory=True,
+        app,
         host="0.0.0.0",
         port=8080,
         log_config=None,

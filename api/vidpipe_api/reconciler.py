@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from vidpipe.errors import VidpipeError
 from vidpipe_api.db import now
-from vidpipe_api.jobs import Ingest
+from vidpipe_api.jobs import Ingest, Submission
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +23,17 @@ async def reconcile_once(ingest: Ingest, min_age_seconds: float) -> int:
     cutoff = now() - timedelta(seconds=min_age_seconds)
     created = 0
     for doc in await ingest.db.jobs_missing_cr(cutoff):
-        if not await ingest.submit(doc):
-            break  # the API is still down; try again next round
+        try:
+            outcome = await ingest.submit(doc)
+        except Exception:
+            # One bad document (a record that no longer builds a spec, a failed delete) must not
+            # stop every job queued behind it: log it and go on to the next.
+            log.exception("resubmission failed", extra={"job_id": doc["_id"]})
+            continue
+        if outcome is Submission.DEFERRED:
+            break  # the Kubernetes API is still down; try again next round
+        if outcome is Submission.REJECTED:
+            continue  # failed for good by submit(); no longer Pending, never picked again
         created += 1
         ingest.metrics.reconciled.inc()
         log.info("videojob created by reconciler", extra={"job_id": doc["_id"]})

@@ -13,7 +13,7 @@ from typing import Any
 
 import anyio
 
-from vidpipe.errors import BadInput
+from vidpipe.errors import BadInput, ErrorCode, VidpipeError
 from vidpipe.probe import MediaInfo, ProbeFailed, ProbeLimits, probe
 from vidpipe_api.errors import StorageUnavailable
 from vidpipe_api.settings import Settings
@@ -27,6 +27,8 @@ def probe_limits(settings: Settings) -> ProbeLimits:
         "max_pixels": settings.max_pixels,
         "max_streams": settings.max_streams,
         "timeout_seconds": settings.probe_timeout_seconds,
+        "memory_bytes": settings.probe_memory_bytes,
+        "cpu_seconds": settings.probe_cpu_seconds,
     }
     chosen: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     return dataclasses.replace(ProbeLimits(), **chosen)
@@ -62,4 +64,7 @@ class Validator:
         except BadInput:
             raise
         except ProbeFailed as exc:
-            raise StorageUnavailable("could not read the upload back for validation") from exc
+            if exc.code is ErrorCode.STORAGE_UNAVAILABLE:
+                raise StorageUnavailable("could not read the upload back for validation") from exc
+            # A timeout or a crash of ffprobe: nothing wrong with storage, say what happened.
+            raise VidpipeError(ErrorCode.PROCESSING_FAILED, f"validation failed: {exc}") from exc

@@ -15,7 +15,18 @@ import yaml
 from pydantic import BaseModel
 
 from vidpipe import constants
-from vidpipe.models import Outputs, Storyboard, VideoJobSpec, VideoJobStatus
+from vidpipe.models import (
+    CANCEL_IS_ONE_WAY,
+    IMMUTABLE,
+    IMMUTABLE_FIELDS,
+    RESOURCES_NEED_ONE,
+    SPEC_IMMUTABLE,
+    UNIQUE_RENDITION_NAMES,
+    Outputs,
+    Storyboard,
+    VideoJobSpec,
+    VideoJobStatus,
+)
 
 # JSON-schema keywords that mean the same in Kubernetes OpenAPI v3; everything else is dropped
 # (title is noise in `kubectl explain`, additionalProperties=false is implied by pruning).
@@ -35,38 +46,31 @@ _KEPT = (
 )
 
 # CEL rules keyed by a dotted path into the spec schema ("" is spec itself). Per-field rules give
-# precise messages; transition rules only run on updates, so creation is unaffected.
-_IMMUTABLE = "is immutable; create a new VideoJob instead"
+# precise messages; transition rules only run on updates, so creation is unaffected. Every rule's
+# message comes from vidpipe.models, where its twin check lives.
 SPEC_RULES: dict[str, list[dict[str, str]]] = {
     "": [
         {
             "rule": "has(oldSelf.resources) == has(self.resources)"
             " && has(oldSelf.activeDeadlineSeconds) == has(self.activeDeadlineSeconds)",
-            "message": "spec is immutable except spec.cancel",
+            "message": SPEC_IMMUTABLE,
         },
     ],
-    "jobId": [{"rule": "self == oldSelf", "message": f"jobId {_IMMUTABLE}"}],
-    "owner": [{"rule": "self == oldSelf", "message": f"owner {_IMMUTABLE}"}],
-    "source": [{"rule": "self == oldSelf", "message": f"source {_IMMUTABLE}"}],
-    "outputs": [{"rule": "self == oldSelf", "message": f"outputs {_IMMUTABLE}"}],
-    "activeDeadlineSeconds": [
-        {"rule": "self == oldSelf", "message": f"activeDeadlineSeconds {_IMMUTABLE}"}
-    ],
-    "cancel": [{"rule": "self || !oldSelf", "message": "cancel cannot be undone"}],
+    **{
+        name: [{"rule": "self == oldSelf", "message": f"{name} {IMMUTABLE}"}]
+        for name in IMMUTABLE_FIELDS
+    },
+    "cancel": [{"rule": "self || !oldSelf", "message": CANCEL_IS_ONE_WAY}],
     "outputs.renditions": [
         {
             "rule": "self.all(r, self.exists_one(o, o.name == r.name))",
-            "message": "rendition names must be unique",
-        },
-    ],
-    "resources": [
-        {"rule": "self == oldSelf", "message": f"resources {_IMMUTABLE}"},
-        {
-            "rule": "has(self.cpu) || has(self.memory)",
-            "message": "resources needs cpu or memory (omit it for the defaults)",
+            "message": UNIQUE_RENDITION_NAMES,
         },
     ],
 }
+SPEC_RULES["resources"].append(
+    {"rule": "has(self.cpu) || has(self.memory)", "message": RESOURCES_NEED_ONE}
+)
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},

@@ -29,6 +29,10 @@ class ErrorCode(StrEnum):
     DURATION_LIMIT_EXCEEDED = "duration_limit_exceeded"
     RESOLUTION_LIMIT_EXCEEDED = "resolution_limit_exceeded"
     TOO_MANY_STREAMS = "too_many_streams"
+    UNSUPPORTED_CODEC = "unsupported_codec"
+    CORRUPT_MEDIA = "corrupt_media"
+    MEDIA_TOO_COMPLEX = "media_too_complex"
+    JOB_REJECTED = "job_rejected"
     # Resources
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
@@ -43,6 +47,12 @@ class ErrorCode(StrEnum):
     PROCESSING_FAILED = "processing_failed"
     DEADLINE_EXCEEDED = "deadline_exceeded"
     INTERNAL = "internal_error"
+    # Abuse limits (appended: codes are stable, order here is not)
+    TOO_MANY_CONCURRENT_UPLOADS = "too_many_concurrent_uploads"
+    TOO_MANY_UPLOAD_SESSIONS = "too_many_upload_sessions"
+    UPLOAD_TIMEOUT = "upload_timeout"
+    FORM_LIMIT_EXCEEDED = "form_limit_exceeded"
+    UPLOAD_SESSION_EXPIRED = "upload_session_expired"
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,18 @@ CATALOGUE: dict[ErrorCode, ErrorSpec] = {
     ErrorCode.DURATION_LIMIT_EXCEEDED: ErrorSpec(422, "The video is longer than allowed."),
     ErrorCode.RESOLUTION_LIMIT_EXCEEDED: ErrorSpec(422, "The video resolution is too large."),
     ErrorCode.TOO_MANY_STREAMS: ErrorSpec(422, "The file has more streams than allowed."),
+    ErrorCode.UNSUPPORTED_CODEC: ErrorSpec(
+        415, "A video or audio codec in the file is not accepted."
+    ),
+    ErrorCode.CORRUPT_MEDIA: ErrorSpec(
+        422, "The file is damaged or describes itself implausibly; it cannot be decoded."
+    ),
+    ErrorCode.JOB_REJECTED: ErrorSpec(
+        422, "The cluster refused the job's VideoJob as invalid; it will not be retried."
+    ),
+    ErrorCode.MEDIA_TOO_COMPLEX: ErrorSpec(
+        422, "Reading the file needed more memory or CPU time than a video of its kind may."
+    ),
     ErrorCode.NOT_FOUND: ErrorSpec(404, "No such path."),
     ErrorCode.METHOD_NOT_ALLOWED: ErrorSpec(405, "The path does not accept this method."),
     ErrorCode.JOB_NOT_FOUND: ErrorSpec(404, "No such job for this caller."),
@@ -76,6 +98,17 @@ CATALOGUE: dict[ErrorCode, ErrorSpec] = {
     ErrorCode.PROCESSING_FAILED: ErrorSpec(500, "Processing failed after all retries."),
     ErrorCode.DEADLINE_EXCEEDED: ErrorSpec(500, "Processing exceeded its deadline."),
     ErrorCode.INTERNAL: ErrorSpec(500, "Unexpected server error."),
+    ErrorCode.TOO_MANY_CONCURRENT_UPLOADS: ErrorSpec(
+        429, "Too many uploads in progress; retry after `Retry-After`."
+    ),
+    ErrorCode.TOO_MANY_UPLOAD_SESSIONS: ErrorSpec(
+        429, "Too many open presigned upload sessions; complete or abort one."
+    ),
+    ErrorCode.UPLOAD_TIMEOUT: ErrorSpec(408, "The request body stalled or took too long."),
+    ErrorCode.FORM_LIMIT_EXCEEDED: ErrorSpec(
+        413, "The multipart form has too many or too large fields."
+    ),
+    ErrorCode.UPLOAD_SESSION_EXPIRED: ErrorSpec(410, "The presigned upload session has expired."),
 }
 
 # Codes that mean "this input will never process": the processor exits with BAD_INPUT for them.
@@ -88,6 +121,9 @@ BAD_INPUT_CODES = frozenset(
         ErrorCode.DURATION_LIMIT_EXCEEDED,
         ErrorCode.RESOLUTION_LIMIT_EXCEEDED,
         ErrorCode.TOO_MANY_STREAMS,
+        ErrorCode.UNSUPPORTED_CODEC,
+        ErrorCode.CORRUPT_MEDIA,
+        ErrorCode.MEDIA_TOO_COMPLEX,
     }
 )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from vidpipe.phases import Phase
 
@@ -18,6 +18,17 @@ JOB_ID_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 # S3 bucket naming rules (lowercase, digits, dots, hyphens; 3-63 chars; alphanumeric ends).
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 RENDITION_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+
+# Messages of the CRD's CEL rules (vidpipe.crd.SPEC_RULES). Each rule has a twin check here that
+# refuses the same input with the same message, so the API answers 422 before storing anything
+# instead of learning it from the API server (tests/unit/common/test_cel_twins.py proves it).
+IMMUTABLE = "is immutable; create a new VideoJob instead"
+SPEC_IMMUTABLE = "spec is immutable except spec.cancel"
+UNIQUE_RENDITION_NAMES = "rendition names must be unique"
+RESOURCES_NEED_ONE = "resources needs cpu or memory (omit it for the defaults)"
+CANCEL_IS_ONE_WAY = "cancel cannot be undone"
+# Fields that can never change after creation, by their camelCase name.
+IMMUTABLE_FIELDS = ("jobId", "owner", "source", "outputs", "activeDeadlineSeconds", "resources")
 
 
 class _Model(BaseModel):
@@ -117,6 +128,14 @@ class Outputs(_Model):
         int, Field(default=0, alias="audioTrack", ge=0, le=31, description="Audio stream index")
     ] = 0
 
+    @field_validator("renditions")
+    @classmethod
+    def _unique_names(cls, renditions: list[Rendition]) -> list[Rendition]:
+        names = [r.name for r in renditions]
+        if len(set(names)) != len(names):
+            raise ValueError(UNIQUE_RENDITION_NAMES)
+        return renditions
+
 
 class JobResources(_Model):
     """Compute for the processor Pod; defaults come from operator settings."""
@@ -139,6 +158,12 @@ class JobResources(_Model):
             description="Memory request and limit, e.g. 1Gi",
         ),
     ] = None
+
+    @model_validator(mode="after")
+    def _one_of_them(self) -> JobResources:
+        if self.cpu is None and self.memory is None:
+            raise ValueError(RESOURCES_NEED_ONE)
+        return self
 
 
 class VideoJobSpec(_Model):
@@ -174,6 +199,23 @@ class VideoJobSpec(_Model):
         bool,
         Field(default=False, description="Set to true to cancel; cannot be set back to false"),
     ] = False
+
+
+def spec_update_violations(old: VideoJobSpec, new: VideoJobSpec) -> list[str]:
+    """The twin of the CRD's transition rules: why updating `old` to `new` would be refused."""
+    before = old.model_dump(by_alias=True, exclude_none=True)
+    after = new.model_dump(by_alias=True, exclude_none=True)
+    problems: list[str] = []
+    if ("resources" in before) != ("resources" in after) or ("activeDeadlineSeconds" in before) != (
+        "activeDeadlineSeconds" in after
+    ):
+        problems.append(SPEC_IMMUTABLE)
+    for name in IMMUTABLE_FIELDS:
+        if name in before and name in after and before[name] != after[name]:
+            problems.append(f"{name} {IMMUTABLE}")
+    if old.cancel and not new.cancel:
+        problems.append(CANCEL_IS_ONE_WAY)
+    return problems
 
 
 class Condition(_Model):

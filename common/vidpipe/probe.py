@@ -6,9 +6,12 @@ API was bypassed or the limits differ. Running ffprobe (`probe`) is kept apart f
 (`parse_probe`) and its errors (`classify_ffprobe_failure`), so the policy is unit-tested on canned
 ffprobe output without spawning processes.
 
-Safety: ffprobe is told which demuxers it may use (`-format_whitelist`) and which protocols it may
-open (`-protocol_whitelist`). A playlist (HLS), a concat/ffconcat list or an image sequence would
-otherwise make ffprobe and ffmpeg open other local files or URLs named inside an uploaded file.
+Safety: ffprobe is told which demuxers it may use (`-format_whitelist`), which decoders
+(`-codec_whitelist`) and which protocols it may open (`-protocol_whitelist`). A playlist (HLS), a
+concat/ffconcat list or an image sequence would otherwise make ffprobe and ffmpeg open other local
+files or URLs named inside an uploaded file; every decoder is attack surface, so only those of the
+codecs people actually upload are enabled. ffprobe runs in the sandbox of `vidpipe.sandbox` (empty
+environment, address-space and CPU-time limits); hitting a limit is a verdict on the file.
 """
 
 from __future__ import annotations
@@ -23,11 +26,31 @@ from pathlib import Path
 from typing import Any, Final
 
 from vidpipe.errors import BadInput, ErrorCode, VidpipeError
+from vidpipe.sandbox import (
+    SANDBOX_ENV,
+    MiB,
+    SandboxLimits,
+    hit_cpu_limit,
+    hit_memory_limit,
+    sandboxed_argv,
+)
 
 # Demuxer names as ffmpeg spells them (`ffprobe -demuxers`). ffmpeg matches a demuxer whose name
 # is a list ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm") when any element of it is listed here.
 ALLOWED_DEMUXERS: Final = ("mov", "mp4", "3gp", "matroska", "webm", "avi", "flv", "mpegts", "asf")
 FORMAT_WHITELIST: Final = ",".join(ALLOWED_DEMUXERS)
+# Decoder names as ffmpeg spells them (`ffmpeg -decoders`): the codecs of cameras, phones, screen
+# recorders and the web, in the accepted containers. Subtitle and data streams need no decoder.
+ALLOWED_VIDEO_DECODERS: Final = (
+    "h264", "hevc", "vp8", "vp9", "av1", "libdav1d", "mpeg4", "mpeg2video", "mpeg1video",
+    "mjpeg", "prores", "dvvideo", "vc1", "wmv3", "wmv2", "wmv1", "flv", "h263",
+)  # fmt: skip
+ALLOWED_AUDIO_DECODERS: Final = (
+    "aac", "aac_fixed", "mp3float", "mp3", "mp2float", "mp2", "ac3", "eac3", "opus", "libopus",
+    "vorbis", "flac", "alac", "amrnb", "amrwb", "wmav2", "pcm_s16le", "pcm_s16be", "pcm_s24le",
+    "pcm_f32le", "pcm_u8",
+)  # fmt: skip
+CODEC_WHITELIST: Final = ",".join(ALLOWED_VIDEO_DECODERS + ALLOWED_AUDIO_DECODERS)
 LOCAL_PROTOCOLS: Final = "file"
 # https needs tls and tcp underneath; nothing else (no crypto:, data:, subfile:, concat:...).
 NETWORK_PROTOCOLS: Final = "file,http,https,tcp,tls"
@@ -53,6 +76,11 @@ _REFUSED_DEMUXER_NAMES: Final = {
     "aac": "an audio file",
 }
 _DEMUXER_ERROR = re.compile(r"\[([A-Za-z0-9_,]+) @ 0x[0-9a-f]+\] Format not on whitelist")
+_CODEC_ERROR = re.compile(r"Codec \(([A-Za-z0-9_]+)\) not on whitelist")
+# A stream that claims more frames per second of duration than this describes itself implausibly.
+MAX_PLAUSIBLE_FRAME_RATE: Final = 1000.0
+# Pixel aspect ratios beyond this (either way) are not real cameras; 2:1 anamorphic lenses are.
+MAX_SAMPLE_ASPECT_RATIO: Final = 4.0
 # With network=True, these mean the URL could not be read (expired or refused presigned URL,
 # storage down): a fault on our side, not a verdict on the file.
 _NETWORK_ERROR = re.compile(
@@ -73,6 +101,15 @@ class ProbeLimits:
     max_pixels: int = 3840 * 2160
     max_streams: int = 16
     timeout_seconds: float = 60.0
+    # ffprobe's sandbox: Debian's ffprobe maps ~300 MiB of libraries before reading a byte, so this
+    # leaves ~200 MiB of heap, several times what a 4-hour 60 fps MP4's index needs (measured:
+    # a 5 M-sample table takes 225 MiB, 20 M samples ~930 MiB without a limit).
+    memory_bytes: int = 512 * MiB
+    cpu_seconds: int = 30
+
+    @property
+    def sandbox(self) -> SandboxLimits:
+        return SandboxLimits(memory_bytes=self.memory_bytes, cpu_seconds=self.cpu_seconds)
 
 
 @dataclass(frozen=True)
@@ -181,6 +218,11 @@ def ffprobe_argv(path: str, *, network: bool = False, ffprobe: str = "ffprobe") 
         NETWORK_PROTOCOLS if network else LOCAL_PROTOCOLS,
         "-format_whitelist",
         FORMAT_WHITELIST,
+        "-codec_whitelist",
+        CODEC_WHITELIST,
+        # One decoding thread: probing decodes a few frames, and every thread costs address space.
+        "-threads",
+        "1",
         "-print_format",
         "json",
         "-show_format",
@@ -207,10 +249,11 @@ def probe(
     argv = ffprobe_argv(path, network=network, ffprobe=ffprobe)
     try:
         done = subprocess.run(
-            argv,
+            sandboxed_argv(argv, limits.sandbox),
             capture_output=True,
             timeout=limits.timeout_seconds,
             check=False,
+            env=SANDBOX_ENV,
         )
     except subprocess.TimeoutExpired as exc:
         raise ProbeFailed(f"ffprobe did not finish within {limits.timeout_seconds:g}s") from exc
@@ -220,11 +263,22 @@ def probe(
     )
     if done.returncode != 0:
         raise classify_ffprobe_failure(done.returncode, stderr, network=network)
+    if hit_memory_limit(stderr):
+        # libavformat can carry on with a truncated index after a failed allocation.
+        raise too_complex("memory")
     try:
         data = json.loads(done.stdout)
     except ValueError as exc:
         raise ProbeFailed("ffprobe printed output that is not JSON") from exc
     return parse_probe(data, limits)
+
+
+def too_complex(resource: str) -> BadInput:
+    return BadInput(
+        ErrorCode.MEDIA_TOO_COMPLEX,
+        f"reading the file needed more {resource} than allowed; it is damaged or crafted "
+        "(for example sample tables claiming millions of frames)",
+    )
 
 
 def classify_ffprobe_failure(
@@ -235,8 +289,12 @@ def classify_ffprobe_failure(
     A killed ffprobe (negative return code) or an unreachable URL says nothing about the file, so
     only those are retryable; anything else ffprobe refuses is a bad input.
     """
+    if hit_cpu_limit(returncode):
+        return too_complex("CPU time")
     if returncode < 0:
         return ProbeFailed(f"ffprobe was killed by signal {-returncode}")
+    if hit_memory_limit(stderr):
+        return too_complex("memory")
     if network and _NETWORK_ERROR.search(stderr):
         return ProbeFailed(
             "ffprobe could not read the source over the network", ErrorCode.STORAGE_UNAVAILABLE
@@ -254,10 +312,22 @@ def classify_ffprobe_failure(
             f"the file is {what}, which is not accepted; upload a video file "
             "(MP4, MOV, MKV, WebM, AVI, FLV, MPEG-TS, WMV or 3GP)",
         )
+    codec = _CODEC_ERROR.search(stderr)
+    if codec:
+        return unsupported_codec(codec.group(1))
     detail = _stderr_summary(stderr)
     return BadInput(
         ErrorCode.NOT_A_VIDEO,
         "the file is not a readable video" + (f" ({detail})" if detail else ""),
+    )
+
+
+def unsupported_codec(decoder: str) -> BadInput:
+    return BadInput(
+        ErrorCode.UNSUPPORTED_CODEC,
+        f"the codec {decoder} is not accepted; upload H.264, HEVC, VP8/VP9, AV1, MPEG-2/4, "
+        "ProRes, DV, MJPEG or WMV video with AAC, MP3, AC-3, Opus, Vorbis, FLAC or PCM audio",
+        {"codec": decoder},
     )
 
 
@@ -290,9 +360,14 @@ def parse_probe(data: Mapping[str, Any], limits: ProbeLimits) -> MediaInfo:
             f"the video is {coded_w}x{coded_h} ({coded_w * coded_h} pixels); "
             f"at most {limits.max_pixels} pixels are accepted",
         )
+    if not video.get("pix_fmt"):
+        # ffprobe decoded no picture (it reads the pixel format from the first decoded frame):
+        # e.g. sample tables claiming millions of 1-byte frames.
+        raise BadInput(ErrorCode.CORRUPT_MEDIA, "no picture of the video stream can be decoded")
     duration = _duration(fmt, streams)
     if duration is None or duration <= 0:
         raise BadInput(ErrorCode.NOT_A_VIDEO, "the duration of the video cannot be determined")
+    _check_plausible(video, duration)
     if duration > limits.max_duration_seconds:
         raise BadInput(
             ErrorCode.DURATION_LIMIT_EXCEEDED,
@@ -301,6 +376,13 @@ def parse_probe(data: Mapping[str, Any], limits: ProbeLimits) -> MediaInfo:
         )
     rotation = _rotation(video)
     width, height = _display_size(coded_w, coded_h, rotation, str(video.get("sample_aspect_ratio")))
+    if width * height > limits.max_pixels:
+        # Non-square pixels are stretched for display, and every rendition is sized from there.
+        raise BadInput(
+            ErrorCode.RESOLUTION_LIMIT_EXCEEDED,
+            f"the video displays at {width}x{height} ({width * height} pixels, coded "
+            f"{coded_w}x{coded_h}); at most {limits.max_pixels} pixels are accepted",
+        )
     pix_fmt = str(video.get("pix_fmt") or "unknown")
     return MediaInfo(
         duration_seconds=duration,
@@ -338,6 +420,22 @@ def parse_probe(data: Mapping[str, Any], limits: ProbeLimits) -> MediaInfo:
             for s in streams
         ),
     )
+
+
+def _check_plausible(video: Mapping[str, Any], duration: float) -> None:
+    frames = _int(video.get("nb_frames"))
+    if frames > duration * MAX_PLAUSIBLE_FRAME_RATE:
+        raise BadInput(
+            ErrorCode.CORRUPT_MEDIA,
+            f"the video stream claims {frames} frames in {duration:.3g}s",
+        )
+    num, den = _ratio(str(video.get("sample_aspect_ratio")))
+    if num > 0 and den > 0 and max(num / den, den / num) > MAX_SAMPLE_ASPECT_RATIO:
+        raise BadInput(
+            ErrorCode.CORRUPT_MEDIA,
+            f"the video claims a pixel aspect ratio of {num}:{den}; "
+            f"at most {MAX_SAMPLE_ASPECT_RATIO:g}:1 either way is accepted",
+        )
 
 
 def _pick_video_stream(streams: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:

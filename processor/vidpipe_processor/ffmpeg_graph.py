@@ -14,7 +14,7 @@ from typing import Any
 
 import ffmpeg
 
-from vidpipe.probe import FORMAT_WHITELIST, LOCAL_PROTOCOLS, MediaInfo
+from vidpipe.probe import CODEC_WHITELIST, FORMAT_WHITELIST, LOCAL_PROTOCOLS, MediaInfo
 from vidpipe_processor.plan import OutputPlan, PosterPlan, RenditionPlan, StoryboardPlan
 
 X264_PRESET = "veryfast"
@@ -27,8 +27,12 @@ GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-loglevel", "error", "-progress", "p
 
 
 def input_options() -> dict[str, Any]:
-    """Same guard rails as the probe: only whitelisted demuxers, only local files."""
-    return {"format_whitelist": FORMAT_WHITELIST, "protocol_whitelist": LOCAL_PROTOCOLS}
+    """Same guard rails as the probe: only allowed demuxers and decoders, only local files."""
+    return {
+        "format_whitelist": FORMAT_WHITELIST,
+        "codec_whitelist": CODEC_WHITELIST,
+        "protocol_whitelist": LOCAL_PROTOCOLS,
+    }
 
 
 def build_ffmpeg_argv(

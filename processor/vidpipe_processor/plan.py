@@ -21,6 +21,8 @@ from vidpipe_processor.errors import InvalidJob
 POSTER_FRACTION = 0.10
 POSTER_MAX_SECONDS = 10.0
 POSTER_MAX_HEIGHT = 1080
+# Wider than 4:1 (or taller than 1:4) is no camera's picture; see width_for_height.
+MAX_DISPLAY_ASPECT = 4.0
 # A sprite sheet stays a reasonable download and well inside JPEG's 65535 px limit: beyond this
 # many tiles, the interval grows instead.
 STORYBOARD_MAX_TILES = 400
@@ -92,8 +94,14 @@ def even_round(value: float) -> int:
 
 
 def width_for_height(info: MediaInfo, height: int) -> int:
-    """The even width that keeps the source's display aspect ratio at `height`."""
-    return even_round(height * info.width / info.height)
+    """The even width that keeps the source's display aspect ratio at `height`.
+
+    Capped at MAX_DISPLAY_ASPECT times the height whatever the source claims: the probe refuses
+    implausible pixel aspect ratios, and this keeps an encoder from being asked for a 10240x720
+    "720p" should such a source slip through under other limits.
+    """
+    width = even_round(height * info.width / info.height)
+    return min(width, even_floor(height * MAX_DISPLAY_ASPECT))
 
 
 def plan_outputs(info: MediaInfo, outputs: Outputs) -> OutputPlan:

@@ -1,4 +1,4 @@
-"""Service endpoints without authentication: name, liveness, readiness, metrics."""
+"""Service endpoints without authentication: name, liveness, readiness (and metrics in dev)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from vidpipe.errors import VidpipeError
 from vidpipe_api import NAME, __version__
@@ -54,7 +53,11 @@ async def readyz(ctx: ContextDep) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+# Only mounted when `metrics_port` is 0 (development): production serves it on its own port.
+metrics_router = APIRouter(tags=["system"])
+
+
+@metrics_router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(ctx: ContextDep) -> Response:
     """Requests by route and status, upload bytes, jobs created, rejections by code."""
-    return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return ctx.metrics.exposition()

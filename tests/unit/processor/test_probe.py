@@ -3,6 +3,7 @@ refused and with which code, and what MediaInfo reports."""
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from tests.unit.processor.factories import LIMITS, canned
 from vidpipe.errors import BAD_INPUT_CODES, BadInput, ErrorCode
 from vidpipe.probe import (
+    CODEC_WHITELIST,
     FORMAT_WHITELIST,
     ProbeFailed,
     ProbeLimits,
@@ -210,3 +212,65 @@ def test_killed_ffprobe_and_network_errors_are_retryable() -> None:
         assert error.code is ErrorCode.STORAGE_UNAVAILABLE
     # The same words from a local file are about the file.
     assert isinstance(classify_ffprobe_failure(1, "<input>: Input/output error"), BadInput)
+
+
+# -- hostile media (issue 11): implausible claims, display size, sandbox verdicts ------------
+
+
+def test_a_video_stream_without_a_decodable_picture_is_corrupt() -> None:
+    # What ffprobe reports for sample tables claiming millions of 1-byte frames: no pix_fmt.
+    # Fails if parse_probe accepts a stream whose first picture never decoded.
+    data = canned("basic_mp4")
+    del data["streams"][0]["pix_fmt"]
+    assert refused(data).code is ErrorCode.CORRUPT_MEDIA
+
+
+def test_more_frames_than_the_duration_allows_is_corrupt() -> None:
+    data = canned("basic_mp4")
+    data["streams"][0]["nb_frames"] = "5000000"  # in a 2 s file
+    error = refused(data)
+    assert error.code is ErrorCode.CORRUPT_MEDIA and "5000000 frames" in error.message
+    data["streams"][0]["nb_frames"] = "1999"  # just under 1000 fps: plausible (slow motion)
+    assert parse_probe(data, LIMITS).duration_seconds == pytest.approx(2.0)
+
+
+def test_anamorphic_display_size_is_held_to_the_pixel_limit() -> None:
+    # 320x240 coded, SAR 3:1 -> 960x240 displayed = 230400 pixels; the coded size would pass.
+    data = canned("basic_mp4")
+    data["streams"][0]["sample_aspect_ratio"] = "3:1"
+    limits = ProbeLimits(max_pixels=200_000)
+    assert 320 * 240 <= limits.max_pixels
+    error = refused(data, limits)
+    assert error.code is ErrorCode.RESOLUTION_LIMIT_EXCEEDED and "960x240" in error.message
+    assert parse_probe(data, ProbeLimits(max_pixels=230_400)).width == 960
+
+
+def test_an_impossible_pixel_aspect_ratio_is_corrupt() -> None:
+    data = canned("basic_mp4")
+    data["streams"][0]["sample_aspect_ratio"] = "8:1"
+    assert refused(data, ProbeLimits(max_pixels=10**9)).code is ErrorCode.CORRUPT_MEDIA
+    data["streams"][0]["sample_aspect_ratio"] = "1:8"
+    assert refused(data, ProbeLimits(max_pixels=10**9)).code is ErrorCode.CORRUPT_MEDIA
+
+
+def test_codec_refused_by_the_whitelist_names_the_codec() -> None:
+    stderr = "[cinepak @ 0x55813d81b4c0] Codec (cinepak) not on whitelist 'h264,aac'\n"
+    error = classify_ffprobe_failure(1, stderr)
+    assert isinstance(error, BadInput) and error.code is ErrorCode.UNSUPPORTED_CODEC
+    assert error.details == {"codec": "cinepak"}
+
+
+def test_sandbox_limits_are_verdicts_on_the_file_but_other_kills_are_not() -> None:
+    cpu = classify_ffprobe_failure(-signal.SIGXCPU, "")
+    assert isinstance(cpu, BadInput) and cpu.code is ErrorCode.MEDIA_TOO_COMPLEX
+    memory = classify_ffprobe_failure(1, "[mov @ 0x1] Cannot allocate memory\n")
+    assert isinstance(memory, BadInput) and memory.code is ErrorCode.MEDIA_TOO_COMPLEX
+    killed = classify_ffprobe_failure(-signal.SIGKILL, "")
+    assert isinstance(killed, ProbeFailed) and not isinstance(killed, BadInput)
+
+
+def test_argv_allows_only_listed_decoders_and_one_thread() -> None:
+    argv = ffprobe_argv("/tmp/x.mp4")
+    assert argv[argv.index("-codec_whitelist") + 1] == CODEC_WHITELIST
+    assert "cinepak" not in CODEC_WHITELIST.split(",") and "h264" in CODEC_WHITELIST.split(",")
+    assert argv[argv.index("-threads") + 1] == "1"
