@@ -64,3 +64,61 @@ app.kubernetes.io/part-of: vidpipe
   valueFrom:
     secretKeyRef: {name: {{ (index . 1).Values.mongo.existingSecret }}, key: {{ (index . 1).Values.mongo.urlKey }}}
 {{- end }}
+
+{{/* The TCP port of an http(s) URL: the explicit one, else 80 for http and 443 otherwise. */}}
+{{- define "vidpipe.urlPort" -}}
+{{- $url := urlParse . }}
+{{- $port := regexFind ":[0-9]+$" $url.host | trimPrefix ":" }}
+{{- if $port }}{{ $port }}{{ else if eq $url.scheme "http" }}80{{ else }}443{{ end }}
+{{- end }}
+
+{{/* S3 ports Pods may reach, as a JSON list: networkPolicy.s3.ports, else those of the endpoints. */}}
+{{- define "vidpipe.s3Ports" -}}
+{{- $ports := list }}
+{{- range .Values.networkPolicy.s3.ports }}{{ $ports = append $ports (int .) }}{{ end }}
+{{- if not $ports }}
+{{- $ports = append $ports (include "vidpipe.urlPort" (default "https://s3.amazonaws.com" .Values.s3.endpoint) | atoi) }}
+{{- with .Values.s3.processorEndpoint }}{{ $ports = append $ports (include "vidpipe.urlPort" . | atoi) }}{{ end }}
+{{- end }}
+{{- $ports | uniq | toJson }}
+{{- end }}
+
+{{/* One NetworkPolicy egress rule: TCP to (list ports cidrs); no cidrs means any address. */}}
+{{- define "vidpipe.egressRule" -}}
+- ports:
+    {{- range index . 0 }}
+    - {port: {{ int . }}, protocol: TCP}
+    {{- end }}
+  {{- with index . 1 }}
+  to:
+    {{- range . }}
+    - ipBlock: {cidr: {{ . | quote }}}
+    {{- end }}
+  {{- end }}
+{{- end }}
+
+{{/* Egress every component needs: DNS, the Kubernetes API and S3; with (list . true) MongoDB too. */}}
+{{- define "vidpipe.baseEgress" -}}
+{{- $root := index . 0 }}
+{{- $np := $root.Values.networkPolicy -}}
+- ports: [{port: 53, protocol: UDP}, {port: 53, protocol: TCP}]
+  {{- with $np.dns.to }}
+  to: {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{ include "vidpipe.egressRule" (list $np.kubernetesApi.ports $np.kubernetesApi.cidrs) }}
+{{ include "vidpipe.egressRule" (list (include "vidpipe.s3Ports" $root | fromJsonArray) $np.s3.cidrs) }}
+{{- if index . 1 }}
+{{ include "vidpipe.egressRule" (list $np.mongo.ports $np.mongo.cidrs) }}
+{{- end }}
+{{- end }}
+
+{{/* NetworkPolicy ingress rule: the metrics port, from the Prometheus peer. */}}
+{{- define "vidpipe.metricsIngress" -}}
+{{- $np := .Values.networkPolicy -}}
+- ports: [{port: metrics, protocol: TCP}]
+  from:
+    - podSelector: {{ $np.metrics.podSelector | toJson }}
+      {{- if kindIs "map" $np.metrics.namespaceSelector }}
+      namespaceSelector: {{ $np.metrics.namespaceSelector | toJson }}
+      {{- end }}
+{{- end }}
