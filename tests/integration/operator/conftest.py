@@ -85,18 +85,11 @@ def kube() -> kubernetes.client.ApiClient:
 
 @pytest.fixture(scope="module")
 def namespace(kube: kubernetes.client.ApiClient) -> Iterator[str]:
-    """A fresh namespace with what the processor Pods need: ServiceAccount and S3 Secret."""
+    """A fresh, empty namespace: the operator itself creates what each Job's Pod needs (its
+    ServiceAccount, Role, RoleBinding and presigned-URL Secret)."""
     core = kubernetes.client.CoreV1Api(kube)
     name = f"vjop-{secrets.token_hex(3)}"
     core.create_namespace({"metadata": {"name": name, "labels": {"vidpipe-test": "operator"}}})
-    core.create_namespaced_service_account(name, {"metadata": {"name": "vidpipe-processor"}})
-    core.create_namespaced_secret(
-        name,
-        {
-            "metadata": {"name": "vidpipe-s3"},
-            "stringData": {"AWS_ACCESS_KEY_ID": "stub", "AWS_SECRET_ACCESS_KEY": "stub"},
-        },
-    )
     yield name
     custom = kubernetes.client.CustomObjectsApi(kube)
     # The operator adds no finalizer, but a test adds the one earlier versions used: drop any

@@ -1,18 +1,28 @@
 """Run the processor as the Pod would (a `python -m vidpipe_processor` process configured by
-environment variables) against the real S3 server, and inspect what it left behind."""
+environment variables and an access file of presigned URLs made by the operator's own code)
+against the real S3 server, and inspect what it left behind. The process gets no S3 keys."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from tests.utils.servers import REPO, S3Server
 from vidpipe import keys
+from vidpipe.models import VideoJobSpec
+from vidpipe_operator.access import access_document
+from vidpipe_operator.settings import OperatorSettings
+from vidpipe_operator.storage import OutputStorage
 
 if TYPE_CHECKING:
     from types_boto3_s3 import S3Client
@@ -39,19 +49,50 @@ def spec(job_id: str, bucket: str, **outputs: Any) -> dict[str, Any]:
     }
 
 
+def presigner(s3: S3Server, endpoint: str | None = None) -> OutputStorage:
+    """The operator's S3 adapter for this server (presigning needs no network)."""
+    settings = OperatorSettings(
+        s3_endpoint_url=s3.endpoint_url,
+        processor_s3_endpoint_url=endpoint,
+        s3_access_key_id=s3.access_key,
+        s3_secret_access_key=s3.secret_key,
+        aws_region=s3.region,
+    )
+    with ThreadPoolExecutor(1) as pool:
+        return OutputStorage(settings, pool)
+
+
+def write_access(
+    s3: S3Server,
+    job_spec: dict[str, Any],
+    path: Path,
+    bucket: str | None = None,
+    seconds: int = 900,
+) -> dict[str, Any]:
+    """What the operator puts in the job's Secret, written where the Pod would mount it."""
+    spec = VideoJobSpec.model_validate(job_spec)
+    bucket = bucket or spec.source.bucket
+    document = access_document(spec, bucket, presigner(s3).presign, seconds, datetime.now(UTC))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document))
+    return document
+
+
 def environment(s3: S3Server, job_spec: dict[str, Any], tmp: Path, **extra: str) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("VIDPIPE_", "AWS_", "KUBERNETES_"))
     }
+    access = tmp / "secret" / "access.json"
+    # A spec the operator could never have accepted gets no access file: the processor must
+    # refuse it on its own.
+    with contextlib.suppress(ValidationError):
+        write_access(s3, job_spec, access, extra.get("VIDPIPE_OUTPUT_BUCKET"))
     return env | {
         "PYTHONPATH": PYTHONPATH,
         "VIDPIPE_JOB_SPEC": json.dumps(job_spec),
-        "VIDPIPE_S3_ENDPOINT_URL": s3.endpoint_url,
-        "AWS_ACCESS_KEY_ID": s3.access_key,
-        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
-        "AWS_REGION": s3.region,
+        "VIDPIPE_ACCESS_FILE": str(access),
         "VIDPIPE_WORK_DIR": str(tmp / "work"),
         "VIDPIPE_TERMINATION_LOG": str(tmp / "termination-log"),
         **extra,

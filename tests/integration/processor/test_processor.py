@@ -1,8 +1,9 @@
-"""The processor as a real process: real ffmpeg, the real S3 server, the Pod's environment.
+"""The processor as a real process: real ffmpeg, the real S3 server, the Pod's environment
+(presigned URLs in an access file, no S3 keys).
 
 Each good input must produce H.264/AAC yuv420p faststart MP4s that never upscale, a poster, a
 storyboard, metadata and a manifest written last; each bad input must exit with BAD_INPUT, say why
-in the termination message, and leave nothing under the job's prefix.
+in the termination message, and write nothing under the job's prefix.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ def check_outputs(
 
     progress = [line["progress"] for line in run.log_lines() if "progress" in line]
     assert progress == sorted(progress) and progress[-1] == 100
+    assert "X-Amz-" not in run.logs, "a presigned URL (a credential) reached the logs"
     return files
 
 
@@ -180,8 +182,9 @@ def test_no_audio_rerun_and_progress_to_the_videojob(
     videojob_api: tuple[str, list[dict[str, Any]]],
 ) -> None:
     client = s3.client()
-    # Leftovers of an earlier attempt: a stale manifest and an output this run does not make.
-    for name in (keys.MANIFEST_NAME, "1080p.mp4"):
+    # Leftovers of an earlier attempt of the same job: a retry overwrites the same keys (the
+    # processor cannot delete, and needs not: file names depend only on spec and source).
+    for name in (keys.MANIFEST_NAME, "240p.mp4", keys.METADATA_NAME):
         client.put_object(Bucket=bucket, Key=keys.output_key(JOB, name), Body=b"old")
     token = tmp_path / "token"
     token.write_text("test-token")
@@ -201,7 +204,7 @@ def test_no_audio_rerun_and_progress_to_the_videojob(
     )
     succeeded(run)
     files = check_outputs(s3, bucket, run, tmp_path / "out", {"240p": (320, 240)})
-    assert "1080p.mp4" not in files
+    assert files["240p.mp4"].read_bytes() != b"old"
     assert audio_streams(ffprobe(files["240p.mp4"])) == []
 
     values = [r["body"]["status"]["progress"] for r in received]
@@ -309,7 +312,6 @@ def test_bad_input_is_refused_and_leaves_nothing(
     env: dict[str, str],
 ) -> None:
     client = s3.client()
-    client.put_object(Bucket=bucket, Key=keys.output_key(JOB, keys.MANIFEST_NAME), Body=b"old")
     run = run_processor(s3, bucket, getattr(media, fixture), tmp_path, env=env)
     assert run.returncode == exitcodes.BAD_INPUT, run.logs[-3000:]
     assert run.termination["code"] == code
@@ -331,13 +333,11 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def test_sigterm_stops_ffmpeg_and_removes_partial_outputs(
+def test_sigterm_stops_ffmpeg_and_writes_nothing(
     s3: S3Server, bucket: str, media: Media, tmp_path: Path
 ) -> None:
     client = s3.client()
     client.upload_file(str(media.long_for_sigterm), bucket, keys.source_key(JOB))
-    # Leftovers of an earlier attempt must go too: the prefix is complete or empty.
-    client.put_object(Bucket=bucket, Key=keys.output_key(JOB, "240p.mp4"), Body=b"partial")
     job_spec = spec(JOB, bucket, renditions=[{"name": "240p", "height": 240}])
     # A slow preset keeps ffmpeg busy long enough to be interrupted mid-encode.
     env = environment(s3, job_spec, tmp_path, VIDPIPE_X264_PRESET="slow")
