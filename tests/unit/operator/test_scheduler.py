@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 
 from tests.unit.operator.conftest import videojob
-from vidpipe_operator.scheduler import QueueEntry, Slot, admit, next_in_line, queue_entry
+from vidpipe_operator.scheduler import (
+    QueueEntry,
+    Slot,
+    admit,
+    fair_order,
+    next_in_line,
+    queue_entry,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -76,3 +83,44 @@ def test_unknown_job_queues_last() -> None:
     entries = [entry("a", Slot.WAITING, 0)]
     assert not admit(entries, "new", 1).admitted
     assert admit(entries, "new", 2).admitted
+
+
+# -- fairness between owners (issue 11) -------------------------------------------------------
+
+
+def owned(name: str, owner: str, slot: Slot, minute: int) -> QueueEntry:
+    return QueueEntry(f"2026-01-01T00:{minute:02d}:00Z", name, slot, owner)
+
+
+def test_one_owners_burst_does_not_hold_every_slot() -> None:
+    # Alice uploaded four long jobs first; Bob one a minute later. Two slots.
+    entries = [owned(f"a{i}", "alice", Slot.WAITING, i) for i in range(4)]
+    entries.append(owned("b0", "bob", Slot.WAITING, 9))
+    # Fails with strict creation order, which would start a0 and a1 and leave Bob waiting.
+    assert next_in_line(entries, 2) == ["a0", "b0"]
+    assert admit(entries, "b0", 2).admitted and admit(entries, "b0", 2).position == 2
+    assert not admit(entries, "a1", 2).admitted
+
+
+def test_slots_already_held_count_against_their_owner() -> None:
+    entries = [
+        owned("a-running", "alice", Slot.HOLDING, 0),
+        owned("a1", "alice", Slot.WAITING, 1),
+        owned("b1", "bob", Slot.WAITING, 5),
+        owned("b2", "bob", Slot.WAITING, 6),
+        owned("c1", "carol", Slot.WAITING, 7),
+    ]
+    # Bob and Carol hold nothing, so they come before Alice's second job; Bob's oldest is older.
+    assert [e.name for e in fair_order(entries)] == ["b1", "c1", "a1", "b2"]
+    assert next_in_line(entries, 3) == ["b1", "c1"]
+
+
+def test_within_one_owner_jobs_start_in_creation_order() -> None:
+    entries = [owned("late", "alice", Slot.WAITING, 5), owned("early", "alice", Slot.WAITING, 1)]
+    assert [e.name for e in fair_order(entries)] == ["early", "late"]
+
+
+def test_owner_is_read_from_the_spec() -> None:
+    body = _body()
+    body["spec"]["owner"] = "tenant-7"
+    assert queue_entry(body).owner == "tenant-7"
