@@ -31,8 +31,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 # Runnable as `python bench/processor.py` too: the import roots pytest gets from pyproject.toml.
-sys.path[:0] = [str(REPO / "common"), str(REPO / "processor"), str(REPO)]
+sys.path[:0] = [str(REPO / "common"), str(REPO / "processor"), str(REPO / "operator"), str(REPO)]
 
+from tests.integration.processor.helpers import write_access  # noqa: E402
 from tests.utils.servers import s3_server  # noqa: E402
 
 from vidpipe import keys  # noqa: E402
@@ -192,13 +193,13 @@ def whole_processor(
             "source": {"bucket": "bench", "key": keys.source_key("bench-1")},
             "outputs": {"renditions": [r.model_dump(by_alias=True) for r in LADDER]},
         }
+        # As in a Pod: presigned URLs made by the operator's code, no S3 keys.
+        write_access(s3, spec, tmp / "access.json")
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("VIDPIPE_", "AWS_"))},
             "PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("common", "processor")),
             "VIDPIPE_JOB_SPEC": json.dumps(spec),
-            "VIDPIPE_S3_ENDPOINT_URL": s3.endpoint_url,
-            "AWS_ACCESS_KEY_ID": s3.access_key,
-            "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+            "VIDPIPE_ACCESS_FILE": str(tmp / "access.json"),
             "VIDPIPE_WORK_DIR": str(tmp / "work"),
             "VIDPIPE_TERMINATION_LOG": str(tmp / "termination-log"),
         }
