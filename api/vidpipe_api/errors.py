@@ -75,14 +75,73 @@ class UnsupportedMediaType(VidpipeError):
         super().__init__(ErrorCode.UNSUPPORTED_FORMAT, message)
 
 
-class RateLimited(VidpipeError):
+class RetryLater(VidpipeError):
+    """A refusal the client may retry after `retry_after` seconds (sent as `Retry-After`)."""
+
+    def __init__(
+        self, code: ErrorCode, message: str, details: dict[str, Any], retry_after: int
+    ) -> None:
+        super().__init__(code, message, {**details, "retryAfterSeconds": retry_after})
+        self.retry_after = retry_after
+
+
+class RateLimited(RetryLater):
     def __init__(self, scope: str, window: str, limit: int, retry_after: int) -> None:
         super().__init__(
             ErrorCode.RATE_LIMITED,
             f"{scope} limit of {limit} uploads per {window} reached",
-            {"scope": scope, "window": window, "limit": limit, "retryAfterSeconds": retry_after},
+            {"scope": scope, "window": window, "limit": limit},
+            retry_after,
         )
-        self.retry_after = retry_after
+
+
+class TooManyConcurrentUploads(RetryLater):
+    def __init__(self, scope: str, limit: int, retry_after: int) -> None:
+        who = "this caller" if scope == "owner" else "this API instance"
+        super().__init__(
+            ErrorCode.TOO_MANY_CONCURRENT_UPLOADS,
+            f"{who} already has {limit} uploads in progress; retry when one has finished",
+            {"scope": scope, "limit": limit},
+            retry_after,
+        )
+
+
+class TooManyUploadSessions(RetryLater):
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(
+            ErrorCode.TOO_MANY_UPLOAD_SESSIONS,
+            f"at most {limit} open upload sessions per caller; complete or abort one first",
+            {"limit": limit},
+            retry_after,
+        )
+
+
+class UploadTimeout(VidpipeError):
+    def __init__(self, kind: str, seconds: float) -> None:
+        message = (
+            f"no data received for {seconds:g} s; the upload was discarded"
+            if kind == "idle"
+            else f"the upload took longer than {seconds:g} s; the upload was discarded"
+        )
+        super().__init__(ErrorCode.UPLOAD_TIMEOUT, message, {"timeout": kind, "seconds": seconds})
+
+
+class FormLimitExceeded(VidpipeError):
+    def __init__(self, limit: str, value: int) -> None:
+        what = {"fields": "form fields", "fieldBytes": "bytes outside the file part"}[limit]
+        super().__init__(
+            ErrorCode.FORM_LIMIT_EXCEEDED,
+            f"the form has more than {value} {what}",
+            {"limit": limit, "max": value},
+        )
+
+
+class UploadSessionExpired(VidpipeError):
+    def __init__(self, upload_id: str) -> None:
+        super().__init__(
+            ErrorCode.UPLOAD_SESSION_EXPIRED,
+            f"upload session {upload_id!r} expired; its parts were discarded, start a new one",
+        )
 
 
 class StorageUnavailable(VidpipeError):
@@ -93,6 +152,17 @@ class StorageUnavailable(VidpipeError):
 class DatabaseUnavailable(VidpipeError):
     def __init__(self, message: str = "the database is unavailable; retry later") -> None:
         super().__init__(ErrorCode.DATABASE_UNAVAILABLE, message)
+
+
+class VideoJobRejected(VidpipeError):
+    """The API server refused the VideoJob itself (400/422): resubmitting cannot help."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(
+            ErrorCode.JOB_REJECTED,
+            f"the cluster refused the job ({status}): {reason[:300]}",
+            {"status": status},
+        )
 
 
 class ClusterUnavailable(VidpipeError):
@@ -143,7 +213,7 @@ def install_error_handlers(app: FastAPI, on_error: Any = None) -> None:
         assert isinstance(exc, VidpipeError)
         _count(exc.code)
         headers = None
-        if isinstance(exc, RateLimited):
+        if isinstance(exc, RetryLater):
             headers = {"Retry-After": str(exc.retry_after)}
         return error_response(exc.code, exc.message, exc.details, headers)
 

@@ -3,6 +3,13 @@
 Starlette's `request.form()` spools file parts to temporary files before the route runs; here the
 file part's bytes are handed to a sink as they arrive, so the upload reaches S3 while the client is
 still sending and memory stays bounded by one request chunk plus the sink's buffer.
+
+Everything outside the file part is bounded (`FormLimits`): the number of parts, and the bytes of
+their values and part headers together. A field name may appear once (a repeated name would be
+ambiguous and costs the sender nothing). The `file` part must be the last part: option fields
+come before it, so the route validates them (`on_file_start`) before a byte is stored. We chose
+this over buffering the file until the options arrive because the buffer would have to hold the
+whole file, which is exactly the memory a streamed upload must not hold.
 """
 
 from __future__ import annotations
@@ -13,11 +20,15 @@ from dataclasses import dataclass, field
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from vidpipe_api.errors import InvalidRequest
+from vidpipe_api.errors import FormLimitExceeded, InvalidRequest
 
 FILE_FIELD = "file"
-MAX_FIELDS = 32
-MAX_FIELD_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class FormLimits:
+    max_fields: int = 16  # non-file parts
+    max_field_bytes: int = 64 * 1024  # their values plus every part's headers
 
 
 @dataclass
@@ -30,6 +41,7 @@ class FilePart:
 class ParsedForm:
     fields: dict[str, str] = field(default_factory=dict)
     file: FilePart | None = None
+    field_parts: int = 0  # non-file parts seen, repeated names included
 
 
 @dataclass
@@ -52,18 +64,36 @@ async def read_form(
     content_type: str,
     stream: AsyncIterator[bytes],
     on_file_data: Callable[[FilePart, bytes], Awaitable[None]],
+    *,
+    limits: FormLimits | None = None,
+    on_file_start: Callable[[ParsedForm], Awaitable[None]] | None = None,
 ) -> ParsedForm:
-    """Parse the form; the `file` part goes to `on_file_data`, small text fields are collected."""
+    """Parse the form; the `file` part goes to `on_file_data`, small text fields are collected.
+
+    `on_file_start(form)` runs once the file part's headers are read, with every field sent
+    before it and before any of its bytes reach `on_file_data`.
+    """
+    limits = limits or FormLimits()
     # The parser is synchronous and calls back; events are queued per chunk and then replayed
     # here so the async sink can apply backpressure between chunks.
     events: list[tuple[str, bytes]] = []
     header_field = bytearray()
     header_value = bytearray()
+    # Bytes outside the file's content: part headers (counted as they arrive, so one endless
+    # header cannot grow a buffer) and field values.
+    budget = {"bytes": 0}
+
+    def spend(n: int) -> None:
+        budget["bytes"] += n
+        if budget["bytes"] > limits.max_field_bytes:
+            raise FormLimitExceeded("fieldBytes", limits.max_field_bytes)
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
+        spend(end - start)
         header_field.extend(data[start:end])
 
     def on_header_value(data: bytes, start: int, end: int) -> None:
+        spend(end - start)
         header_value.extend(data[start:end])
 
     def on_header_end() -> None:
@@ -94,18 +124,20 @@ async def read_form(
                 name, _, value = payload.partition(b"\x00")
                 part.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
             elif kind == "headers_done":
-                _start_part(part, form)
+                _start_part(part, form, limits)
+                if part.is_file and on_file_start is not None:
+                    await on_file_start(form)
             elif kind == "data":
                 if part.is_file:
                     assert form.file is not None
                     await on_file_data(form.file, payload)
                 else:
+                    spend(len(payload))
                     part.value.extend(payload)
-                    if len(part.value) > MAX_FIELD_BYTES:
-                        raise InvalidRequest(f"form field `{part.name}` is too large")
             elif kind == "end":
                 if not part.is_file:
                     form.fields[part.name] = part.value.decode("utf-8", errors="replace")
+                    form.field_parts += 1
                 seen_end = True
         events.clear()
 
@@ -123,20 +155,27 @@ async def read_form(
     return form
 
 
-def _start_part(part: _Part, form: ParsedForm) -> None:
+def _start_part(part: _Part, form: ParsedForm, limits: FormLimits) -> None:
     disposition = part.headers.get("content-disposition", "")
     _, params = parse_options_header(disposition)
     part.name = params.get(b"name", b"").decode("utf-8", errors="replace")
     raw_filename = params.get(b"filename")
     if raw_filename is not None:
         part.filename = raw_filename.decode("utf-8", errors="replace")
-    if part.name == FILE_FIELD:
-        if form.file is not None:
+    if form.file is not None:
+        if part.name == FILE_FIELD:
             raise InvalidRequest("only one `file` part is accepted")
+        raise InvalidRequest(
+            f"form field `{part.name}` comes after the file; send option fields before `file`",
+            {"field": part.name},
+        )
+    if part.name == FILE_FIELD:
         part.is_file = True
         ctype = part.headers.get("content-type")
         form.file = FilePart(part.filename, ctype.strip() if ctype else None)
     elif raw_filename is not None:
         raise InvalidRequest(f"unexpected file part `{part.name}`; send the video as `file`")
-    elif len(form.fields) >= MAX_FIELDS:
-        raise InvalidRequest("too many form fields")
+    elif form.field_parts >= limits.max_fields:
+        raise FormLimitExceeded("fields", limits.max_fields)
+    elif part.name in form.fields:
+        raise InvalidRequest(f"form field `{part.name}` is repeated", {"field": part.name})

@@ -75,6 +75,31 @@ class Settings(BaseSettings):
     # Background reconciler that submits VideoJobs the cluster refused (0 disables it).
     reconcile_interval_seconds: Annotated[float, Field(ge=0)] = 15.0
     reconcile_min_age_seconds: Annotated[float, Field(ge=0)] = 10.0
+    # -- Abuse limits (issue 11, item 6) ------------------------------------------------------
+    # One client must not be able to exhaust the API's memory, slots or storage. docs/api.md
+    # ("Abuse limits") gives the memory bound these defaults add up to.
+    # Uploads streaming through this process at once (POST/PUT /v1/videos); past it: 429.
+    max_concurrent_uploads: Annotated[int, Field(ge=1)] = 16
+    # Of those, uploads one owner may stream through this process at once; past it: 429.
+    max_concurrent_uploads_per_owner: Annotated[int, Field(ge=1)] = 4
+    # Parts being sent to S3 at once across all uploads of this process (each holds a part).
+    max_parts_in_flight: Annotated[int, Field(ge=1)] = 8
+    # A request body that delivers no byte for this long is aborted (408 upload_timeout).
+    upload_idle_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    # Wall-clock limit for receiving one streamed upload; slower clients use presigned sessions.
+    upload_total_timeout_seconds: Annotated[float, Field(gt=0)] = 3600.0
+    # Non-file parts in a multipart form, and their bytes (values and part headers) together.
+    form_max_fields: Annotated[int, Field(ge=1, le=1000)] = 16
+    form_max_field_bytes: Annotated[int, Field(ge=1024, le=16 * MiB)] = 64 * 1024
+    # Open (not completed, aborted or expired) presigned sessions per owner; past it: 429.
+    max_open_sessions_per_owner: Annotated[int, Field(ge=1)] = 8
+    # Background reaper of expired sessions, orphaned multipart uploads and sources without a
+    # job record (0 disables it). It leaves anything younger than the grace period (plus the
+    # upload time limit) alone, so it never races a request that is still storing or probing.
+    reaper_interval_seconds: Annotated[float, Field(ge=0)] = 300.0
+    reaper_grace_seconds: Annotated[float, Field(ge=0)] = 900.0
+    # -- end of abuse limits ------------------------------------------------------------------
+
 
     log_level: str = "INFO"
 

@@ -11,6 +11,8 @@ import contextlib
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -36,10 +38,28 @@ def _is_not_found(exc: ClientError) -> bool:
     return str(exc.response.get("Error", {}).get("Code", "")) in _NOT_FOUND
 
 
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    last_modified: datetime
+
+
+@dataclass(frozen=True)
+class PendingUpload:
+    """An incomplete multipart upload, as S3 lists it."""
+
+    key: str
+    upload_id: str
+    initiated: datetime
+
+
 class Storage:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.bucket = settings.s3_bucket
+        # Parts being sent at once by every StreamWriter of this process: each holds one part in
+        # memory, so this (with the upload slots) bounds the process's upload memory.
+        self.part_slots = asyncio.Semaphore(settings.max_parts_in_flight)
         self.client = self._client(settings.s3_endpoint_url)
         # Presigned URLs for clients may need a public hostname; the server-side probe uses ours.
         self.public_client = (
@@ -144,7 +164,15 @@ class Storage:
         )
         return resp["UploadId"]
 
-    def presign_part(self, key: str, upload_id: str, part_number: int, ttl: int) -> str:
+    def presign_part(
+        self, key: str, upload_id: str, part_number: int, content_length: int, ttl: int
+    ) -> str:
+        """A PUT URL for one part whose signature covers `Content-Length`.
+
+        botocore signs every header present when presigning (SigV4 query auth), so the part's
+        exact length is in `X-Amz-SignedHeaders`: S3 refuses a body of any other length (or a
+        chunked body without the header) with a signature mismatch.
+        """
         return self.public_client.generate_presigned_url(
             "upload_part",
             Params={
@@ -152,6 +180,7 @@ class Storage:
                 "Key": key,
                 "UploadId": upload_id,
                 "PartNumber": part_number,
+                "ContentLength": content_length,
             },
             ExpiresIn=ttl,
         )
@@ -172,6 +201,34 @@ class Storage:
             await self.call(
                 self.client.abort_multipart_upload, Bucket=self.bucket, Key=key, UploadId=upload_id
             )
+
+    async def list_pending_uploads(self, prefix: str) -> list[PendingUpload]:
+        """Every incomplete multipart upload under `prefix` (for the reaper)."""
+
+        def _list() -> list[PendingUpload]:
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            out: list[PendingUpload] = []
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for u in page.get("Uploads", []):
+                    if "Key" in u and "UploadId" in u and "Initiated" in u:
+                        out.append(PendingUpload(u["Key"], u["UploadId"], u["Initiated"]))
+            return out
+
+        return await self.call(_list)
+
+    async def list_objects(self, prefix: str) -> list[StoredObject]:
+        """Keys and modification times under `prefix` (for the reaper)."""
+
+        def _list() -> list[StoredObject]:
+            paginator = self.client.get_paginator("list_objects_v2")
+            out: list[StoredObject] = []
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    if "Key" in obj and "LastModified" in obj:
+                        out.append(StoredObject(obj["Key"], obj["LastModified"]))
+            return out
+
+        return await self.call(_list)
 
     def writer(self, key: str, metadata: dict[str, str], max_bytes: int) -> StreamWriter:
         return StreamWriter(self, key, metadata, max_bytes)
@@ -226,6 +283,11 @@ class StreamWriter:
         number = self._next_part
         self._next_part += 1
         await self._slots.acquire()
+        try:
+            await s.part_slots.acquire()
+        except BaseException:
+            self._slots.release()
+            raise
         task = asyncio.create_task(self._upload_part(number, body))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -245,6 +307,7 @@ class StreamWriter:
         except BaseException as exc:
             self._failure = exc
         finally:
+            s.part_slots.release()
             self._slots.release()
 
     async def finish(self) -> int:

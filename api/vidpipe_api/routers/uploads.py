@@ -2,6 +2,11 @@
 
 The session is stored in MongoDB (`upload_sessions`, `_id` = upload id = job id) so any API
 replica can complete it; completion runs the same validation and job creation as `/v1/videos`.
+
+Abuse limits: every part URL is signed with that part's exact `Content-Length` (a session for
+1 byte cannot receive 100 MiB), an owner has at most `max_open_sessions_per_owner` sessions
+open, completion after `expiresAt` is refused (410) and discards the parts, and the reaper
+(`vidpipe_api.reaper`) aborts sessions nobody completes.
 """
 
 from __future__ import annotations
@@ -17,10 +22,16 @@ from fastapi.responses import JSONResponse
 from vidpipe.errors import VidpipeError
 from vidpipe.keys import source_key
 from vidpipe.models import Outputs
-from vidpipe_api import ratelimit
+from vidpipe_api import ratelimit, sessions
 from vidpipe_api.db import now
 from vidpipe_api.deps import ContextDep, CurrentOwner
-from vidpipe_api.errors import InvalidRequest, UploadNotFound, UploadTooLarge
+from vidpipe_api.errors import (
+    InvalidRequest,
+    TooManyUploadSessions,
+    UploadNotFound,
+    UploadSessionExpired,
+    UploadTooLarge,
+)
 from vidpipe_api.filenames import sanitize_filename
 from vidpipe_api.jobs import job_view, new_job_id
 from vidpipe_api.options import outputs_document, parse_options
@@ -39,6 +50,9 @@ router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
 
 # S3 allows at most 10,000 parts, so very large files get proportionally larger parts.
 MAX_PARTS = 10_000
+# Retry-After when the open-session cap is reached: sessions end when completed, aborted or
+# expired, none of which a short wait guarantees; a minute keeps a polling client cheap.
+SESSION_RETRY_AFTER_SECONDS = 60
 
 
 def part_size_for(size: int, minimum: int) -> int:
@@ -46,17 +60,33 @@ def part_size_for(size: int, minimum: int) -> int:
     return max(minimum, size_per_part)
 
 
+def part_lengths(size: int, part_size: int) -> list[int]:
+    """The exact length of every part: full parts, then the remainder."""
+    count = parts_for(size, part_size)
+    return [part_size] * (count - 1) + [size - part_size * (count - 1)]
+
+
 @router.post(
     "",
     status_code=201,
     response_model=UploadSessionOut,
-    responses={**ERROR_RESPONSES, 413: {"model": ErrorOut}, 429: {"model": ErrorOut}},
+    responses={
+        **ERROR_RESPONSES,
+        413: {"model": ErrorOut},
+        429: {
+            "model": ErrorOut,
+            "description": "`rate_limited` or `too_many_upload_sessions`; see `Retry-After`",
+        },
+    },
     summary="Start a presigned multipart upload",
 )
 async def create_upload(
     body: UploadSessionIn, ctx: ContextDep, owner: CurrentOwner
 ) -> UploadSessionOut:
-    """Returns one presigned PUT URL per part; upload each part, keep its ETag, then complete."""
+    """Returns one presigned PUT URL per part; upload each part, keep its ETag, then complete.
+
+    Each URL accepts exactly its part's length (`partSize`, the last part the remainder).
+    """
     settings = ctx.settings
     if body.sizeBytes > settings.max_upload_bytes:
         raise UploadTooLarge(settings.max_upload_bytes)
@@ -66,6 +96,9 @@ async def create_upload(
     count = parts_for(body.sizeBytes, part_size)
     if count > settings.max_session_parts:
         raise InvalidRequest(f"at most {settings.max_session_parts} parts per upload")
+    cap = settings.max_open_sessions_per_owner
+    if await sessions.count_open(ctx.db, owner) >= cap:
+        raise TooManyUploadSessions(cap, SESSION_RETRY_AFTER_SECONDS)
     await ratelimit.acquire(ctx.db, owner, settings)
     job_id = new_job_id()
     key = source_key(job_id)
@@ -91,13 +124,18 @@ async def create_upload(
     }
     try:
         await ctx.db.insert_upload(doc)
+        # Insert, then count: of racing requests the last to insert sees every other one, so
+        # the cap is never exceeded (at worst two racing requests both back off).
+        if await sessions.count_open(ctx.db, owner) > cap:
+            await ctx.db.delete_upload(job_id)
+            raise TooManyUploadSessions(cap, SESSION_RETRY_AFTER_SECONDS)
     except VidpipeError:
         await ctx.storage.abort_multipart(key, s3_upload_id)
         raise
     # Signing is local computation; no I/O per part.
     urls = [
-        PartUrl(partNumber=n, url=ctx.storage.presign_part(key, s3_upload_id, n, ttl))
-        for n in range(1, count + 1)
+        PartUrl(partNumber=n, url=ctx.storage.presign_part(key, s3_upload_id, n, length, ttl))
+        for n, length in enumerate(part_lengths(body.sizeBytes, part_size), start=1)
     ]
     return UploadSessionOut(
         uploadId=job_id,
@@ -113,17 +151,37 @@ async def create_upload(
     "/{upload_id}/complete",
     status_code=202,
     response_model=JobOut,
-    responses={**ERROR_RESPONSES, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    responses={
+        **ERROR_RESPONSES,
+        404: {"model": ErrorOut},
+        410: {"model": ErrorOut, "description": "The session expired (`upload_session_expired`)"},
+        422: {"model": ErrorOut},
+    },
     summary="Complete a presigned upload and create the job",
 )
 async def complete_upload(
     upload_id: str, body: UploadCompleteIn, ctx: ContextDep, owner: CurrentOwner
 ) -> JSONResponse:
-    """Assemble the parts, validate the video exactly like `/v1/videos`, and create the job."""
+    """Assemble the parts, validate the video exactly like `/v1/videos`, and create the job.
+
+    Every part of the session must be listed once; a session past `expiresAt` answers 410.
+    """
     session = await ctx.db.claim_upload(owner, upload_id)
     if session is None:
         raise UploadNotFound(upload_id)
     key, s3_id = session["key"], session["s3_upload_id"]
+    if session["expires_at"] <= now():
+        await ctx.storage.abort_multipart(key, s3_id)
+        await ctx.db.delete_upload(upload_id)
+        raise UploadSessionExpired(upload_id)
+    numbers = sorted(p.partNumber for p in body.parts)
+    expected = int(session["parts"])
+    if numbers != list(range(1, expected + 1)):
+        await ctx.db.release_upload(upload_id)
+        raise InvalidRequest(
+            f"list each of the session's {expected} parts exactly once",
+            {"expectedParts": expected},
+        )
     parts = [{"PartNumber": p.partNumber, "ETag": p.etag} for p in body.parts]
     parts.sort(key=lambda p: int(str(p["PartNumber"])))
     try:
@@ -132,22 +190,31 @@ async def complete_upload(
         # Wrong ETags, missing parts or an outage: the client can fix or retry the completion.
         await ctx.db.release_upload(upload_id)
         raise
-    head = await ctx.storage.head(key)
-    size = int(head.get("ContentLength", 0)) if head else 0
-    await ctx.db.delete_upload(upload_id)
-    if size > ctx.settings.max_upload_bytes:
-        await ctx.storage.delete(key)
-        raise UploadTooLarge(ctx.settings.max_upload_bytes)
-    ctx.metrics.upload_bytes.inc(size)
-    doc = await ctx.ingest.accept(
-        job_id=upload_id,
-        owner=owner,
-        outputs=Outputs.model_validate(session["options"]),
-        size=size,
-        filename=session.get("filename"),
-        content_type=session.get("content_type"),
-        via="presigned",
-    )
+    # The session document (and its lock) stays until the job is recorded or refused: while it
+    # exists the reaper leaves the assembled source alone.
+    try:
+        head = await ctx.storage.head(key)
+        size = int(head.get("ContentLength", 0)) if head else 0
+        if size != int(session["size_bytes"]):
+            await ctx.storage.delete(key)
+            if size > ctx.settings.max_upload_bytes:
+                raise UploadTooLarge(ctx.settings.max_upload_bytes)
+            raise InvalidRequest(
+                f"the parts add up to {size} bytes, the session declared {session['size_bytes']}",
+                {"sizeBytes": size, "declaredBytes": session["size_bytes"]},
+            )
+        ctx.metrics.upload_bytes.inc(size)
+        doc = await ctx.ingest.accept(
+            job_id=upload_id,
+            owner=owner,
+            outputs=Outputs.model_validate(session["options"]),
+            size=size,
+            filename=session.get("filename"),
+            content_type=session.get("content_type"),
+            via="presigned",
+        )
+    finally:
+        await ctx.db.delete_upload(upload_id)
     body_out = JobOut.model_validate(job_view(doc)).model_dump(mode="json")
     return JSONResponse(body_out, status_code=202, headers={"Location": body_out["url"]})
 

@@ -1,4 +1,9 @@
-"""Uploads through the API: `POST /v1/videos` (multipart form) and `PUT /v1/videos` (raw body)."""
+"""Uploads through the API: `POST /v1/videos` (multipart form) and `PUT /v1/videos` (raw body).
+
+Each upload first takes a slot (`limits.UploadSlots`: per process and per owner) and reads its
+body through `limits.guarded` (idle and total timeouts), so a stalled or slow client cannot pin
+memory or a slot for long, and one owner cannot take every slot.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,14 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from vidpipe.keys import source_key
+from vidpipe.models import Outputs
 from vidpipe_api import ratelimit
 from vidpipe_api.deps import ContextDep, CurrentOwner
 from vidpipe_api.errors import MissingFile, UnsupportedMediaType, UploadTooLarge
 from vidpipe_api.filenames import sanitize_filename
-from vidpipe_api.formstream import FilePart, read_form
+from vidpipe_api.formstream import FilePart, FormLimits, ParsedForm, read_form
 from vidpipe_api.jobs import job_view, new_job_id
+from vidpipe_api.limits import UploadSlotsDep, guarded
 from vidpipe_api.options import parse_options
 from vidpipe_api.schemas import ERROR_RESPONSES, ErrorOut, JobOut
 from vidpipe_api.storage import StreamWriter
@@ -32,10 +39,19 @@ DRAIN_SECONDS = 10.0
 
 UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
-    413: {"model": ErrorOut, "description": "Over the size limit (`upload_too_large`)"},
+    408: {"model": ErrorOut, "description": "The body stalled or took too long (`upload_timeout`)"},
+    413: {
+        "model": ErrorOut,
+        "description": "Over the size limit (`upload_too_large`) or form limits "
+        "(`form_limit_exceeded`)",
+    },
     415: {"model": ErrorOut, "description": "Container not accepted (`unsupported_format`)"},
     422: {"model": ErrorOut, "description": "Not a usable video, or invalid options"},
-    429: {"model": ErrorOut, "description": "Rate limited; see `Retry-After`"},
+    429: {
+        "model": ErrorOut,
+        "description": "Rate limited (`rate_limited`) or too many uploads in progress "
+        "(`too_many_concurrent_uploads`); see `Retry-After`",
+    },
 }
 
 FORM_BODY = {
@@ -100,9 +116,14 @@ async def _store(
     consume: Any,
 ) -> Any:
     """Run `consume(stream)` feeding the writer; undo the S3 side on any failure."""
-    limit = ctx.settings.max_upload_bytes
+    settings = ctx.settings
+    limit = settings.max_upload_bytes
     declared = _declared_length(request)
-    stream = request.stream().__aiter__()
+    stream = guarded(
+        request.stream().__aiter__(),
+        settings.upload_idle_timeout_seconds,
+        settings.upload_total_timeout_seconds,
+    )
     try:
         if declared is not None and declared > limit + FORM_OVERHEAD:
             raise UploadTooLarge(limit)
@@ -125,16 +146,30 @@ async def _store(
     openapi_extra=FORM_BODY,
     summary="Upload a video (multipart form)",
 )
-async def upload_form(request: Request, ctx: ContextDep, owner: CurrentOwner) -> JSONResponse:
+async def upload_form(
+    request: Request, ctx: ContextDep, owner: CurrentOwner, slots: UploadSlotsDep
+) -> JSONResponse:
     """Stream the `file` part to storage, validate it, and create the job (202 + Location).
 
-    Send `options` (JSON) or the shorthand fields before the file so bad options fail fast.
+    Send `options` (JSON) or the shorthand fields before the file: they are validated before
+    a byte of the file is stored, and a field after the file is refused.
     """
+    with slots.hold(owner):
+        return await _upload_form(request, ctx, owner)
+
+
+async def _upload_form(request: Request, ctx: ContextDep, owner: str) -> JSONResponse:
     content_type = request.headers.get("content-type", "")
-    await ratelimit.acquire(ctx.db, owner, ctx.settings)
+    settings = ctx.settings
+    await ratelimit.acquire(ctx.db, owner, settings)
     job_id = new_job_id()
-    writer = ctx.storage.writer(source_key(job_id), {}, ctx.settings.max_upload_bytes)
+    writer = ctx.storage.writer(source_key(job_id), {}, settings.max_upload_bytes)
     seen: dict[str, FilePart] = {}
+    chosen: list[Outputs] = []
+    form_limits = FormLimits(settings.form_max_fields, settings.form_max_field_bytes)
+
+    async def on_file_start(form: ParsedForm) -> None:
+        chosen.append(parse_options(form.fields.get("options"), form.fields))
 
     async def on_file_data(part: FilePart, data: bytes) -> None:
         if "file" not in seen:
@@ -145,10 +180,12 @@ async def upload_form(request: Request, ctx: ContextDep, owner: CurrentOwner) ->
         await writer.write(data)
 
     async def consume(stream: AsyncIterator[bytes]) -> Any:
-        form = await read_form(content_type, stream, on_file_data)
+        form = await read_form(
+            content_type, stream, on_file_data, limits=form_limits, on_file_start=on_file_start
+        )
         if form.file is None:
             raise MissingFile()
-        return form, parse_options(form.fields.get("options"), form.fields)
+        return form, chosen[0]
 
     form, outputs = await _store(ctx, request, writer, consume)
     doc = await ctx.ingest.accept(
@@ -175,6 +212,7 @@ async def upload_raw(
     request: Request,
     ctx: ContextDep,
     owner: CurrentOwner,
+    slots: UploadSlotsDep,
     x_filename: Annotated[
         str | None,
         Header(description="Original file name, percent-encoded UTF-8", max_length=2048),
@@ -194,6 +232,18 @@ async def upload_raw(
         if v is not None
     }
     outputs = parse_options(options, fields)  # before reading a byte of the body
+    with slots.hold(owner):
+        return await _upload_raw(request, ctx, owner, x_filename, content_type, outputs)
+
+
+async def _upload_raw(
+    request: Request,
+    ctx: ContextDep,
+    owner: str,
+    x_filename: str | None,
+    content_type: str,
+    outputs: Outputs,
+) -> JSONResponse:
     await ratelimit.acquire(ctx.db, owner, ctx.settings)
     job_id = new_job_id()
     filename = sanitize_filename(unquote(x_filename)) if x_filename else None

@@ -256,6 +256,9 @@ def base_settings(
         "rate_owner_per_day": 0,
         "rate_global_per_minute": 0,
         "rate_global_per_day": 0,
+        # Tests share a bucket across apps with separate databases: a reaper would see the other
+        # apps' sources as record-less. Reaper tests call `reap_once` themselves.
+        "reaper_interval_seconds": 0,
     }
     values.update(overrides)
     return Settings(**values)
@@ -274,6 +277,31 @@ def api_factory(
     def factory(**overrides: Any) -> Iterator[Api]:
         settings = base_settings(
             s3, mongo_url, api_bucket, kube.kubeconfig, kube.namespace, **overrides
+        )
+        keys = make_keys(
+            mongo_url, settings.mongo_database, {"alice": False, "bob": False, "root": True}
+        )
+        app = create_app(settings)
+        with serve(app) as url:
+            yield Api(url, app, settings, keys)
+
+    yield factory
+
+
+@pytest.fixture(scope="module")
+def offline_api_factory(
+    s3: S3Server, mongo_url: str, api_bucket: str, dead_kubeconfig: Path
+) -> Iterator[Callable[..., Any]]:
+    """Like `api_factory`, with the Kubernetes API down: uploads are accepted unsubmitted (202).
+
+    For tests of the upload path's limits, which need real S3 and MongoDB but no cluster.
+    """
+
+    @contextmanager
+    def factory(**overrides: Any) -> Iterator[Api]:
+        overrides.setdefault("kube_timeout_seconds", 1)
+        settings = base_settings(
+            s3, mongo_url, api_bucket, dead_kubeconfig, "vidpipe-jobs", **overrides
         )
         keys = make_keys(
             mongo_url, settings.mongo_database, {"alice": False, "bob": False, "root": True}

@@ -143,7 +143,8 @@ async def _burst(api: Api, data: bytes, n: int, owner: str = "alice") -> list[ht
 
 
 def test_fifty_concurrent_uploads(api_factory: Any, media: Media, kube: Kube) -> None:
-    with api_factory() as api:
+    # Concurrency caps raised to let the burst through (test_limits.py attacks the caps).
+    with api_factory(max_concurrent_uploads=64, max_concurrent_uploads_per_owner=64) as api:
         started = time.monotonic()
         responses = asyncio.run(_burst(api, media.ok.read_bytes(), 50))
         elapsed = time.monotonic() - started
@@ -160,7 +161,12 @@ def test_fifty_concurrent_uploads(api_factory: Any, media: Media, kube: Kube) ->
 
 
 def test_rate_limit_exact_under_concurrency(api_factory: Any, media: Media) -> None:
-    with api_factory(rate_owner_per_day=10, rate_global_per_day=1000) as api:
+    with api_factory(
+        rate_owner_per_day=10,
+        rate_global_per_day=1000,
+        max_concurrent_uploads=64,
+        max_concurrent_uploads_per_owner=64,
+    ) as api:
         before = all_source_keys(api)
         responses = asyncio.run(_burst(api, media.ok.read_bytes(), 30))
         codes = [r.status_code for r in responses]
