@@ -120,9 +120,16 @@ def test_bad_input_fails_at_once_without_retry(
 
 
 def test_retryable_exit_is_retried_up_to_the_limit(
-    cluster: Cluster, operator: OperatorProcess, jobs_collection: Any
+    cluster: Cluster,
+    operator: OperatorProcess,
+    jobs_collection: Any,
+    s3: S3Server,
+    output_bucket: str,
 ) -> None:
     name = "flaky-1"
+    # What a failed attempt may leave: the processor cannot delete (its URLs only PUT), so the
+    # operator removes a job's outputs when it fails for good.
+    s3.client().put_object(Bucket=output_bucket, Key=output_key(name, "720p.mp4"), Body=b"partial")
     cluster.create_videojob(name, owner="flaky")
     failed = wait_for(
         "Failed", lambda: _phase(cluster, name, "Failed"), 90, on_timeout=operator.log_tail
@@ -134,6 +141,8 @@ def test_retryable_exit_is_retried_up_to_the_limit(
     assert {c["type"]: c for c in failed["conditions"]}["Failed"]["reason"] == "RetriesExhausted"
     assert len(cluster.pods(f"batch.kubernetes.io/job-name=vj-{name}")) == 2
     assert "Retrying" in {e.reason for e in cluster.events(name)}
+    listed = s3.client().list_objects_v2(Bucket=output_bucket, Prefix=f"outputs/{name}/")
+    assert listed.get("KeyCount", 0) == 0, "a failed job's partial outputs must be deleted"
 
 
 def test_cancel_stops_pods_and_deletes_partial_outputs(
