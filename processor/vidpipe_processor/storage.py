@@ -189,8 +189,11 @@ class Storage:
                 return once()
             except _Retry as exc:
                 last = str(exc)
-            except (OSError, http.client.HTTPException) as exc:
-                last = f"{type(exc).__name__}: {exc}"
+            except OSError as exc:  # the errno text only: never a URL
+                last = f"{type(exc).__name__}: {exc.strerror or exc.errno or ''}".rstrip(": ")
+            except http.client.HTTPException as exc:
+                # Some (InvalidURL) quote the request target, signature included: type only.
+                last = type(exc).__name__
             if attempt < self.config.max_attempts:
                 delay = min(self.config.backoff_cap, self.config.backoff_base * 2 ** (attempt - 1))
                 delay *= random.uniform(0.5, 1.0)
