@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.unit.api.test_pure import _app_raising
 from vidpipe_api.errors import (
@@ -18,6 +21,7 @@ from vidpipe_api.formstream import FormLimits, ParsedForm, read_form
 from vidpipe_api.limits import UploadSlots, guarded
 from vidpipe_api.reaper import job_id_of
 from vidpipe_api.routers.uploads import part_lengths
+from vidpipe_api.settings import Settings
 
 pytestmark = pytest.mark.unit
 MiB = 1024 * 1024
@@ -204,3 +208,50 @@ def test_reaper_reads_only_keys_the_api_writes() -> None:
         "sources//source",
     ):
         assert job_id_of(key) is None, key
+
+
+def _rendered_api_env(*sets: str) -> dict[str, str]:
+    repo = Path(__file__).resolve().parents[3]
+    helm = repo / "bin" / "helm"
+    if not helm.exists():
+        raise FileNotFoundError(f"{helm} is missing: run `make tools` first")
+    argv = [str(helm), "template", "rel", str(repo / "deploy" / "helm" / "vidpipe")]
+    argv += ["--kube-version", "1.33.0", "--set", "s3.endpoint=http://10.88.0.1:9000"]
+    for value in sets:
+        argv += ["--set", value]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    (api,) = [
+        d
+        for d in yaml.safe_load_all(out.stdout)
+        if d and d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-api")
+    ]
+    env = api["spec"]["template"]["spec"]["containers"][0]["env"]
+    return {e["name"]: e["value"] for e in env if "value" in e}
+
+
+def test_chart_limits_reach_the_api_settings() -> None:
+    """Every `api.limits` value becomes a VIDPIPE_API_* variable the settings class reads, and
+    the chart's defaults are the code's defaults."""
+    env = _rendered_api_env("api.limits.maxConcurrentUploadsPerOwner=7")
+    fields = set(Settings.model_fields)
+    names = {k.removeprefix("VIDPIPE_API_").lower() for k in env if k.startswith("VIDPIPE_API_")}
+    assert names <= fields, names - fields
+    limit_fields = {
+        "max_concurrent_uploads",
+        "max_concurrent_uploads_per_owner",
+        "max_parts_in_flight",
+        "upload_idle_timeout_seconds",
+        "upload_total_timeout_seconds",
+        "form_max_fields",
+        "form_max_field_bytes",
+        "max_open_sessions_per_owner",
+        "reaper_interval_seconds",
+        "reaper_grace_seconds",
+    }
+    assert limit_fields <= names
+    chosen = Settings.model_validate({n: env[f"VIDPIPE_API_{n.upper()}"] for n in limit_fields})
+    defaults = Settings()
+    for name in limit_fields - {"max_concurrent_uploads_per_owner"}:
+        assert getattr(chosen, name) == getattr(defaults, name), name
+    assert chosen.max_concurrent_uploads_per_owner == 7
