@@ -310,7 +310,9 @@ def test_service_endpoints(api: Api, media: Media, http: httpx.Client) -> None:
     }
     upload(api, media)
     http.get("/v1/jobs/vj-nope", headers=api.headers())
-    text = http.get("/metrics").text
+    # Metrics are served on their own port (`metrics_port`), never on the public one.
+    assert http.get("/metrics").status_code == 404
+    text = bytes(api.ctx.metrics.exposition().body).decode()
     assert 'vidpipe_api_requests_total{method="POST",route="/v1/videos",status="202"}' in text
     assert 'route="/v1/jobs/{job_id}",status="404"' in text
     assert "vidpipe_api_jobs_created_total" in text
