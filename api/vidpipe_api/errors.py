@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from vidpipe.errors import CATALOGUE, ErrorCode, VidpipeError
 
@@ -232,6 +233,12 @@ def install_error_handlers(app: FastAPI, on_error: Any = None) -> None:
         message = exc.detail if isinstance(exc.detail, str) else CATALOGUE[code].summary
         return error_response(code, message, headers=dict(exc.headers or {}))
 
+    async def client_gone(_: Request, exc: Exception) -> JSONResponse:
+        # A client that hangs up mid-upload is routine (and an attack pattern): the partial
+        # upload is already undone; no traceback per connection. Nobody reads this answer.
+        log.info("client disconnected during the request")
+        return error_response(ErrorCode.VALIDATION_FAILED, "the client closed the connection")
+
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         # Logged with the traceback for operators; the client only gets the stable code.
         log.error("unhandled error", exc_info=exc)
@@ -241,4 +248,5 @@ def install_error_handlers(app: FastAPI, on_error: Any = None) -> None:
     app.add_exception_handler(VidpipeError, vidpipe_error)
     app.add_exception_handler(RequestValidationError, request_validation)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(Exception, unexpected)

@@ -7,6 +7,7 @@ memory or a slot for long, and one owner cannot take every slot.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from urllib.parse import quote, unquote
@@ -19,7 +20,7 @@ from vidpipe.keys import source_key
 from vidpipe.models import Outputs
 from vidpipe_api import ratelimit
 from vidpipe_api.deps import ContextDep, CurrentOwner
-from vidpipe_api.errors import MissingFile, UnsupportedMediaType, UploadTooLarge
+from vidpipe_api.errors import MissingFile, UnsupportedMediaType, UploadTimeout, UploadTooLarge
 from vidpipe_api.filenames import sanitize_filename
 from vidpipe_api.formstream import FilePart, FormLimits, ParsedForm, read_form
 from vidpipe_api.jobs import job_view, new_job_id
@@ -30,7 +31,7 @@ from vidpipe_api.storage import StreamWriter
 
 router = APIRouter(prefix="/v1/videos", tags=["videos"])
 
-# Multipart framing and small option fields on top of the file itself.
+# Multipart framing on top of the file itself and its non-file fields (`form_max_field_bytes`).
 FORM_OVERHEAD = 256 * 1024
 # After a 413, read (and discard) this much more so the client can read the response instead of
 # a connection reset; past it the connection is simply closed.
@@ -97,7 +98,8 @@ async def _drain(stream: AsyncIterator[bytes], remaining: int | None) -> None:
     if remaining is not None and remaining > DRAIN_LIMIT:
         return
     read = 0
-    with anyio.move_on_after(DRAIN_SECONDS):
+    # A client that stalls while we drain gets its 413 all the same (no 408 instead).
+    with anyio.move_on_after(DRAIN_SECONDS), contextlib.suppress(UploadTimeout):
         async for chunk in stream:
             read += len(chunk)
             if read > DRAIN_LIMIT:
@@ -125,7 +127,10 @@ async def _store(
         settings.upload_total_timeout_seconds,
     )
     try:
-        if declared is not None and declared > limit + FORM_OVERHEAD:
+        if (
+            declared is not None
+            and declared > limit + FORM_OVERHEAD + settings.form_max_field_bytes
+        ):
             raise UploadTooLarge(limit)
         result = await consume(stream)
         await writer.finish()
