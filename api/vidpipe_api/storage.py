@@ -238,7 +238,9 @@ class StreamWriter:
     """Buffers one part at a time and uploads parts in threads while the next one fills.
 
     Small uploads (under one part) become a single PutObject; larger ones a multipart upload
-    with at most `part_concurrency` parts in flight, so memory is about (concurrency + 1) parts.
+    with at most `part_concurrency` parts in flight, and at most `max_parts_in_flight` across
+    every writer of the process (`Storage.part_slots`), so a writer holds its filling part plus
+    its share of the process-wide parts in flight.
     """
 
     def __init__(self, storage: Storage, key: str, metadata: dict[str, str], max_bytes: int):
