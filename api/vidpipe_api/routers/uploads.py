@@ -125,7 +125,7 @@ async def create_upload(
     try:
         await ctx.db.insert_upload(doc)
         # Insert, then count: of racing requests the last to insert sees every other one, so
-        # the cap is never exceeded (at worst two racing requests both back off).
+        # the cap is never exceeded (at worst racing requests all back off, answered 429).
         if await sessions.count_open(ctx.db, owner) > cap:
             await ctx.db.delete_upload(job_id)
             raise TooManyUploadSessions(cap, SESSION_RETRY_AFTER_SECONDS)

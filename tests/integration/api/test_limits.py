@@ -329,8 +329,9 @@ def test_open_session_cap_per_owner(offline_api_factory: Any) -> None:
 
         responses = asyncio.run(create(12))
         codes = [r.status_code for r in responses]
-        # Racing requests may both back off, but the cap is never exceeded.
-        assert 1 <= codes.count(201) <= 3 and codes.count(201) + codes.count(429) == 12, codes
+        # Racing requests may all back off (each sees the others' inserts), but the cap is
+        # never exceeded; the sequential requests below show it is reachable.
+        assert codes.count(201) <= 3 and codes.count(201) + codes.count(429) == 12, codes
         refused = next(r for r in responses if r.status_code == 429)
         assert refused.json()["code"] == "too_many_upload_sessions"
         assert int(refused.headers["retry-after"]) >= 1
