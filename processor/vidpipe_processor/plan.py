@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from vidpipe.keys import POSTER_NAME, STORYBOARD_IMAGE_NAME, STORYBOARD_VTT_NAME
 from vidpipe.models import Outputs
 from vidpipe.probe import AudioStream, MediaInfo
-from vidpipe_processor.errors import InvalidJob
 
 # The seed took the poster at a fixed 10 s and broke on shorter videos. 10% of the duration is
 # always inside the video and past the black or fading first frames of short clips; the 10 s cap
@@ -105,10 +104,7 @@ def width_for_height(info: MediaInfo, height: int) -> int:
 
 
 def plan_outputs(info: MediaInfo, outputs: Outputs) -> OutputPlan:
-    names = [r.name for r in outputs.renditions]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise InvalidJob(f"rendition names must be unique: {', '.join(duplicates)}")
+    # Rendition names are unique by construction: the Outputs model refuses duplicates.
     return OutputPlan(
         renditions=plan_renditions(info, outputs),
         audio=pick_audio(info, outputs.audio_track),

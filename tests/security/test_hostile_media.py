@@ -4,7 +4,10 @@ is refused with a bad-input code; the API Pod never restarts; nothing is left in
 
 from __future__ import annotations
 
+import json
 import subprocess
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,10 @@ import pytest
 from tests.security.conftest import object_keys
 from tests.utils.hostile_media import claim_samples, tiny_mp4
 from tests.utils.platform import Platform
+from vidpipe.constants import API_VERSION, KIND
 from vidpipe.errors import BAD_INPUT_CODES, ErrorCode
+from vidpipe.exitcodes import BAD_INPUT
+from vidpipe.keys import source_key
 
 pytestmark = pytest.mark.security
 
@@ -74,3 +80,48 @@ def test_hostile_upload_is_refused_and_leaves_nothing(
     assert object_keys(s3, bucket) - before == set()
     assert jobs["items"] == [], jobs
     assert platform.api_restarts() == restarts
+
+
+def test_a_corrupt_source_that_bypasses_the_api_fails_once_and_is_not_retried(
+    platform: Platform, s3: Any, tmp_path: Path
+) -> None:
+    """The processor judges the file again (the API may be bypassed or its limits differ): the
+    crafted 5 M-sample MP4 ends the job Failed with a bad-input code after one attempt (exit 65;
+    once it was exit 75 and retried to the backoff limit)."""
+    job_id = f"sec-corrupt-{uuid.uuid4().hex[:8]}"
+    crafted = claim_samples(tiny_mp4(tmp_path / "tiny.mp4"), tmp_path / "c.mp4", 5_000_000)
+    bucket = platform.cluster.env["VIDPIPE_S3_BUCKET"]
+    key = source_key(job_id)
+    s3.upload_file(str(crafted), bucket, key)
+    manifest = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": job_id, "namespace": platform.namespace},
+        "spec": {
+            "jobId": job_id,
+            "owner": "sec-bypass",
+            "source": {"bucket": bucket, "key": key},
+            "outputs": {"renditions": [{"name": "240p", "height": 240}]},
+        },
+    }
+    manifest_path = tmp_path / "vj.json"
+    manifest_path.write_text(json.dumps(manifest))
+    platform.kubectl("apply", "-f", str(manifest_path))
+    try:
+        deadline = time.monotonic() + 180
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            status = platform.get("vj", job_id).get("status") or {}
+            if status.get("phase") in {"Succeeded", "Failed"}:
+                break
+            time.sleep(1)
+        assert status.get("phase") == "Failed", status
+        assert ErrorCode(status["error"]["code"]) in BAD_INPUT_CODES, status
+        # Fails if the failure was classed retryable: the Job would start more Pods.
+        assert status["attempts"] == 1, status
+        pods = platform.get("pods", "-l", f"batch.kubernetes.io/job-name={status['jobName']}")
+        assert len(pods["items"]) == 1, [p["metadata"]["name"] for p in pods["items"]]
+        terminated = pods["items"][0]["status"]["containerStatuses"][0]["state"]["terminated"]
+        assert terminated["exitCode"] == BAD_INPUT
+    finally:
+        platform.kubectl("delete", "vj", job_id, "--wait=false", check=False)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from tests.unit.processor.factories import info
 from vidpipe.models import Outputs, Rendition, Storyboard
-from vidpipe_processor.errors import InvalidJob
 from vidpipe_processor.plan import (
     frame_rate_cap,
     plan_outputs,
@@ -66,10 +66,10 @@ def test_bitrate_and_audio_settings_are_carried() -> None:
     assert by_name["480p"].file_name == "480p.mp4"
 
 
-def test_duplicate_rendition_names_are_refused() -> None:
-    outputs = Outputs(renditions=[Rendition(name="a", height=480), Rendition(name="a", height=360)])
-    with pytest.raises(InvalidJob, match="unique: a"):
-        plan_outputs(info(), outputs)
+def test_duplicate_rendition_names_never_reach_the_plan() -> None:
+    # The model refuses them (the twin of the CRD's CEL rule), so no job can carry them.
+    with pytest.raises(ValidationError, match="rendition names must be unique"):
+        Outputs(renditions=[Rendition(name="a", height=480), Rendition(name="a", height=360)])
 
 
 def test_audio_track_selection() -> None:
