@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     max_pixels: int | None = None
     max_streams: int | None = None
     probe_timeout_seconds: float | None = None
+    # ffprobe's sandbox (address space and CPU time); see vidpipe.probe.ProbeLimits for defaults.
+    probe_memory_bytes: Annotated[int | None, Field(ge=256 * MiB)] = None
+    probe_cpu_seconds: Annotated[int | None, Field(ge=1)] = None
     # ffprobe processes run at once; more requests wait, so a burst cannot fork-bomb the pod.
     probe_concurrency: Annotated[int, Field(ge=1)] = 4
 
@@ -72,9 +75,6 @@ class Settings(BaseSettings):
     rate_global_per_minute: Annotated[int, Field(ge=0)] = 600
     rate_global_per_day: Annotated[int, Field(ge=0)] = 50_000
 
-    # Background reconciler that submits VideoJobs the cluster refused (0 disables it).
-    reconcile_interval_seconds: Annotated[float, Field(ge=0)] = 15.0
-    reconcile_min_age_seconds: Annotated[float, Field(ge=0)] = 10.0
     # -- Abuse limits (issue 11, item 6) ------------------------------------------------------
     # One client must not be able to exhaust the API's memory, slots or storage. docs/api.md
     # ("Abuse limits") gives the memory bound these defaults add up to.
@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     reaper_grace_seconds: Annotated[float, Field(ge=0)] = 900.0
     # -- end of abuse limits ------------------------------------------------------------------
 
+    # Background reconciler that submits VideoJobs the cluster refused (0 disables it).
+    reconcile_interval_seconds: Annotated[float, Field(ge=0)] = 15.0
+    reconcile_min_age_seconds: Annotated[float, Field(ge=0)] = 10.0
+
+    # Prometheus metrics are served on this port only (0: on the public port, for development).
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9090
 
     log_level: str = "INFO"
 
