@@ -33,6 +33,7 @@ class ErrorCode(StrEnum):
     CORRUPT_MEDIA = "corrupt_media"
     MEDIA_TOO_COMPLEX = "media_too_complex"
     JOB_REJECTED = "job_rejected"
+    OUTPUT_TOO_LARGE = "output_too_large"
     # Resources
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
@@ -84,6 +85,9 @@ CATALOGUE: dict[ErrorCode, ErrorSpec] = {
     ErrorCode.JOB_REJECTED: ErrorSpec(
         422, "The cluster refused the job's VideoJob as invalid; it will not be retried."
     ),
+    ErrorCode.OUTPUT_TOO_LARGE: ErrorSpec(
+        422, "An output would exceed the 5 GiB a single upload may store; never retried."
+    ),
     ErrorCode.MEDIA_TOO_COMPLEX: ErrorSpec(
         422, "Reading the file needed more memory or CPU time than a video of its kind may."
     ),
@@ -124,6 +128,7 @@ BAD_INPUT_CODES = frozenset(
         ErrorCode.UNSUPPORTED_CODEC,
         ErrorCode.CORRUPT_MEDIA,
         ErrorCode.MEDIA_TOO_COMPLEX,
+        ErrorCode.OUTPUT_TOO_LARGE,
     }
 )
 

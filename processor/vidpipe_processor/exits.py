@@ -52,7 +52,7 @@ def exit_status(exc: BaseException) -> ExitStatus:
         return ExitStatus(
             exitcodes.TERMINATED,
             ErrorCode.PROCESSING_FAILED,
-            f"processing {exc} (cancelled or evicted); partial outputs were removed",
+            f"processing {exc} (cancelled or evicted); the operator removes partial outputs",
         )
     if isinstance(exc, KeyboardInterrupt):
         return ExitStatus(exitcodes.TERMINATED, ErrorCode.PROCESSING_FAILED, "interrupted")

@@ -54,7 +54,7 @@ class OutputTooLarge(BadInput):
 
     def __init__(self, name: str, size: int) -> None:
         super().__init__(
-            ErrorCode.PROCESSING_FAILED,
+            ErrorCode.OUTPUT_TOO_LARGE,
             f"output {name} is {size / GiB:.2f} GiB; one upload takes at most 5 GiB "
             "(ask for a lower bitrate or split the source)",
         )
