@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import string
+import sys
 
 import httpx
 import pytest
@@ -45,9 +46,9 @@ def test_random_methods_and_paths_do_not_grow_metrics_or_memory(platform: Platfo
     rss_after = platform.api_rss_bytes()
 
     # The figures for the record (`pytest -s`).
-    print(
+    sys.stdout.write(
         f"metrics {len(scrape.content)} B after {REQUESTS} requests; "
-        f"API RSS {rss_before / 2**20:.1f} -> {rss_after / 2**20:.1f} MiB"
+        f"API RSS {rss_before / 2**20:.1f} -> {rss_after / 2**20:.1f} MiB\n"
     )
     assert statuses <= {400, 404, 405, 501}, statuses
     assert scrape.status_code == 200

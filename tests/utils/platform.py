@@ -90,7 +90,8 @@ class Platform:
 @contextmanager
 def installed(cluster: LocalCluster, release: str, *helm_args: str) -> Iterator[Platform]:
     """The chart installed as `release` in the namespace of the same name, uninstalled after."""
-    run(str(REPO / "hack" / "platform.sh"), "install", release, release, *helm_args, cluster=cluster)
+    script = str(REPO / "hack" / "platform.sh")
+    run(script, "install", release, release, *helm_args, cluster=cluster)
     try:
         platform = Platform(cluster, release, "", "")
         service = platform.get("svc", f"{release}-api")

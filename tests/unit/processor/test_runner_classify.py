@@ -17,7 +17,8 @@ pytestmark = pytest.mark.unit
 @pytest.mark.parametrize(
     ("returncode", "tail", "code"),
     [
-        (1, "[h264 @ 0x1] Invalid NAL unit size (1 > 0).\nError while decoding stream #0:0", ErrorCode.CORRUPT_MEDIA),
+        (1, "[h264 @ 0x1] Invalid NAL unit size (1 > 0).", ErrorCode.CORRUPT_MEDIA),
+        (1, "Error while decoding stream #0:0: Invalid data", ErrorCode.CORRUPT_MEDIA),
         (1, "/work/src: Invalid data found when processing input", ErrorCode.CORRUPT_MEDIA),
         (1, "[cinepak @ 0x1] Codec (cinepak) not on whitelist 'h264'", ErrorCode.UNSUPPORTED_CODEC),
         (1, "[mov @ 0x1] Cannot allocate memory", ErrorCode.MEDIA_TOO_COMPLEX),
