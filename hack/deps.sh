@@ -5,7 +5,7 @@ set -euo pipefail
 shopt -s inherit_errexit  # a failure inside $(...) stops the script too
 repo=$(cd "$(dirname "$0")/.." && pwd)
 packages=(containerd runc containernetworking-plugins buildah debootstrap ffmpeg iptables
-  conntrack socat etcd-server busybox-static openssl iproute2 procps psmisc curl ca-certificates python3-venv)
+  conntrack socat etcd-server busybox-static mount openssl iproute2 procps psmisc curl ca-certificates python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
