@@ -197,17 +197,18 @@ def test_concurrency_limit_is_honoured_in_creation_order(
     names = [f"queue-{i}" for i in range(6)]
     for name in names:
         cluster.create_videojob(name, owner="medium")
+
     # limit 3: the first three get Jobs, the others wait with a condition saying why.
-    waiting = wait_for(
-        "3 waiting",
-        lambda: [
+    def waiting_now() -> list[str] | None:
+        found = [
             n
             for n in names
             if any(c["reason"] == "WaitingForSlot" for c in cluster.status(n).get("conditions", []))
-        ],
-        30,
-        on_timeout=operator.log_tail,
-    )
+        ]
+        # Exactly three: a non-empty list alone once passed this wait with one waiting job.
+        return found if len(found) == 3 else None
+
+    waiting = wait_for("3 waiting", waiting_now, 30, on_timeout=operator.log_tail)
     max_seen = 0
     while True:
         active = [
@@ -225,6 +226,7 @@ def test_concurrency_limit_is_honoured_in_creation_order(
 
         time.sleep(0.3)
     assert max_seen <= 3
-    assert set(waiting) <= set(names[3:])
+    assert sorted(waiting) == names[3:]
+    # One owner: jobs start in creation order (the first three before any of the rest).
     starts = [cluster.status(n)["startedAt"] for n in names]
-    assert starts[3:] >= starts[:3] and max(starts[:3]) <= min(starts[3:])
+    assert max(starts[:3]) <= min(starts[3:]), starts

@@ -89,5 +89,10 @@ def test_success_message_lists_outputs(tmp_path: Path) -> None:
     assert json.loads(path.read_text()) == {"code": "ok", "message": "done", "outputs": ["a", "m"]}
 
 
-def test_unwritable_termination_log_is_not_fatal(tmp_path: Path) -> None:
+def test_unwritable_termination_log_is_not_fatal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Fails if the OSError escapes (the exit code would be lost) or is swallowed silently.
     write_termination_message(tmp_path / "missing" / "log", SUCCESS)
+    assert "cannot write the termination message" in caplog.text
+    assert not (tmp_path / "missing").exists()

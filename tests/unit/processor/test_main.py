@@ -30,7 +30,10 @@ def test_first_sigterm_raises_repeats_are_ignored() -> None:
 def test_disarmed_handler_never_raises() -> None:
     with termination_signals() as disarm:
         disarm()
+        # Delivered synchronously to this thread: a handler that raised would fail the test here.
         os.kill(os.getpid(), signal.SIGINT)
+        # ...and it was ours that ran: the default handler would have raised KeyboardInterrupt.
+        assert signal.getsignal(signal.SIGINT) not in (signal.SIG_DFL, signal.default_int_handler)
 
 
 def test_json_log_lines_carry_extra_fields_and_the_job_id() -> None:
