@@ -67,6 +67,10 @@ class ProgressTracker:
         self._reporter = reporter
         self._lock = threading.Lock()
         self._value = 0
+        # Reports go out one at a time and never below one already sent: two uploading threads
+        # that raise the value to 97 and 98 must not report 98 and then 97.
+        self._report_lock = threading.Lock()
+        self._reported = 0
 
     @property
     def value(self) -> int:
@@ -78,7 +82,11 @@ class ProgressTracker:
             if value <= self._value:
                 return
             self._value = value
-        self._reporter.report(value)
+        with self._report_lock:
+            if value <= self._reported:
+                return
+            self._reported = value
+            self._reporter.report(value)
 
     def span(self, start: float, end: float) -> Callable[[float], None]:
         """A callback taking a fraction (0..1) of one stage, mapped into [start, end]."""

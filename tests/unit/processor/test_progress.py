@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from vidpipe_processor.progress import ByteCounter, FfmpegProgressParser, ProgressTracker
@@ -92,6 +95,34 @@ def test_tracker_is_monotonic_and_clamped() -> None:
         tracker.update(value)
     assert recorder.values == [3, 50, 100]
     assert tracker.value == 100
+
+
+def test_concurrent_updates_are_reported_in_order() -> None:
+    """Two upload threads raise progress to 97 and 98; the report of 97 is slow. Without the
+    reporting lock, 98 went out first and then 97 (seen in a real run of the 1080p ladder)."""
+    sent: list[int] = []
+    newer_sent = threading.Event()
+
+    class SlowFirst:
+        def report(self, percent: int) -> None:
+            if percent == 97:
+                newer_sent.wait(0.5)  # gives 98 every chance to overtake
+            sent.append(percent)
+            if percent == 98:
+                newer_sent.set()
+
+        def close(self) -> None:
+            pass
+
+    tracker = ProgressTracker(SlowFirst())
+    first = threading.Thread(target=tracker.update, args=(97,))
+    first.start()
+    time.sleep(0.05)  # 97 is being reported
+    second = threading.Thread(target=tracker.update, args=(98,))
+    second.start()
+    first.join()
+    second.join()
+    assert sent == sorted(sent) and sent[-1] == 98
 
 
 def test_spans_map_stage_fractions_into_the_overall_range() -> None:
