@@ -386,8 +386,11 @@ up() {
 
 down() {
   # Kubelet first so it stops no longer-wanted Pods; then tear the runtime down under it.
-  local name
-  for name in port-forward kube-proxy kubelet; do stop "$name"; done
+  local name forward
+  for forward in "$pids"/port-forward*.pid; do  # hack/platform.sh's supervised forwards
+    if [ -e "$forward" ]; then stop "$(basename "$forward" .pid)"; fi
+  done
+  for name in kube-proxy kubelet; do stop "$name"; done
   if [ -S "$state/containerd/containerd.sock" ] && pid_alive containerd; then
     local sock=$state/containerd/containerd.sock
     for t in $(ctr -a "$sock" -n k8s.io tasks ls -q 2>/dev/null); do

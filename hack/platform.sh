@@ -3,6 +3,7 @@
 # images, a first API key, and the API forwarded to http://127.0.0.1:8000.
 #   hack/platform.sh up     install or upgrade (idempotent), then print what to do next
 #   hack/platform.sh down   uninstall the release (the cluster stays; `make down` removes it)
+# VIDPIPE_RELEASE, VIDPIPE_NAMESPACE and VIDPIPE_API_PORT choose another release and port.
 set -euo pipefail
 shopt -s inherit_errexit  # a failure inside $(...) stops the script too
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,12 +56,33 @@ diagnose() {  # namespace: why an install did not become ready
   done
 }
 
+forward_pidfile() { echo "$state/pids/port-forward-$PORT.pid"; }
+
+stop_forward() {
+  local pidfile; pidfile=$(forward_pidfile)
+  # The supervisor leads its own process group: TERM to the group stops it and its kubectl.
+  if [ -f "$pidfile" ]; then kill -TERM -- "-$(cat "$pidfile")" 2>/dev/null || true; rm -f "$pidfile"; fi
+}
+
+supervise_forward() {
+  # kubectl port-forward follows one Pod and exits when that Pod goes (a restart, an OOM kill, a
+  # rollout): start it again, so 127.0.0.1:$PORT reaches whichever API Pod is current.
+  local child=""
+  trap '[ -z "$child" ] || kill "$child" 2>/dev/null; exit 0' TERM INT
+  while true; do
+    "$bin/kubectl" -n "$NAMESPACE" port-forward --address 127.0.0.1 "svc/$RELEASE-api" \
+      "$PORT:80" >>"$state/logs/port-forward.log" 2>&1 </dev/null &
+    child=$!
+    wait "$child" || true
+    sleep 1
+  done
+}
+
 port_forward() {
-  local pidfile=$state/pids/port-forward.pid
-  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then kill "$(cat "$pidfile")"; fi
-  setsid "$bin/kubectl" -n "$NAMESPACE" port-forward --address 127.0.0.1 "svc/$RELEASE-api" \
-    "$PORT:80" >>"$state/logs/port-forward.log" 2>&1 </dev/null &
-  echo $! >"$pidfile"
+  stop_forward
+  VIDPIPE_RELEASE=$RELEASE VIDPIPE_NAMESPACE=$NAMESPACE VIDPIPE_API_PORT=$PORT \
+    setsid "$0" forward >/dev/null 2>&1 </dev/null &
+  echo $! >"$(forward_pidfile)"
   for _ in $(seq 1 60); do
     curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && return 0
     sleep 0.5
@@ -111,14 +133,14 @@ EOF
 }
 
 down() {
-  local pidfile=$state/pids/port-forward.pid
-  if [ -f "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; rm -f "$pidfile"; fi
+  stop_forward
   if [ -f "$KUBECONFIG" ]; then helm uninstall "$RELEASE" -n "$NAMESPACE" --wait >/dev/null 2>&1 || true; fi
 }
 
 case ${1:-} in
   up) up ;;
   down) down ;;
+  forward) supervise_forward ;;
   install) shift; install "$@" ;;
   *) echo "usage: $0 up|down|install RELEASE NAMESPACE [helm args]" >&2; exit 2 ;;
 esac
