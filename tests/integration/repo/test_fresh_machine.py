@@ -69,7 +69,9 @@ def commands(script: str) -> set[str]:
     for raw in code_lines(script):
         line = re.sub(r"(^|\s)#.*$", "", raw)  # comments
         line = re.sub(r"=\([^)]*\)", "=", line)  # one-line array literals
-        line = re.sub(r"'[^']*'|\"[^\"]*\"", " ", line)  # quoted text is data, not commands
+        # Quoted text is data, or a command named by a variable ("$bin/kubectl"): a placeholder
+        # keeps its place, so the word after it is not mistaken for the command.
+        line = re.sub(r"'[^']*'|\"[^\"]*\"", " QUOTED ", line)
         if re.match(r"^\s*[A-Za-z0-9_|-]+\)\s", raw):  # a `case` pattern line
             line = line.split(")", 1)[1]
         for segment in SEPARATORS.split(line):
