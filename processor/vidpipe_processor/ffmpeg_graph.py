@@ -125,21 +125,55 @@ def _poster_output(video: Any, poster: PosterPlan, out_dir: Path) -> Any:
     )
 
 
+# The storyboard's frames are written as small numbered JPEGs during the one decode and tiled
+# afterwards (`storyboard_tile_argv`). A `tile` filter in the main graph emits nothing until its
+# grid is full, near the end of the video, and ffmpeg reports no progress for any output until
+# every output has produced something: progress sat at 1% for the whole encode.
+STORYBOARD_FRAMES_DIR = "storyboard-frames"
+STORYBOARD_FRAME_PATTERN = "%05d.jpg"
+
+
 def _storyboard_output(video: Any, board: StoryboardPlan, out_dir: Path) -> Any:
     # Tile k shows the first frame at or after k * interval, which is where its WebVTT cue starts.
     # (The fps filter would pick the nearest frame instead and emits nothing for a clip shorter
-    # than half an interval.) The tiles fill one grid of the planned geometry.
+    # than half an interval.)
     v = (
         video.filter("select", f"gte(t,selected_n*{board.interval_seconds:g})")
         .filter("scale", w=board.tile_width, h=board.tile_height)
         .filter("setsar", "1")
-        .filter("tile", f"{board.columns}x{board.rows}")
     )
+    frames = out_dir / STORYBOARD_FRAMES_DIR / STORYBOARD_FRAME_PATTERN
     return ffmpeg.output(
         v,
+        str(frames),
+        **{
+            "frames:v": board.tiles,
+            "q:v": STORYBOARD_JPEG_QUALITY,
+            "fps_mode:v": "vfr",
+            "f": "image2",
+        },
+    )
+
+
+def storyboard_tile_argv(
+    board: StoryboardPlan, out_dir: Path, *, ffmpeg_path: str = "ffmpeg"
+) -> list[str]:
+    """argv that tiles the storyboard's frames (at most `tiles` small JPEGs) into one image."""
+    frames = ffmpeg.input(
+        str(out_dir / STORYBOARD_FRAMES_DIR / STORYBOARD_FRAME_PATTERN),
+        f="image2",
+        framerate=1,
+        protocol_whitelist=LOCAL_PROTOCOLS,
+    )
+    out = ffmpeg.output(
+        frames.filter("tile", f"{board.columns}x{board.rows}"),
         str(out_dir / board.image_name),
         **{"frames:v": 1, "q:v": STORYBOARD_JPEG_QUALITY, "update": 1, "f": "image2"},
     )
+    argv: list[str] = out.global_args("-hide_banner", "-nostdin", "-loglevel", "error").compile(
+        cmd=ffmpeg_path, overwrite_output=True
+    )
+    return argv
 
 
 def poster_fallback_argv(

@@ -26,7 +26,12 @@ from vidpipe.models import VideoJobSpec
 from vidpipe.probe import MediaInfo, ProbeLimits, probe
 from vidpipe_processor import outputs
 from vidpipe_processor.errors import ProcessingFailed
-from vidpipe_processor.ffmpeg_graph import build_ffmpeg_argv, poster_fallback_argv
+from vidpipe_processor.ffmpeg_graph import (
+    STORYBOARD_FRAMES_DIR,
+    build_ffmpeg_argv,
+    poster_fallback_argv,
+    storyboard_tile_argv,
+)
 from vidpipe_processor.plan import OutputPlan, plan_outputs
 from vidpipe_processor.progress import (
     DOWNLOAD_SPAN,
@@ -110,6 +115,8 @@ def _run(
 
     out_dir = work / "out"
     out_dir.mkdir()
+    if plan.storyboard:
+        (out_dir / STORYBOARD_FRAMES_DIR).mkdir()  # image2 does not create directories
     started = time.monotonic()
     argv = build_ffmpeg_argv(
         info,
@@ -138,6 +145,13 @@ def _run(
             stderr_path=work / "poster.log",
         )
     if plan.storyboard:
+        # Our own small JPEGs, tiled in a second ffmpeg run (see ffmpeg_graph.STORYBOARD_*).
+        run_ffmpeg(
+            storyboard_tile_argv(plan.storyboard, out_dir, ffmpeg_path=request.ffmpeg_path),
+            duration_seconds=0,
+            stderr_path=work / "storyboard.log",
+        )
+        shutil.rmtree(out_dir / STORYBOARD_FRAMES_DIR)
         (out_dir / plan.storyboard.vtt_name).write_text(
             outputs.storyboard_vtt(plan.storyboard, info.duration_seconds)
         )

@@ -10,7 +10,11 @@ import pytest
 from tests.unit.processor.factories import info
 from vidpipe.models import Outputs, Rendition, Storyboard
 from vidpipe.probe import FORMAT_WHITELIST, MediaInfo
-from vidpipe_processor.ffmpeg_graph import build_ffmpeg_argv, poster_fallback_argv
+from vidpipe_processor.ffmpeg_graph import (
+    build_ffmpeg_argv,
+    poster_fallback_argv,
+    storyboard_tile_argv,
+)
 from vidpipe_processor.plan import plan_outputs
 
 pytestmark = pytest.mark.unit
@@ -76,7 +80,7 @@ def test_one_decode_split_into_every_output() -> None:
         "720p.mp4",
         "480p.mp4",
         "poster.jpg",
-        "storyboard.jpg",
+        "%05d.jpg",  # the storyboard's frames, tiled afterwards
     ]
 
 
@@ -190,8 +194,14 @@ def test_storyboard_selects_one_frame_per_interval_into_one_grid() -> None:
     chains = graph(argv)
     assert "[s4]select=gte(t\\,selected_n*10)[s18]" in chains
     assert "[s18]scale=h=90:w=160[s19]" in chains
-    assert "[s20]tile=4x3[s21]" in chains
-    assert option(outputs(argv)["storyboard.jpg"], "-frames:v") == "1"
+    # No tile filter in the main graph: it would hold back progress until its grid is full.
+    assert not [c for c in chains if "tile=" in c]
+    frames = outputs(argv)["%05d.jpg"]
+    assert option(frames, "-frames:v") == "10"  # 95 s at one per 10 s, in a 4x3 grid
+    tile = storyboard_tile_argv(plan_outputs(media, outs).storyboard, OUT)  # type: ignore[arg-type]
+    assert tile[tile.index("-i") + 1] == str(OUT / "storyboard-frames" / "%05d.jpg")
+    assert option(tile, "-filter_complex") == "[0]tile=4x3[s0]"
+    assert str(OUT / "storyboard.jpg") in tile and option(tile, "-frames:v") == "1"
 
 
 def test_single_output_needs_no_split() -> None:
