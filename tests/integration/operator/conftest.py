@@ -36,7 +36,8 @@ STUB_IMAGE = os.environ.get("VIDPIPE_STUB_IMAGE", "localhost/vidpipe-stub:latest
 DB = "vidpipe_optest"
 
 # The stub processor: behaviour by owner. Exit codes are the processor's contract
-# (vidpipe.exitcodes): 65 bad input, 75 retryable.
+# (vidpipe.exitcodes): 65 bad input, 75 retryable. "evictable": every Pod lives 20 s and succeeds,
+# long enough to be evicted while running, short enough for its replacement to finish.
 STUB_SCRIPT = r"""
 case "$VIDPIPE_JOB_SPEC" in
   *'"owner":"bad"'*)
@@ -46,6 +47,7 @@ case "$VIDPIPE_JOB_SPEC" in
     exit 75;;
   *'"owner":"slow"'*) exec sleep 600;;
   *'"owner":"medium"'*) sleep 6; exit 0;;
+  *'"owner":"evictable"'*) sleep 20; exit 0;;
   *) sleep 1; exit 0;;
 esac
 """
