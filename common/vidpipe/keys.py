@@ -15,6 +15,15 @@ def output_key(job_id: str, name: str) -> str:
     return output_prefix(job_id) + name
 
 
+def rendition_file_name(rendition: str) -> str:
+    """The file of one rendition (`720p` -> `720p.mp4`): the plan writes it, the operator
+    presigns its upload URL."""
+    return f"{rendition}.mp4"
+
+
+# Version of the access document (the presigned URLs) the operator writes and the processor reads.
+ACCESS_DOCUMENT_VERSION = 1
+
 MANIFEST_NAME = "manifest.json"
 METADATA_NAME = "metadata.json"
 POSTER_NAME = "poster.jpg"

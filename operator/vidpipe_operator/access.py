@@ -27,8 +27,6 @@ from vidpipe_operator.settings import OperatorSettings
 
 # A SigV4 presigned URL is valid for at most 7 days (X-Amz-Expires <= 604800).
 SIGV4_MAX_SECONDS = 7 * 24 * 3600
-ACCESS_VERSION = 1
-RENDITION_SUFFIX = ".mp4"  # a rendition's file is `{name}.mp4` (vidpipe_processor.plan)
 
 Body = dict[str, Any]
 # (HTTP method, bucket, key, seconds) -> URL
@@ -43,7 +41,7 @@ def access_name(videojob_name: str) -> str:
 def output_names(spec: VideoJobSpec) -> list[str]:
     """Every file name the processor may write for `spec`: a superset of what the plan makes
     (a rendition that would upscale is dropped by the processor, never renamed)."""
-    names = [f"{r.name}{RENDITION_SUFFIX}" for r in spec.outputs.renditions]
+    names = [keys.rendition_file_name(r.name) for r in spec.outputs.renditions]
     if spec.outputs.poster:
         names.append(keys.POSTER_NAME)
     if spec.outputs.storyboard.enabled:
@@ -72,7 +70,7 @@ def access_document(
         key = keys.output_key(spec.job_id, name)
         outputs[name] = {"key": key, "url": presign("PUT", bucket, key, seconds)}
     return {
-        "version": ACCESS_VERSION,
+        "version": keys.ACCESS_DOCUMENT_VERSION,
         "jobId": spec.job_id,
         "expiresAt": (now + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "source": {

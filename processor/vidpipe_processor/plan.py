@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from vidpipe import keys
 from vidpipe.keys import POSTER_NAME, STORYBOARD_IMAGE_NAME, STORYBOARD_VTT_NAME
 from vidpipe.models import Outputs
 from vidpipe.probe import AudioStream, MediaInfo
@@ -138,7 +139,7 @@ def plan_renditions(info: MediaInfo, outputs: Outputs) -> tuple[RenditionPlan, .
     return tuple(
         RenditionPlan(
             name=r.name,
-            file_name=f"{r.name}.mp4",
+            file_name=keys.rendition_file_name(r.name),
             width=width_for_height(info, height),
             height=height,
             video_bitrate_kbps=r.video_bitrate_kbps,

@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 KiB, MiB, GiB = 1024, 1024 * 1024, 1024 * 1024 * 1024
 MAX_PUT_BYTES = 5 * GiB  # S3's limit on one PutObject
 BLOCK = 256 * KiB  # one read/send buffer per transfer
-ACCESS_VERSION = 1
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _ERROR_CODE = re.compile(rb"<Code>([A-Za-z0-9.]{1,64})</Code>")
 
@@ -79,7 +78,10 @@ class JobAccess:
         """Read and check the access file: every key must be the one this job may touch."""
         try:
             document: Any = json.loads(path.read_text())
-            if not isinstance(document, dict) or document.get("version") != ACCESS_VERSION:
+            if (
+                not isinstance(document, dict)
+                or document.get("version") != keys.ACCESS_DOCUMENT_VERSION
+            ):
                 raise ValueError("unknown version")
             source = ObjectURL(str(document["source"]["key"]), str(document["source"]["url"]))
             outputs = {
