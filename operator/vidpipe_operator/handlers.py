@@ -15,6 +15,7 @@ from vidpipe import constants
 from vidpipe_operator.handle_job import handle_job_event
 from vidpipe_operator.handle_videojob import handle_videojob_event
 from vidpipe_operator.jobs import MANAGED_BY
+from vidpipe_operator.liveness import HEARTBEAT
 from vidpipe_operator.reconcile import Entries
 from vidpipe_operator.runtime import Runtime
 from vidpipe_operator.scheduler import QueueEntry, queue_entry
@@ -69,6 +70,7 @@ async def videojob_event(
     videojob_queue: kopf.Index[str, QueueEntry] | None = None,
     **_: Any,
 ) -> None:
+    HEARTBEAT.beat()
     rt = _rt(memo)
     entries = _entries(rt, videojob_queue)
     await handle_videojob_event(rt, type, dict(body), entries=entries, logger=logger)
@@ -83,6 +85,7 @@ async def job_event(
     videojob_queue: kopf.Index[str, QueueEntry] | None = None,
     **_: Any,
 ) -> None:
+    HEARTBEAT.beat()
     rt = _rt(memo)
     await handle_job_event(
         rt, type, dict(body), entries=_entries(rt, videojob_queue), logger=logger

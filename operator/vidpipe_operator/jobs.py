@@ -154,6 +154,8 @@ def build_job(videojob: dict[str, Any], settings: OperatorSettings) -> dict[str,
     }
     if settings.processor_node_selector:
         pod["nodeSelector"] = dict(settings.processor_node_selector)
+    if settings.processor_tolerations:
+        pod["tolerations"] = [dict(t) for t in settings.processor_tolerations]
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

@@ -12,6 +12,7 @@ from prometheus_client import start_http_server
 from vidpipe_operator import handlers  # noqa: F401  (registers the handlers with kopf)
 from vidpipe_operator.kube import load_config
 from vidpipe_operator.leader import LeaseElector
+from vidpipe_operator.liveness import HEARTBEAT, serve
 from vidpipe_operator.settings import OperatorSettings
 
 log = logging.getLogger("vidpipe_operator")
@@ -24,6 +25,11 @@ def main() -> int:
     settings = OperatorSettings()
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
+    if settings.liveness_port:
+        # Serving before the Lease is won: a follower waiting for the Lease is alive too.
+        HEARTBEAT.stale_seconds = settings.liveness_stale_seconds
+        HEARTBEAT.beat()
+        serve(HEARTBEAT, settings.liveness_port)
     elector: LeaseElector | None = None
     stop = threading.Event()
     if settings.leader_election:
@@ -49,7 +55,6 @@ def main() -> int:
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
             stop_flag=stop,
-            liveness_endpoint=settings.liveness_endpoint,
         )
     finally:
         if elector is not None and not elector.lost.is_set():

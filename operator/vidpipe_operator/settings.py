@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,6 +30,8 @@ class OperatorSettings(BaseSettings):
     processor_memory_limit: str = "2Gi"
     # Where processor Pods may run, e.g. {"vidpipe.io/transcode": "true"} for dedicated nodes.
     processor_node_selector: dict[str, str] = Field(default_factory=dict)
+    # Tolerations of processor Pods (Kubernetes' shape), for tainted dedicated transcode nodes.
+    processor_tolerations: list[dict[str, str | int]] = Field(default_factory=list)
     processor_work_dir_size: str = "20Gi"
     processor_tmp_size: str = "1Gi"
 
@@ -81,8 +83,10 @@ class OperatorSettings(BaseSettings):
 
     # Threads for blocking SDK calls (kubernetes client, pymongo, boto3), kept off the loop.
     io_threads: int = Field(default=16, ge=2)
-    # kopf's liveness probe endpoint, e.g. http://0.0.0.0:8081/healthz; None disables it.
-    liveness_endpoint: str | None = None
+    # /healthz on its own port (liveness.py; 0 disables it): it fails once no watch event and no
+    # resync round happened for liveness_stale_seconds, so a stalled operator is restarted.
+    liveness_port: int = Field(default=8081, ge=0, le=65535)
+    liveness_stale_seconds: float = Field(default=300.0, gt=0)
     metrics_port: int = Field(default=8080, ge=0, le=65535)  # 0 disables the endpoint
 
     @field_validator("mongo_url")
@@ -91,6 +95,14 @@ class OperatorSettings(BaseSettings):
         if not value.get_secret_value().startswith(("mongodb://", "mongodb+srv://")):
             raise ValueError("mongo_url must be a mongodb:// or mongodb+srv:// URL")
         return value
+
+    @model_validator(mode="after")
+    def _stale_after_resync(self) -> OperatorSettings:
+        # The resync loop beats the heartbeat once per round: a shorter limit would restart a
+        # healthy idle operator.
+        if self.liveness_stale_seconds <= self.resync_seconds:
+            raise ValueError("liveness_stale_seconds must be longer than resync_seconds")
+        return self
 
     @property
     def processor_endpoint(self) -> str | None:

@@ -20,6 +20,7 @@ import asyncio
 import logging
 from typing import Any
 
+from vidpipe_operator.liveness import HEARTBEAT
 from vidpipe_operator.mirror import deleted_update
 from vidpipe_operator.reconcile import Entries, WaitingForSlot, reconcile
 from vidpipe_operator.runtime import Runtime
@@ -167,6 +168,7 @@ async def resync_forever(rt: Runtime) -> None:
         if since_resync >= rt.settings.resync_seconds:
             since_resync = 0.0
             await _resync(rt)
+            HEARTBEAT.beat()  # the loop and the resync are alive (liveness.py)
         else:
             for namespace in rt.namespaces():
                 start_next(rt, namespace, rt.entries)
