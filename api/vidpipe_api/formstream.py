@@ -9,7 +9,9 @@ their values and part headers together. A field name may appear once (a repeated
 ambiguous and costs the sender nothing). The `file` part must be the last part: option fields
 come before it, so the route validates them (`on_file_start`) before a byte is stored. We chose
 this over buffering the file until the options arrive because the buffer would have to hold the
-whole file, which is exactly the memory a streamed upload must not hold.
+whole file, which is exactly the memory a streamed upload must not hold. A caller may name
+`trailing_fields` that are still accepted after the file (the compatibility upload's `user_id`,
+which old clients send in either order); it then checks them once the form has been read.
 """
 
 from __future__ import annotations
@@ -67,11 +69,14 @@ async def read_form(
     *,
     limits: FormLimits | None = None,
     on_file_start: Callable[[ParsedForm], Awaitable[None]] | None = None,
+    file_field: str = FILE_FIELD,
+    trailing_fields: frozenset[str] = frozenset(),
 ) -> ParsedForm:
-    """Parse the form; the `file` part goes to `on_file_data`, small text fields are collected.
+    """Parse the form; the `file_field` part goes to `on_file_data`, text fields are collected.
 
     `on_file_start(form)` runs once the file part's headers are read, with every field sent
-    before it and before any of its bytes reach `on_file_data`.
+    before it and before any of its bytes reach `on_file_data`. Only `trailing_fields` may
+    follow the file part.
     """
     limits = limits or FormLimits()
     # The parser is synchronous and calls back; events are queued per chunk and then replayed
@@ -124,7 +129,7 @@ async def read_form(
                 name, _, value = payload.partition(b"\x00")
                 part.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
             elif kind == "headers_done":
-                _start_part(part, form, limits)
+                _start_part(part, form, limits, file_field, trailing_fields)
                 if part.is_file and on_file_start is not None:
                     await on_file_start(form)
             elif kind == "data":
@@ -155,26 +160,35 @@ async def read_form(
     return form
 
 
-def _start_part(part: _Part, form: ParsedForm, limits: FormLimits) -> None:
+def _start_part(
+    part: _Part,
+    form: ParsedForm,
+    limits: FormLimits,
+    file_field: str,
+    trailing_fields: frozenset[str],
+) -> None:
     disposition = part.headers.get("content-disposition", "")
     _, params = parse_options_header(disposition)
     part.name = params.get(b"name", b"").decode("utf-8", errors="replace")
     raw_filename = params.get(b"filename")
     if raw_filename is not None:
         part.filename = raw_filename.decode("utf-8", errors="replace")
-    if form.file is not None:
-        if part.name == FILE_FIELD:
-            raise InvalidRequest("only one `file` part is accepted")
+    if form.file is not None and not (part.name in trailing_fields and raw_filename is None):
+        if part.name == file_field:
+            raise InvalidRequest(f"only one `{file_field}` part is accepted")
         raise InvalidRequest(
-            f"form field `{part.name}` comes after the file; send option fields before `file`",
+            f"form field `{part.name}` comes after the file; send option fields before "
+            f"`{file_field}`",
             {"field": part.name},
         )
-    if part.name == FILE_FIELD:
+    if part.name == file_field:
         part.is_file = True
         ctype = part.headers.get("content-type")
         form.file = FilePart(part.filename, ctype.strip() if ctype else None)
     elif raw_filename is not None:
-        raise InvalidRequest(f"unexpected file part `{part.name}`; send the video as `file`")
+        raise InvalidRequest(
+            f"unexpected file part `{part.name}`; send the video as `{file_field}`"
+        )
     elif form.field_parts >= limits.max_fields:
         raise FormLimitExceeded("fields", limits.max_fields)
     elif part.name in form.fields:

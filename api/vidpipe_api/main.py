@@ -20,7 +20,7 @@ from vidpipe_api.logs import configure_logging
 from vidpipe_api.metrics import Metrics, MetricsMiddleware, metrics_app
 from vidpipe_api.reaper import run_forever as run_reaper
 from vidpipe_api.reconciler import run_forever
-from vidpipe_api.routers import jobs, seed, system, uploads, videos
+from vidpipe_api.routers import compat, jobs, system, uploads, videos
 from vidpipe_api.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,9 @@ Upload videos, then poll their jobs. Authenticate every `/v1` call with an API k
 `Authorization: Bearer vpk_…` or `X-API-Key: vpk_…`.
 
 Errors always have the shape `{"code": "...", "message": "...", "details": {...}}`.
+
+The deprecated `/api/...` paths serve clients of the service this one replaces, in its shapes
+(docs/api.md, "Migrating from the replaced service"); new clients use `/v1`.
 """
 
 # Threads for blocking SDK calls (boto3, pymongo, kubernetes): parts in flight and probes of
@@ -83,8 +86,10 @@ def create_app(settings: Settings | None = None, *, start_reconciler: bool = Tru
     )
     app.state.ctx = AppContext.build(settings, metrics)
     install_error_handlers(app, on_error=metrics.reject)
-    for module in (videos, uploads, jobs, system, seed):
+    for module in (videos, uploads, jobs, system):
         app.include_router(module.router)
+    if settings.compat_enabled:
+        app.include_router(compat.router)
     if settings.metrics_port == 0:
         app.include_router(system.metrics_router)
     app.state.metrics_app = metrics_app(metrics)

@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: Annotated[float, Field(ge=0)] = 15.0
     reconcile_min_age_seconds: Annotated[float, Field(ge=0)] = 10.0
 
+    # The replaced service's paths (`/api/video/...`, `/api/health/check`) for its old clients;
+    # every one but health needs an API key like /v1, so on adds no capability (docs/api.md,
+    # "Migrating from the replaced service"). Off removes the paths (404).
+    compat_enabled: bool = True
+
     # Prometheus metrics are served on this port only (0: on the public port, for development).
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9090
 

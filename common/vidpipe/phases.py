@@ -17,11 +17,23 @@ class Phase(StrEnum):
 
 TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELLED})
 
-# The Celery-era system exposed these status names; the README documents the mapping.
-SEED_STATUS: dict[Phase, str] = {
-    Phase.PENDING: "Saved",
-    Phase.RUNNING: "Processing",
-    Phase.SUCCEEDED: "Processed",
-    Phase.FAILED: "Failed",
-    Phase.CANCELLED: "Failed",
+
+class SeedStatus(StrEnum):
+    """The task statuses of the service we replace (its clients still read them)."""
+
+    SAVED = "Saved"
+    PROCESSING = "Processing"
+    PROCESSED = "Processed"
+    FAILED = "Failed"
+
+
+# The one mapping from our phases to the replaced service's statuses: `seedStatus` in the v1 job
+# JSON and `task_status` in the compatibility layer (docs/api.md) both come from it.
+SEED_STATUS: dict[Phase, SeedStatus] = {
+    Phase.PENDING: SeedStatus.SAVED,
+    Phase.RUNNING: SeedStatus.PROCESSING,
+    Phase.SUCCEEDED: SeedStatus.PROCESSED,
+    Phase.FAILED: SeedStatus.FAILED,
+    # The old service had no cancel; a cancelled task will never be processed.
+    Phase.CANCELLED: SeedStatus.FAILED,
 }

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from vidpipe.errors import VidpipeError
 from vidpipe_api import NAME, __version__
+from vidpipe_api.context import AppContext
 from vidpipe_api.deps import ContextDep
 
 router = APIRouter(tags=["system"])
@@ -16,8 +17,17 @@ router = APIRouter(tags=["system"])
 
 @router.get("/", summary="Service name and version")
 async def root() -> dict[str, str]:
-    """Identify the service (no dependency is touched)."""
-    return {"name": NAME, "version": __version__, "docs": "/docs"}
+    """Identify the service (no dependency is touched).
+
+    `message` and `version` are also what the replaced service answered here, so its clients'
+    "is it up" check keeps working (docs/api.md, "Migrating from the replaced service").
+    """
+    return {
+        "name": NAME,
+        "version": __version__,
+        "docs": "/docs",
+        "message": f"{NAME} is running; API documentation at /docs",
+    }
 
 
 @router.get("/healthz", summary="Liveness")
@@ -36,6 +46,15 @@ async def _check(probe: Any) -> dict[str, str]:
     return {"status": "ok"}
 
 
+async def dependency_checks(ctx: AppContext) -> dict[str, dict[str, str]]:
+    """S3, MongoDB and the Kubernetes API, each `{"status": "ok"}` or why not."""
+    return {
+        "s3": await _check(ctx.storage.ping),
+        "mongodb": await _check(ctx.db.ping),
+        "kubernetes": await _check(ctx.cluster.ping),
+    }
+
+
 @router.get(
     "/readyz",
     summary="Readiness: S3, MongoDB and the Kubernetes API",
@@ -43,11 +62,7 @@ async def _check(probe: Any) -> dict[str, str]:
 )
 async def readyz(ctx: ContextDep) -> JSONResponse:
     """Each dependency reported separately; 503 unless all answer."""
-    checks = {
-        "s3": await _check(ctx.storage.ping),
-        "mongodb": await _check(ctx.db.ping),
-        "kubernetes": await _check(ctx.cluster.ping),
-    }
+    checks = await dependency_checks(ctx)
     ready = all(c["status"] == "ok" for c in checks.values())
     body = {"status": "ready" if ready else "unavailable", "checks": checks}
     return JSONResponse(body, status_code=200 if ready else 503)

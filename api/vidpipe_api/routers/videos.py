@@ -8,7 +8,7 @@ memory or a slot for long, and one owner cannot take every slot.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 from urllib.parse import quote, unquote
 
@@ -19,10 +19,11 @@ from fastapi.responses import JSONResponse
 from vidpipe.keys import source_key
 from vidpipe.models import Outputs
 from vidpipe_api import ratelimit
+from vidpipe_api.context import AppContext
 from vidpipe_api.deps import ContextDep, CurrentOwner
 from vidpipe_api.errors import MissingFile, UnsupportedMediaType, UploadTimeout, UploadTooLarge
 from vidpipe_api.filenames import sanitize_filename
-from vidpipe_api.formstream import FilePart, FormLimits, ParsedForm, read_form
+from vidpipe_api.formstream import FILE_FIELD, FilePart, FormLimits, ParsedForm, read_form
 from vidpipe_api.jobs import job_view, new_job_id
 from vidpipe_api.limits import UploadSlotsDep, guarded
 from vidpipe_api.options import parse_options
@@ -112,7 +113,7 @@ def _accepted(doc: dict[str, Any]) -> JSONResponse:
 
 
 async def _store(
-    ctx: ContextDep,
+    ctx: AppContext,
     request: Request,
     writer: StreamWriter,
     consume: Any,
@@ -164,6 +165,34 @@ async def upload_form(
 
 
 async def _upload_form(request: Request, ctx: ContextDep, owner: str) -> JSONResponse:
+    doc = await ingest_form(
+        request,
+        ctx,
+        owner,
+        on_file_start=lambda form: parse_options(form.fields.get("options"), form.fields),
+    )
+    return _accepted(doc)
+
+
+async def ingest_form(
+    request: Request,
+    ctx: AppContext,
+    owner: str,
+    *,
+    on_file_start: Callable[[ParsedForm], Outputs],
+    on_form_end: Callable[[ParsedForm], None] | None = None,
+    file_field: str = FILE_FIELD,
+    trailing_fields: frozenset[str] = frozenset(),
+    via: str = "form",
+) -> dict[str, Any]:
+    """The multipart upload path, shared by `POST /v1/videos` and the compatibility upload.
+
+    Rate limits, then the `file_field` part streamed to storage, then validation and the job
+    record; returns the job document. `on_file_start(form)` sees the fields sent before the file
+    and returns the outputs (it may refuse before a byte is stored); `on_form_end(form)` sees the
+    whole form (it may refuse, and the stored bytes are then discarded). The caller holds the
+    upload slot.
+    """
     content_type = request.headers.get("content-type", "")
     settings = ctx.settings
     await ratelimit.acquire(ctx.db, owner, settings)
@@ -173,8 +202,8 @@ async def _upload_form(request: Request, ctx: ContextDep, owner: str) -> JSONRes
     chosen: list[Outputs] = []
     form_limits = FormLimits(settings.form_max_fields, settings.form_max_field_bytes)
 
-    async def on_file_start(form: ParsedForm) -> None:
-        chosen.append(parse_options(form.fields.get("options"), form.fields))
+    async def file_starts(form: ParsedForm) -> None:
+        chosen.append(on_file_start(form))
 
     async def on_file_data(part: FilePart, data: bytes) -> None:
         if "file" not in seen:
@@ -186,23 +215,30 @@ async def _upload_form(request: Request, ctx: ContextDep, owner: str) -> JSONRes
 
     async def consume(stream: AsyncIterator[bytes]) -> Any:
         form = await read_form(
-            content_type, stream, on_file_data, limits=form_limits, on_file_start=on_file_start
+            content_type,
+            stream,
+            on_file_data,
+            limits=form_limits,
+            on_file_start=file_starts,
+            file_field=file_field,
+            trailing_fields=trailing_fields,
         )
+        if on_form_end is not None:
+            on_form_end(form)
         if form.file is None:
             raise MissingFile()
         return form, chosen[0]
 
     form, outputs = await _store(ctx, request, writer, consume)
-    doc = await ctx.ingest.accept(
+    return await ctx.ingest.accept(
         job_id=job_id,
         owner=owner,
         outputs=outputs,
         size=writer.size,
         filename=sanitize_filename(form.file.filename),
         content_type=form.file.content_type,
-        via="form",
+        via=via,
     )
-    return _accepted(doc)
 
 
 @router.put(

@@ -172,11 +172,8 @@ def test_detail_with_presigned_downloads(api: Api, media: Media, http: httpx.Cli
     assert httpx.get(downloads["poster"]).content == b"jpeg"
     assert httpx.get(downloads["renditions"]["720p"]).content == b"mp4"
     assert httpx.get(downloads["storyboard"]["vtt"]).content == b"WEBVTT"
-    # Seed alias for the thumbnail redirects to the same kind of short-lived link.
-    thumb = http.get(f"/api/tasks/{job_id}/thumbnail", headers=api.headers())
-    assert thumb.status_code == 307
-    assert httpx.get(thumb.headers["location"]).content == b"jpeg"
-    assert http.get(f"/api/tasks/{job_id}", headers=api.headers()).json()["id"] == job_id
+    # The guessed seed aliases are gone (the real old paths are in test_compat.py).
+    assert http.get(f"/api/tasks/{job_id}", headers=api.headers()).status_code == 404
 
 
 def test_cancel(api: Api, media: Media, kube: Kube, http: httpx.Client) -> None:
