@@ -4,8 +4,10 @@ status codes and task statuses, and the bodies it answers with."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -231,3 +233,23 @@ def test_the_old_form_may_send_user_id_after_the_file() -> None:
                 sink,
             )
         )
+
+
+def test_the_docs_table_is_the_mapping() -> None:
+    # Fails if docs/api.md's table of old codes drifts from INTERNAL_STATUS / SCOPED: a code
+    # missing from its row, or listed under an old code it never gets.
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "api.md").read_text()
+    section = docs.split("## Migrating from the replaced service", 1)[1].split("\n## ", 1)[0]
+    rows = {
+        int(m["number"]): set(re.findall(r"`([a-z_]+)`", m["codes"]))
+        for m in re.finditer(r"^\| (?P<number>\d) [A-Z_]+ \| (?P<codes>.*) \|$", section, re.M)
+    }
+    assert set(rows) == {int(s) for s in InternalStatus}
+    for code, old in INTERNAL_STATUS.items():
+        assert code.value in rows[int(old)], code
+    possible = {int(s): {c.value for c, o in INTERNAL_STATUS.items() if o is s} for s in S}
+    for code, by_scope in SCOPED.items():
+        for old in by_scope.values():
+            possible[int(old)].add(code.value)
+    for number, codes in rows.items():
+        assert codes - {"global", "instance", "owner"} <= possible[number], number
