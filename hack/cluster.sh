@@ -8,6 +8,8 @@
 #   hack/cluster.sh status   what runs, where, and the kubeconfig path
 #   hack/cluster.sh running  exit 0 when the cluster is up
 #   hack/cluster.sh restart-apiserver   stop and restart kube-apiserver (fault tests)
+#   hack/cluster.sh stop-apiserver      stop kube-apiserver only (outage tests: start it again
+#   hack/cluster.sh start-apiserver     with start-apiserver, in a finally, within seconds)
 #
 # All state lives in .local/cluster: certificates, data, logs (logs/*.log), pid files, kubeconfig,
 # and env (endpoints and generated credentials). Pods reach host services through the bridge
@@ -459,7 +461,9 @@ case ${1:-} in
   up) up ;;
   running) running ;;
   restart-apiserver) restart_apiserver ;;
+  stop-apiserver) stop kube-apiserver ;;
+  start-apiserver) start_apiserver ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: $0 up|down|status|running|restart-apiserver" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|running|restart-apiserver|stop-apiserver|start-apiserver" >&2; exit 2 ;;
 esac

@@ -93,6 +93,25 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
     return Media(ok, long, big, truncated, text, playlist, empty)
 
 
+# Streamed uploads go to S3 in parts of this size in the tests that need parts (S3's minimum).
+TEST_PART_SIZE = 5 * 1024 * 1024
+
+
+@pytest.fixture(scope="session")
+def large_media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real video over two `TEST_PART_SIZE` parts (about 12 MB, 4 s, 320x240): lossless noise
+    does not compress, so ffmpeg makes it in well under a second. Needs max_duration >= 4."""
+    noise = [
+        "-f", "lavfi", "-i", "nullsrc=s=320x240:r=25:d=4,geq=random(1)*255:128:128",
+        "-f", "lavfi", "-i", "sine=frequency=440:duration=4",
+        "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-pix_fmt", "yuv420p",
+        "-c:a", "aac", "-b:a", "32k", "-shortest", "-movflags", "+faststart",
+    ]  # fmt: skip
+    path = _ffmpeg(noise, tmp_path_factory.mktemp("large") / "large.mp4")
+    assert path.stat().st_size > 2 * TEST_PART_SIZE
+    return path
+
+
 # -- Kubernetes -----------------------------------------------------------------------------
 
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 
-from tests.integration.api.conftest import Api, Media, base_settings
+from tests.integration.api.conftest import TEST_PART_SIZE, Api, Media, base_settings
 from tests.integration.api.rawhttp import RawRequest, multipart_head, multipart_tail
 from tests.integration.api.test_uploads import all_source_keys, job_docs, post_video
 from tests.utils.servers import S3Server
@@ -31,6 +31,7 @@ from vidpipe_api.storage import Storage
 pytestmark = pytest.mark.integration
 
 MiB = 1024 * 1024
+T = TypeVar("T")
 
 
 def slots(api: Api) -> UploadSlots:
@@ -40,16 +41,37 @@ def slots(api: Api) -> UploadSlots:
 
 
 def wait_for(predicate: Any, timeout: float = 10.0) -> None:
+    wait_until(predicate, timeout)
+
+
+def wait_until(
+    check: Callable[[], T | None], timeout: float = 30.0, what: str = "the condition"
+) -> T:
+    """Poll `check` until it returns something truthy; that value."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while not (value := check()):
         if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+    return value
 
 
 def pending_uploads(api: Api) -> list[dict[str, Any]]:
     found = api.ctx.storage.client.list_multipart_uploads(Bucket=api.settings.s3_bucket)
     return [dict(u) for u in found.get("Uploads", []) if u["Key"].startswith("sources/")]
+
+
+def first_part_stored(api: Api) -> dict[str, Any] | None:
+    """The bucket's one multipart upload once S3 holds a part of it (else None): the API has
+    authenticated the caller, streamed the body and started a multipart upload."""
+    uploads = pending_uploads(api)
+    if len(uploads) != 1:
+        return None
+    upload = uploads[0]
+    parts = api.ctx.storage.client.list_parts(
+        Bucket=api.settings.s3_bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+    )
+    return upload if parts.get("Parts") else None
 
 
 def stalled_raw(api: Api, owner: str, prefix: bytes, total: int = MiB) -> RawRequest:
@@ -164,6 +186,31 @@ def test_trickling_body_hits_the_total_limit(offline_api_factory: Any) -> None:
         assert time.monotonic() - started < 8
         wait_for(lambda: slots(api).active == 0)
         assert all_source_keys(api) == before and pending_uploads(api) == []
+
+
+# -- size limit -----------------------------------------------------------------------------
+
+
+def test_over_size_limit_mid_stream_is_413_and_aborts_the_multipart_upload(
+    offline_api_factory: Any,
+) -> None:
+    """Fails if the 413 leaves the multipart upload (seen holding a part before the limit was
+    crossed) or any object behind."""
+    limit = 8 * MiB
+    with offline_api_factory(part_size_bytes=TEST_PART_SIZE, max_upload_bytes=limit) as api:
+        before = all_source_keys(api)
+        # Declared within the form slack, so only the streamed bytes can cross the limit.
+        total = limit + 64 * 1024
+        with stalled_raw(api, "alice", b"\0" * (TEST_PART_SIZE + MiB), total=total) as req:
+            started = wait_until(lambda: first_part_stored(api))
+            req.send(b"\0" * (total - req.sent))
+            status, _, body = req.response(timeout=30)
+        assert started["Key"].startswith("sources/")
+        assert status == 413, body
+        assert body["code"] == "upload_too_large"
+        wait_for(lambda: slots(api).active == 0)
+        assert pending_uploads(api) == []
+        assert all_source_keys(api) == before and job_docs(api) == []
 
 
 # -- multipart form limits ------------------------------------------------------------------
