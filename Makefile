@@ -52,6 +52,13 @@ test: deps tools lint ## The whole suite: lint, unit, integration and cluster te
 test-unit: deps ## Unit tests only (no servers, no cluster)
 	$(PY) -m pytest -m unit
 
+##@ Benchmarks (not tests; each writes bench/results/<bench>.json)
+
+.PHONY: bench-operator-scale
+bench-operator-scale: deps tools cluster-up ## 10,000 VideoJobs on KWOK fake nodes (N=... to change)
+	@hack/tools.sh kwok
+	$(PY) bench/operator_scale.py $(if $(N),--n $(N))
+
 ##@ Local cluster
 
 .PHONY: cluster-up

@@ -10,6 +10,7 @@ export CGO_ENABLED=0 GOFLAGS=-trimpath
 
 HELM_VERSION=v3.19.5
 VERSITYGW_VERSION=v1.8.0
+KWOK_VERSION=v0.8.0
 FERRETDB_VERSION=$(cd "$repo/hack/gotools/ferretdb" && go list -m -f '{{.Version}}' github.com/FerretDB/FerretDB)
 
 build_install() {  # name version package
@@ -22,6 +23,13 @@ build_install() {  # name version package
   fi
   ln -sfn "$out" "$repo/bin/$1"
 }
+
+# KWOK (fake nodes and Pods) only for the operator scale bench: `hack/tools.sh kwok`. Not part of
+# `make tools`, so `make test` never pays for a build it does not use.
+if [ "${1:-}" = kwok ]; then
+  build_install kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok
+  exit 0
+fi
 
 build_install helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm
 build_install versitygw "$VERSITYGW_VERSION" github.com/versity/versitygw/cmd/versitygw

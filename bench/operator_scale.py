@@ -1,0 +1,453 @@
+"""Operator at scale: 10,000 VideoJobs through Pending -> Running -> Succeeded on fake nodes.
+
+    hack/tools.sh kwok && .venv/bin/python bench/operator_scale.py [--n 10000] [--namespaces 4]
+
+The local cluster (`make cluster-up`) gets --nodes fake nodes from KWOK (built through the Go
+module proxy by `hack/tools.sh kwok`): kube-scheduler binds processor Pods to them and KWOK plays
+the kubelet (bench/kwok/stages.yaml: Running after 0.5-1.5 s, exit 0 after 3-7 s more), so no
+ffmpeg runs and the operator, the API server and MongoDB are what is measured. The fake nodes are
+tainted, so nothing else lands on them; the operator's processor Pods get the matching
+toleration and node selector (the chart's jobs.tolerations / jobs.nodeSelector).
+
+The operator runs on the host (as in the operator integration tests) with a private versitygw and
+FerretDB, watching --namespaces namespaces with --max-running slots each; --creators threads
+create the VideoJobs, spread evenly over the namespaces, as fast as the API server takes them.
+
+Measured, each from its own side:
+- Job finished: the bench's watch sees the Job's Complete condition; VideoJob Succeeded: the
+  bench's watch on VideoJobs; MongoDB Succeeded: the bench polls the database every
+  --poll seconds (so that figure's resolution is the poll interval).
+- operator peak RSS (VmHWM) and CPU seconds; time from the first create to the last VideoJob
+  Succeeded; VideoJobs left behind (not Succeeded when the bench gives up).
+Goals (issue 13): RSS <= 512 MiB, p99 Job finished -> status <= 5 s and -> MongoDB <= 5 s,
+nothing left behind. Results: bench/results/operator_scale.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "common"), str(REPO / "operator"), str(REPO)]
+
+import kubernetes  # noqa: E402
+import urllib3  # noqa: E402
+from kubernetes.client.exceptions import ApiException  # noqa: E402
+from pymongo import MongoClient  # noqa: E402
+from tests.integration.operator.conftest import (  # noqa: E402
+    DB,
+    KUBECONFIG,
+    OperatorProcess,
+    operator_env,
+)
+from tests.utils.servers import mongo_server, s3_server  # noqa: E402
+
+from bench.results import Goal, Recorder, process_cpu_seconds  # noqa: E402
+from vidpipe import constants  # noqa: E402
+
+Body = dict[str, Any]
+KWOK = REPO / "bin" / "kwok"
+STAGES = REPO / "bench" / "kwok" / "stages.yaml"
+BENCH_LABEL = "vidpipe.io/bench"
+TAINT = {"key": BENCH_LABEL, "value": "kwok", "effect": "NoSchedule"}
+TOLERATION = {"key": BENCH_LABEL, "operator": "Exists", "effect": "NoSchedule"}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+def spread(values: list[float]) -> list[float]:
+    if not values:
+        return []
+    return (
+        [min(values)]
+        + [percentile(values, q / 10) for q in range(1, 11)]
+        + [percentile(values, 0.99)]
+    )
+
+
+class Watch(threading.Thread):
+    """First time each object of `kind` in `namespace` is seen, and first time it is done.
+
+    Keeps its resourceVersion across the periodic reconnects, so reconnecting does not re-list
+    thousands of objects (which would load the API server the bench measures).
+    """
+
+    def __init__(self, api: Any, namespace: str, kind: str, done: Callable[[Body], bool]):
+        super().__init__(daemon=True, name=f"watch-{kind}-{namespace}")
+        self.api, self.namespace, self.kind, self.is_done = api, namespace, kind, done
+        self.done: dict[str, float] = {}
+        self.events = 0
+        self.stop = threading.Event()
+
+    def _list_fn(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        if self.kind == "jobs":
+            return kubernetes.client.BatchV1Api(self.api).list_namespaced_job, (self.namespace,)
+        custom = kubernetes.client.CustomObjectsApi(self.api)
+        args = (constants.GROUP, constants.VERSION, self.namespace, constants.PLURAL)
+        return custom.list_namespaced_custom_object, args
+
+    def run(self) -> None:
+        fn, args = self._list_fn()
+        version: str | None = None
+        while not self.stop.is_set():
+            try:
+                for raw in self._stream(fn, args, version):
+                    version = raw["metadata"].get("resourceVersion") or version
+            except ApiException as exc:
+                if exc.status != 410:
+                    raise
+                version = None  # too old: start again from a fresh list
+            except (urllib3.exceptions.HTTPError, OSError):
+                time.sleep(1)  # the API server went away (restarted): resume where we were
+
+    def _stream(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], version: str | None
+    ) -> Iterator[Body]:
+        kwargs: dict[str, Any] = {"timeout_seconds": 30, "_preload_content": False}
+        if version:
+            kwargs.update(resource_version=version, allow_watch_bookmarks=True)
+        resp = fn(*args, watch=True, **kwargs)
+        try:
+            for line in resp:
+                at = time.time()
+                event = json.loads(line)
+                if event["type"] == "ERROR":
+                    raise ApiException(status=event["object"].get("code", 500))
+                raw = event["object"]
+                if event["type"] != "BOOKMARK":
+                    self.events += 1
+                    if self.is_done(raw):
+                        self.done.setdefault(raw["metadata"]["name"], at)
+                yield raw
+                if self.stop.is_set():
+                    return
+        finally:
+            resp.release_conn()
+
+
+def job_complete(raw: Body) -> bool:
+    # SuccessCriteriaMet comes first (Kubernetes >= 1.31), Complete once the Pods are gone; the
+    # operator acts on the first, so the Job counts as finished then.
+    conds = (raw.get("status") or {}).get("conditions") or []
+    return any(
+        c["type"] in {"SuccessCriteriaMet", "Complete"} and c["status"] == "True" for c in conds
+    )
+
+
+def videojob_succeeded(raw: Body) -> bool:
+    return bool((raw.get("status") or {}).get("phase") == "Succeeded")
+
+
+class MongoPoll(threading.Thread):
+    """When the database first holds phase Succeeded for each job, polled from the bench."""
+
+    def __init__(self, url: str, interval: float):
+        super().__init__(daemon=True, name="mongo-poll")
+        self.client: MongoClient[Body] = MongoClient(url)
+        self.coll = self.client[DB][constants.JOBS_COLLECTION]
+        self.interval = interval
+        self.done: dict[str, float] = {}
+        self.poll_seconds: list[float] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(self.interval):
+            start = time.time()
+            for doc in self.coll.find({"phase": "Succeeded"}, {"_id": 1}):
+                self.done.setdefault(str(doc["_id"]), start)
+            self.poll_seconds.append(time.time() - start)
+        self.client.close()
+
+
+class VmPeak(threading.Thread):
+    """Peak resident memory of a process (VmHWM), read until it exits."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True, name="rss")
+        self.pid, self.peak_kib = pid, 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(1.0):
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.peak_kib = max(self.peak_kib, int(line.split()[1]))
+
+
+@contextlib.contextmanager
+def kwok_nodes(core: Any, count: int, log: Path) -> Iterator[list[str]]:
+    """`count` tainted fake nodes managed by a KWOK controller on the host."""
+    if not KWOK.exists():
+        raise SystemExit(f"{KWOK} is missing: run `hack/tools.sh kwok` first")
+    argv = [
+        str(KWOK),
+        f"--kubeconfig={KUBECONFIG}",
+        f"--config={STAGES}",
+        f"--manage-nodes-with-label-selector={BENCH_LABEL}=kwok",
+        "--cidr=10.250.0.0/16",
+        "--node-ip=10.250.0.1",
+        "--node-lease-duration-seconds=40",
+    ]
+    names = [f"kwok-bench-{i}" for i in range(count)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            for name in names:  # left by an interrupted run
+                with contextlib.suppress(ApiException):
+                    core.delete_node(name)
+            for name in names:
+                core.create_node(
+                    {
+                        "metadata": {
+                            "name": name,
+                            "labels": {BENCH_LABEL: "kwok", "kubernetes.io/hostname": name},
+                            "annotations": {"kwok.x-k8s.io/node": "fake"},
+                        },
+                        "spec": {"taints": [TAINT]},
+                    }
+                )
+            deadline = time.monotonic() + 60
+            while not all(node_ready(core, n) for n in names):
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"fake nodes not Ready; see {log}")
+                time.sleep(0.5)
+            yield names
+        finally:
+            for name in names:
+                with contextlib.suppress(ApiException):
+                    core.delete_node(name)
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def node_ready(core: Any, name: str) -> bool:
+    conds = core.read_node_status(name).status.conditions or []
+    return any(c.type == "Ready" and c.status == "True" for c in conds)
+
+
+def videojob(name: str) -> Body:
+    return {
+        "apiVersion": constants.API_VERSION,
+        "kind": constants.KIND,
+        "metadata": {"name": name},
+        "spec": {
+            "jobId": name,
+            "owner": f"tenant-{name.split('-')[1]}",
+            "source": {"bucket": "media", "key": f"sources/{name}/source"},
+        },
+    }
+
+
+def make_namespaces(core: Any, count: int) -> list[str]:
+    run = secrets.token_hex(3)
+    names = [f"bench-scale-{run}-{i}" for i in range(count)]
+    for name in names:
+        core.create_namespace({"metadata": {"name": name, "labels": {"vidpipe-bench": "scale"}}})
+    return names
+
+
+def delete_namespaces(core: Any, names: list[str], timeout: float) -> float:
+    """Delete and wait until they are gone; seconds it took (garbage collection of it all)."""
+    start = time.monotonic()
+    for name in names:
+        with contextlib.suppress(ApiException):
+            core.delete_namespace(name, propagation_policy="Background")
+    while time.monotonic() - start < timeout:
+        left = [n for n in names if namespace_exists(core, n)]
+        if not left:
+            break
+        time.sleep(2)
+    return time.monotonic() - start
+
+
+def namespace_exists(core: Any, name: str) -> bool:
+    try:
+        core.read_namespace(name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--n", type=int, default=10_000, help="VideoJobs in all")
+    parser.add_argument("--namespaces", type=int, default=4, help="tenant namespaces")
+    parser.add_argument("--max-running", type=int, default=250, help="slots per namespace")
+    parser.add_argument("--nodes", type=int, default=10, help="fake nodes (2,000 Pods each)")
+    parser.add_argument("--creators", type=int, default=8, help="threads creating VideoJobs")
+    parser.add_argument("--poll", type=float, default=1.0, help="MongoDB poll interval, s")
+    parser.add_argument("--timeout", type=float, default=3600, help="give up after, s")
+    args = parser.parse_args()
+    recorder = Recorder("operator_scale", vars(args))
+    api = kubernetes.config.new_client_from_config(config_file=KUBECONFIG)
+    core = kubernetes.client.CoreV1Api(api)
+    custom = kubernetes.client.CustomObjectsApi(api)
+    work = Path(tempfile.mkdtemp(prefix="vidpipe-scale-"))
+    for sub in ("s3", "mongo"):
+        (work / sub).mkdir()
+    names = [f"s-{i % args.namespaces}-{i:05d}" for i in range(args.n)]
+    with (
+        s3_server(work / "s3") as s3,
+        mongo_server(work / "mongo") as mongo_url,
+        kwok_nodes(core, args.nodes, work / "kwok.log"),
+    ):
+        bucket = "bench-scale"
+        s3.client().create_bucket(Bucket=bucket)
+        namespaces = make_namespaces(core, args.namespaces)
+        env = operator_env(
+            namespaces[0],
+            mongo_url,
+            s3,
+            bucket,
+            VIDPIPE_OPERATOR_NAMESPACES=json.dumps(namespaces),
+            VIDPIPE_OPERATOR_MAX_RUNNING_PER_NAMESPACE=str(args.max_running),
+            VIDPIPE_OPERATOR_PROCESSOR_NODE_SELECTOR=json.dumps({BENCH_LABEL: "kwok"}),
+            VIDPIPE_OPERATOR_PROCESSOR_TOLERATIONS=json.dumps([TOLERATION]),
+            VIDPIPE_OPERATOR_BACKOFF_LIMIT="3",
+            VIDPIPE_OPERATOR_RESYNC_SECONDS="60",
+            VIDPIPE_OPERATOR_SLOT_RETRY_SECONDS="10",
+        )
+        operator = OperatorProcess(env, work / "operator.log")
+        watches: list[Watch] = []
+        try:
+            for ns in namespaces:
+                watches.append(Watch(api, ns, "jobs", job_complete))
+                watches.append(Watch(api, ns, "videojobs", videojob_succeeded))
+            for w in watches:
+                w.start()
+            operator.start()
+            assert operator.proc is not None
+            pid = operator.proc.pid
+            rss = VmPeak(pid)
+            rss.start()
+            mongo = MongoPoll(mongo_url, args.poll)
+            mongo.start()
+            time.sleep(3)  # Lease taken, watches started
+            cpu_before = process_cpu_seconds(pid)
+            start = time.time()
+
+            def create(name: str) -> None:
+                ns = namespaces[int(name.split("-")[1])]
+                custom.create_namespaced_custom_object(
+                    constants.GROUP, constants.VERSION, ns, constants.PLURAL, videojob(name)
+                )
+
+            with ThreadPoolExecutor(args.creators) as pool:
+                list(pool.map(create, names))
+            created = time.time() - start
+            print(f"{args.n} VideoJobs created in {created:.1f}s", flush=True)
+
+            def succeeded() -> dict[str, float]:
+                found: dict[str, float] = {}
+                for w in watches:
+                    if w.kind == "videojobs":
+                        found |= w.done
+                return found
+
+            deadline = time.monotonic() + args.timeout
+            last_report = 0.0
+            while time.monotonic() < deadline:
+                done = succeeded()
+                if len(done) >= args.n and len(mongo.done) >= args.n:
+                    break
+                if operator.proc.poll() is not None:
+                    raise RuntimeError(f"the operator exited; see {operator.log_path}")
+                if time.monotonic() - last_report > 30:
+                    last_report = time.monotonic()
+                    print(
+                        f"  {time.time() - start:.0f}s: {len(done)} Succeeded, "
+                        f"{len(mongo.done)} in MongoDB, operator RSS peak "
+                        f"{rss.peak_kib / 1024:.0f} MiB",
+                        flush=True,
+                    )
+                time.sleep(1)
+            cpu = process_cpu_seconds(pid) - cpu_before
+            total = max(succeeded().values(), default=start) - start
+        finally:
+            for w in watches:
+                w.stop.set()
+            with contextlib.suppress(NameError):
+                mongo.stop.set()
+                rss.stop.set()
+            operator.stop()
+        jobs_done: dict[str, float] = {}
+        vj_done = succeeded()
+        for w in watches:
+            if w.kind == "jobs":
+                jobs_done |= w.done
+        to_status, to_mongo = [], []
+        for name in names:
+            finished = jobs_done.get(f"vj-{name}")
+            if finished is None:
+                continue
+            if name in vj_done:
+                to_status.append(vj_done[name] - finished)
+            if name in mongo.done:
+                to_mongo.append(mongo.done[name] - finished)
+        cleanup = delete_namespaces(core, namespaces, timeout=1800)
+    left_behind = args.n - len(vj_done)
+    figures = {
+        "videojobs": float(args.n),
+        "left_behind": float(left_behind),
+        "all_succeeded_seconds": total,
+        "created_seconds": created,
+        "jobs_per_second": args.n / total if total else 0.0,
+        "operator_peak_rss_mib": rss.peak_kib / 1024,
+        "operator_cpu_seconds": cpu,
+        "status_p50_seconds": percentile(to_status, 0.50) if to_status else float("inf"),
+        "status_p99_seconds": percentile(to_status, 0.99) if to_status else float("inf"),
+        "mongo_p50_seconds": percentile(to_mongo, 0.50) if to_mongo else float("inf"),
+        "mongo_p99_seconds": percentile(to_mongo, 0.99) if to_mongo else float("inf"),
+        "mongo_poll_p50_seconds": percentile(mongo.poll_seconds, 0.5),
+        "namespace_cleanup_seconds": cleanup,
+    }
+    for key, value in figures.items():
+        print(f"{key}: {value:.3f}")
+    path = recorder.write(
+        goals=[
+            Goal("operator_peak_rss_mib", "<=", 512),
+            Goal("status_p99_seconds", "<=", 5),
+            Goal("mongo_p99_seconds", "<=", 5),
+            Goal("left_behind", "<=", 0),
+        ],
+        figures=figures,
+        method={
+            "nodes": "KWOK fake nodes (bench/kwok/stages.yaml): Running after 0.5-1.5 s, "
+            "exit 0 after 3-7 s more",
+            "job_finished": "the bench's watch sees the Job's Complete condition",
+            "status": "the bench's watch sees VideoJob phase Succeeded",
+            "mongo": f"the bench polls MongoDB every {args.poll} s for phase Succeeded "
+            "(resolution: the poll interval)",
+            "rss": "VmHWM of the operator process",
+        },
+        # Deciles (and p99) rather than 2 x n raw values: the distribution without the bulk.
+        rounds={
+            "status_seconds_p0_p10_to_p100_p99": spread(to_status),
+            "mongo_seconds_p0_p10_to_p100_p99": spread(to_mongo),
+        },
+        notes={"watch_events": {w.name: w.events for w in watches}},
+    )
+    print(Recorder.summary(path))
+    return 0 if left_behind == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
