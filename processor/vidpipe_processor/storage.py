@@ -10,6 +10,9 @@ a Range request after a dropped connection), each output is streamed from disk i
 Content-Length, several outputs at once. Memory stays at one buffer per transfer. Connection
 errors, 5xx and throttling are retried with exponential backoff and jitter; what is left is a
 StorageError, which the processor treats as retryable (the next Pod starts over).
+Once the job's outcome is decided (SIGTERM, or another output failed), the uploads in flight are
+abandoned at once rather than awaited: their sockets are shut down, and a PUT cut short stores
+nothing, so only whole objects are ever left for the operator to remove.
 
 A single PUT takes at most 5 GiB (an S3 limit; multipart would need a URL per part, and the part
 count is unknown before encoding). A larger output fails the job with a non-retryable error.
@@ -19,16 +22,19 @@ URLs carry a signature: nothing here puts one in a message or a log line. Errors
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import json
 import logging
 import random
 import re
+import socket
 import ssl
-import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+import struct
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -44,6 +50,7 @@ log = logging.getLogger(__name__)
 KiB, MiB, GiB = 1024, 1024 * 1024, 1024 * 1024 * 1024
 MAX_PUT_BYTES = 5 * GiB  # S3's limit on one PutObject
 BLOCK = 256 * KiB  # one read/send buffer per transfer
+_RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # struct linger {on, 0 seconds}
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _ERROR_CODE = re.compile(rb"<Code>([A-Za-z0-9.]{1,64})</Code>")
 
@@ -129,15 +136,27 @@ class _Retry(Exception):
     """A transient failure: worth another attempt."""
 
 
-class _Counting:
-    """A file reader that reports bytes as http.client pulls them."""
+class _Abandoned(Exception):
+    """The job's outcome is decided elsewhere (a signal, another upload failed): stop now."""
 
-    def __init__(self, handle: BinaryIO, on_bytes: Callable[[int], None] | None) -> None:
+
+class _Counting:
+    """A file reader that reports bytes as http.client pulls them, and stops when abandoned."""
+
+    def __init__(
+        self,
+        handle: BinaryIO,
+        on_bytes: Callable[[int], None] | None,
+        abandoned: threading.Event,
+    ) -> None:
         self._handle = handle
         self._on_bytes = on_bytes
+        self._abandoned = abandoned
         self.sent = 0
 
     def read(self, size: int = -1) -> bytes:
+        if self._abandoned.is_set():
+            raise _Abandoned()
         data = self._handle.read(size)
         self.sent += len(data)
         if data and self._on_bytes:
@@ -153,12 +172,49 @@ class Storage:
         access: JobAccess,
         config: TransferConfig | None = None,
         *,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         self.access = access
         self.config = config or TransferConfig()
-        self._sleep = sleep
+        self._abandoned = threading.Event()
+        # Backoff waits end early when the transfers are abandoned.
+        self._sleep = sleep or self._abandoned.wait
         self._tls = ssl.create_default_context()
+        self._live: set[socket.socket] = set()
+        self._live_lock = threading.Lock()
+
+    def abandon(self) -> None:
+        """Stop every transfer in flight: no new attempt, blocked sends and reads woken up.
+
+        The sockets are reset, not closed gracefully: a graceful close would still deliver the
+        body already queued in the kernel (megabytes), and the server could then store it.
+        """
+        with self._live_lock:
+            self._abandoned.set()
+            for sock in self._live:
+                with contextlib.suppress(OSError):
+                    # Linger 0: the close that follows (the owning thread's) sends RST and
+                    # drops whatever is still queued; shutdown wakes that thread now.
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    @contextlib.contextmanager
+    def _tracked(self, connection: http.client.HTTPConnection) -> Iterator[None]:
+        """Connect, and keep the socket where `abandon` (another thread) can shut it down."""
+        try:
+            connection.connect()
+            sock = connection.sock
+            with self._live_lock:
+                if self._abandoned.is_set():
+                    raise _Abandoned()
+                self._live.add(sock)
+            try:
+                yield
+            finally:
+                with self._live_lock:
+                    self._live.discard(sock)
+        finally:
+            connection.close()
 
     # --- one HTTP exchange ------------------------------------------------------------------
 
@@ -196,6 +252,8 @@ class Storage:
             except http.client.HTTPException as exc:
                 # Some (InvalidURL) quote the request target, signature included: type only.
                 last = type(exc).__name__
+            if self._abandoned.is_set():
+                raise _Abandoned()  # the error is our own socket shutdown, not worth a retry
             if attempt < self.config.max_attempts:
                 delay = min(self.config.backoff_cap, self.config.backoff_base * 2 ** (attempt - 1))
                 delay *= random.uniform(0.5, 1.0)
@@ -284,8 +342,8 @@ class Storage:
 
         def once() -> None:
             connection, target = self._connection(target_url.url)
-            with opener() as handle:
-                body = _Counting(handle, on_bytes)
+            with opener() as handle, self._tracked(connection):
+                body = _Counting(handle, on_bytes, self._abandoned)
                 try:
                     connection.request(
                         "PUT",
@@ -303,8 +361,6 @@ class Storage:
                     if on_bytes and body.sent:
                         on_bytes(-body.sent)  # progress must not count a failed attempt
                     raise
-                finally:
-                    connection.close()
 
         self._attempts(action, once)
 
@@ -318,7 +374,8 @@ class Storage:
             if size > MAX_PUT_BYTES:
                 raise OutputTooLarge(upload.name, size)
         workers = max(1, min(self.config.max_concurrency, len(jobs)))
-        with ThreadPoolExecutor(workers, thread_name_prefix="upload") as pool:
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="upload")
+        try:
             futures = [
                 pool.submit(
                     self._put,
@@ -330,8 +387,15 @@ class Storage:
                 )
                 for upload, url, size in jobs
             ]
-            for future in futures:
+            for future in as_completed(futures):
                 future.result()
+        except BaseException:
+            # One upload failed, or SIGTERM raised `Terminated` here: waiting for the others
+            # would spend the Pod's grace period on outputs the operator is about to delete.
+            self.abandon()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         return [url.key for _, url, _ in jobs]
 
     def put_bytes(self, name: str, body: bytes, content_type: str) -> str:

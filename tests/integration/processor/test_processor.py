@@ -14,10 +14,12 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -33,8 +35,10 @@ from tests.integration.processor.helpers import (
     spec,
     start,
     top_level_atoms,
+    write_access,
 )
 from tests.utils.servers import S3Server
+from tests.utils.tcpproxy import Relay, TcpProxy
 from vidpipe import exitcodes, keys
 
 pytestmark = pytest.mark.integration
@@ -361,6 +365,104 @@ def test_sigterm_stops_ffmpeg_and_writes_nothing(
     assert not any((tmp_path / "work").iterdir())
     for pid in children:
         assert not Path(f"/proc/{pid}").exists(), "ffmpeg must be reaped"
+
+
+KiB = 1024
+
+
+def _terminated_mid_transfer(
+    s3: S3Server, bucket: str, source: Path, tmp_path: Path, proxy: TcpProxy,
+    ready: Callable[[Relay], bool],
+) -> str:  # fmt: skip
+    """Run a job whose every transfer crosses `proxy`, SIGTERM it once a connection is `ready`
+    (half-way), check it stopped as documented, and return its logs."""
+    s3.client().upload_file(str(source), bucket, keys.source_key(JOB))
+    job_spec = spec(JOB, bucket, renditions=[{"name": "240p", "height": 240}], **NO_EXTRAS)
+    seen: list[str] = []
+    with proxy.running():
+        env = environment(s3, job_spec, tmp_path)
+        # Presigned for the proxy's address: the processor only knows the URLs it is given.
+        write_access(
+            replace(s3, endpoint_url=proxy.url), job_spec, tmp_path / "secret" / "access.json"
+        )
+        process = start(env, tmp_path)
+        try:
+            assert process.stderr is not None
+            os.set_blocking(process.stderr.fileno(), False)
+            deadline = time.monotonic() + 180
+            while not any(ready(r) for r in list(proxy.relays)):
+                assert process.poll() is None and time.monotonic() < deadline, "".join(seen)
+                seen.extend(process.stderr.readlines())
+                time.sleep(0.1)
+            children = _children(process.pid)
+            os.kill(process.pid, signal.SIGTERM)
+            os.set_blocking(process.stderr.fileno(), True)
+            run = finish(process, tmp_path, timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    logs = "".join(seen) + run.logs
+    assert run.returncode == exitcodes.TERMINATED, logs
+    assert run.termination["code"] == "processing_failed"
+    assert "signal 15" in run.termination["message"]
+    assert not any((tmp_path / "work").iterdir()), "the work dir must be cleaned up"
+    # No ffmpeg runs while transferring (the mid-encode test covers reaping a running one).
+    assert children == []
+    return logs
+
+
+def test_sigterm_during_download_stops_it_and_writes_nothing(
+    s3: S3Server, bucket: str, media: Media, tmp_path: Path
+) -> None:
+    # The source crawls to the processor (32 KiB/s) so the signal lands mid-download.
+    proxy = TcpProxy(_address(s3), down_rate=32 * KiB)
+    source = media.long_for_sigterm
+    logs = _terminated_mid_transfer(
+        s3, bucket, source, tmp_path, proxy, lambda r: r.method == "GET" and r.down >= 64 * KiB
+    )
+    # Fails if the signal is not handled mid-download (the download goes on, ffmpeg starts, a
+    # traceback or another exit code), or if the processor writes anything or leaves its files.
+    (get,) = [r for r in proxy.relays if r.method == "GET"]
+    assert get.down < source.stat().st_size, "the download should have been cut short"
+    assert "source downloaded" not in logs and "ffmpeg started" not in logs
+    assert output_keys(s3.client(), bucket) == []
+
+
+def test_sigterm_during_upload_abandons_it_and_writes_no_manifest(
+    s3: S3Server, bucket: str, media: Media, tmp_path: Path
+) -> None:
+    # Every upload crawls (8 KiB/s; the rendition is over a MiB), so the signal lands
+    # while it is in flight; waiting for it would take minutes, past any grace period.
+    proxy = TcpProxy(_address(s3), up_rate=8 * KiB)
+    _terminated_mid_transfer(
+        s3, bucket, media.long_for_sigterm, tmp_path, proxy,
+        lambda r: r.method == "PUT" and r.body_sent >= 32 * KiB,
+    )  # fmt: skip
+    # Fails if the processor waits for its uploads (they complete, or the exit takes minutes),
+    # if a cut-short PUT leaves an object, or if the manifest is written.
+    client = s3.client()
+    puts = {_key(r, bucket): r for r in proxy.relays if r.method == "PUT"}
+    cut = {key for key, r in puts.items() if r.body_sent < (r.content_length or 0)}
+    assert keys.output_key(JOB, "240p.mp4") in cut, {k: r.body_sent for k, r in puts.items()}
+    stored = {
+        key: client.head_object(Bucket=bucket, Key=key)["ContentLength"]
+        for key in output_keys(client, bucket)
+    }
+    assert keys.output_key(JOB, keys.MANIFEST_NAME) not in stored
+    assert not cut & set(stored), f"an upload cut short left an object: {stored}"
+    for key, size in stored.items():  # whatever finished before the signal is whole
+        assert size == puts[key].content_length, key
+
+
+def _address(s3: S3Server) -> tuple[str, int]:
+    parts = urlsplit(s3.endpoint_url)
+    return parts.hostname or "127.0.0.1", parts.port or 80
+
+
+def _key(relay: Relay, bucket: str) -> str:
+    """The object key of a PUT seen by the proxy (its path is /bucket/key?signature)."""
+    path = urlsplit(relay.request_line.split(" ")[1]).path
+    return path.removeprefix(f"/{bucket}/")
 
 
 def test_invalid_job_spec_is_never_retried(s3: S3Server, bucket: str, tmp_path: Path) -> None:
