@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -222,11 +224,19 @@ def test_concurrency_limit_is_honoured_in_creation_order(
         if all(p == "Succeeded" for p in phases):
             break
         assert max_seen <= 3, phases
-        import time
-
         time.sleep(0.3)
     assert max_seen <= 3
     assert sorted(waiting) == names[3:]
-    # One owner: jobs start in creation order (the first three before any of the rest).
-    starts = [cluster.status(n)["startedAt"] for n in names]
+    # One owner: jobs start in creation order (the first three before any of the rest), and a
+    # waiting job starts only once a slot is free (after one of the first three finished).
+    # Parsed, not compared as strings. Fails if the queue admits a later job first or a
+    # waiting job starts while three run.
+    statuses = [cluster.status(n) for n in names]
+    starts = [_time(s["startedAt"]) for s in statuses]
+    first_finish = min(_time(s["finishedAt"]) for s in statuses[:3])
     assert max(starts[:3]) <= min(starts[3:]), starts
+    assert first_finish <= min(starts[3:]), (first_finish, starts)
+
+
+def _time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
