@@ -1,18 +1,25 @@
 """Processor benchmark: is one decode feeding the whole ladder worth it, and what does the
 processor's plumbing (S3, probe, upload, manifest) cost on top of ffmpeg itself?
 
-    .venv/bin/python bench/processor.py [--seconds 8] [--repeat 2]
+    .venv/bin/python bench/processor.py [--seconds 8] [--rounds 5] [--profile DIR]
 
 (a) our single-decode ladder (1080p/720p/480p + poster) versus three separate ffmpeg runs with the
     same settings, one rendition each (and a fourth, seeking poster run): wall-time ratio, goal
     <= 0.80;
 (b) the whole processor as the Pod runs it (`python -m vidpipe_processor`: S3 download, probe,
-    ladder, poster, storyboard, upload, manifest) versus the bare single-pass ffmpeg on a local
-    file: wall-time ratio, goal <= 1.10; and the processor's peak RSS (its own, without ffmpeg),
-    which it logs when it finishes.
+    ladder, poster, storyboard, upload, manifest) versus the bare ffmpeg commands it runs (the
+    single pass and the storyboard tiling) on a local file: wall-time ratio, goal <= 1.10; and
+    the processor's peak RSS (its own, without ffmpeg), which it logs when it finishes.
+
+Rounds alternate between the sides (order reversed every other round) after one unrecorded
+warm-up round of each; figures are medians. The CPU column is user + system time of the child
+processes (ffmpeg, the processor and its ffmpeg) plus, in (b), the S3 server's (versitygw) on both
+sides: the processor's download and upload cost the store CPU on the same cores.
 
 The source is a 1080p30 H.264 + AAC clip made with lavfi (testsrc2 with noise, so decoding and
 encoding are not trivially cheap). versitygw is started like the test suite does.
+`--profile DIR` records one processor run with py-spy (DIR/processor.txt, collapsed stacks) and
+writes no results file.
 """
 
 from __future__ import annotations
@@ -21,12 +28,13 @@ import argparse
 import json
 import os
 import resource
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,12 +42,24 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "common"), str(REPO / "processor"), str(REPO / "operator"), str(REPO)]
 
 from tests.integration.processor.helpers import write_access  # noqa: E402
-from tests.utils.servers import s3_server  # noqa: E402
+from tests.utils.servers import s3_process  # noqa: E402
 
+from bench.results import (  # noqa: E402
+    Goal,
+    Recorder,
+    alternate,
+    median,
+    process_cpu_seconds,
+    py_spy_argv,
+)
 from vidpipe import keys  # noqa: E402
 from vidpipe.models import Outputs, Rendition, Storyboard  # noqa: E402
-from vidpipe.probe import ProbeLimits, probe  # noqa: E402
-from vidpipe_processor.ffmpeg_graph import build_ffmpeg_argv  # noqa: E402
+from vidpipe.probe import MediaInfo, ProbeLimits, probe  # noqa: E402
+from vidpipe_processor.ffmpeg_graph import (  # noqa: E402
+    STORYBOARD_FRAMES_DIR,
+    build_ffmpeg_argv,
+    storyboard_tile_argv,
+)
 from vidpipe_processor.plan import plan_outputs  # noqa: E402
 
 LADDER = [
@@ -47,6 +67,14 @@ LADDER = [
     Rendition(name="720p", height=720),
     Rendition(name="480p", height=480),
 ]
+Measure = dict[str, float]
+# The processor's own timings (its log lines' `seconds`), recorded to show where its time goes.
+STAGES = {
+    "source downloaded": "processor_download_s",
+    "ffmpeg finished": "processor_ffmpeg_s",
+    "outputs uploaded": "processor_upload_s",
+}
+stages: dict[str, list[float]] = {}
 
 
 def make_source(path: Path, seconds: float) -> None:
@@ -63,32 +91,22 @@ def make_source(path: Path, seconds: float) -> None:
     )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Timing:
-    wall: float
-    # User + system CPU of the child processes (ffmpeg, the processor and its ffmpeg): far less
-    # sensitive than wall time to other work on a shared machine.
-    cpu: float
+def timed(action: Callable[[], None], server_pid: int | None = None) -> Callable[[], Measure]:
+    """`action` measured: wall seconds, and CPU seconds of the children it waited for plus the
+    S3 server's (a long-running child, so not in RUSAGE_CHILDREN until it exits)."""
 
+    def measure() -> Measure:
+        server = process_cpu_seconds(server_pid) if server_pid else 0.0
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        action()
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        children = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        s3 = process_cpu_seconds(server_pid) - server if server_pid else 0.0
+        return {"wall": wall, "cpu": children + s3, "s3_cpu": s3}
 
-def interleaved(actions: dict[str, Callable[[], None]], repeat: int) -> dict[str, Timing]:
-    """Best wall and CPU time of each action over `repeat` rounds, alternating within a round.
-
-    The machine is shared: alternating spreads load changes over every action, and the minimum
-    is the run least disturbed.
-    """
-    wall = dict.fromkeys(actions, float("inf"))
-    cpu = dict.fromkeys(actions, float("inf"))
-    for _ in range(repeat):
-        for name, action in actions.items():
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            started = time.perf_counter()
-            action()
-            wall[name] = min(wall[name], time.perf_counter() - started)
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-            cpu[name] = min(cpu[name], used)
-    return {name: Timing(wall[name], cpu[name]) for name in actions}
+    return measure
 
 
 def run(argv: list[str]) -> None:
@@ -102,88 +120,59 @@ def poster_run(source: Path, out: Path, at: float) -> list[str]:
     ]  # fmt: skip
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=8.0, help="source duration")
-    parser.add_argument("--repeat", type=int, default=2, help="runs per measurement (best kept)")
-    args = parser.parse_args()
-
-    with tempfile.TemporaryDirectory(prefix="bench-processor-") as tmp_name:
-        tmp = Path(tmp_name)
-        source = tmp / "source.mp4"
-        make_source(source, args.seconds)
-        info = probe(str(source), ProbeLimits())
-        out = tmp / "out"
-        out.mkdir()
-
-        # (a) one decode feeding the ladder and the poster, versus one run per rendition.
-        single_plan = plan_outputs(
-            info, Outputs(renditions=LADDER, poster=True, storyboard=Storyboard(enabled=False))
+def ladder(info: MediaInfo, source: Path, out: Path, rounds: int) -> dict[str, list[Measure]]:
+    """(a) one decode feeding the ladder and the poster, versus one run per rendition."""
+    no_board = Storyboard(enabled=False)
+    single_plan = plan_outputs(info, Outputs(renditions=LADDER, poster=True, storyboard=no_board))
+    single = build_ffmpeg_argv(info, single_plan, source, out)
+    separate = [
+        build_ffmpeg_argv(
+            info,
+            plan_outputs(info, Outputs(renditions=[r], poster=False, storyboard=no_board)),
+            source,
+            out,
         )
-        single = build_ffmpeg_argv(info, single_plan, source, out)
-        separate = [
-            build_ffmpeg_argv(
-                info,
-                plan_outputs(
-                    info,
-                    Outputs(renditions=[r], poster=False, storyboard=Storyboard(enabled=False)),
-                ),
-                source,
-                out,
-            )
-            for r in LADDER
-        ]
-        assert single_plan.poster is not None
-        poster = poster_run(source, out / "poster.jpg", single_plan.poster.time_seconds)
+        for r in LADDER
+    ]
+    assert single_plan.poster is not None
+    poster = poster_run(source, out / "poster.jpg", single_plan.poster.time_seconds)
 
-        def run_separately() -> None:
-            for argv in separate:
-                run(argv)
+    def run_separately() -> None:
+        for argv in separate:
+            run(argv)
 
-        times = interleaved(
-            {"single": lambda: run(single), "three": run_separately, "poster": lambda: run(poster)},
-            args.repeat,
-        )
-
-        # (b) the whole processor against the bare single pass (the full default outputs).
-        full_plan = plan_outputs(info, Outputs(renditions=LADDER))
-        bare = build_ffmpeg_argv(info, full_plan, source, out)
-        t_bare, t_proc, peak_rss_kib = whole_processor(tmp, source, bare, args.repeat)
-
-    t_single, t_three, t_poster = times["single"], times["three"], times["poster"]
-    print(f"source: 1920x1080 30 fps, {args.seconds:g} s, {source_size_mib(info.size_bytes)}")
-    print(f"nproc {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}, best of {args.repeat}")
-    print(f"{'':52}{'wall':>9}{'cpu':>9}")
-    print("(a) ladder 1080p/720p/480p + poster")
-    row("single decode, one ffmpeg", t_single.wall, t_single.cpu, "s")
-    row("three separate runs", t_three.wall, t_three.cpu, "s")
-    row("separate poster run", t_poster.wall, t_poster.cpu, "s")
-    row(
-        "ratio single/three (goal <= 0.80)",
-        t_single.wall / t_three.wall,
-        t_single.cpu / t_three.cpu,
+    return alternate(
+        {
+            "single": timed(lambda: run(single)),
+            "three": timed(run_separately),
+            "poster": timed(lambda: run(poster)),
+        },
+        rounds,
     )
-    row(
-        "ratio single/(three + poster)",
-        t_single.wall / (t_three.wall + t_poster.wall),
-        t_single.cpu / (t_three.cpu + t_poster.cpu),
-    )
-    print("(b) whole processor (download, probe, ladder, poster, storyboard, upload, manifest)")
-    row("bare single-pass ffmpeg", t_bare.wall, t_bare.cpu, "s")
-    row("processor", t_proc.wall, t_proc.cpu, "s")
-    row("ratio processor/bare (goal <= 1.10)", t_proc.wall / t_bare.wall, t_proc.cpu / t_bare.cpu)
-    print(f"    processor peak RSS (Python process only): {peak_rss_kib / 1024:.1f} MiB")
-
-
-def row(label: str, wall: float, cpu: float, unit: str = "") -> None:
-    print(f"    {label:48}{wall:8.2f}{unit or ' '}{cpu:8.2f}{unit}")
 
 
 def whole_processor(
-    tmp: Path, source: Path, bare: list[str], repeat: int
-) -> tuple[Timing, Timing, int]:
-    """(bare ffmpeg, processor, processor peak RSS in KiB), measured alternately."""
-    with s3_server(tmp / "s3") as s3:
+    tmp: Path, source: Path, info: MediaInfo, rounds: int, profile: Path | None
+) -> tuple[dict[str, list[Measure]], list[float]]:
+    """(b) rounds of the bare ffmpeg commands and of the processor; the processor's peak RSS
+    (MiB) per recorded run."""
+    full_plan = plan_outputs(info, Outputs(renditions=LADDER))
+    bare_out = tmp / "bare-out"
+    bare = build_ffmpeg_argv(info, full_plan, source, bare_out)
+    tile = storyboard_tile_argv(full_plan.storyboard, bare_out) if full_plan.storyboard else None
+
+    def run_bare() -> None:
+        # The same ffmpeg work as the processor: the one decode, then the storyboard tiling.
+        shutil.rmtree(bare_out, ignore_errors=True)
+        (bare_out / STORYBOARD_FRAMES_DIR).mkdir(parents=True)
+        run(bare)
+        if tile:
+            run(tile)
+
+    s3, server = s3_process(tmp / "s3")
+    server.start()
+    try:
+        assert server.proc is not None
         client = s3.client()
         client.create_bucket(Bucket="bench")
         client.upload_file(str(source), "bench", keys.source_key("bench-1"))
@@ -203,30 +192,148 @@ def whole_processor(
             "VIDPIPE_WORK_DIR": str(tmp / "work"),
             "VIDPIPE_TERMINATION_LOG": str(tmp / "termination-log"),
         }
-        peak = 0
+        peaks: list[float] = []
+        argv = [sys.executable, "-m", "vidpipe_processor"]
+        stages.clear()
 
         def once() -> None:
-            nonlocal peak
-            done = subprocess.run(
-                [sys.executable, "-m", "vidpipe_processor"],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
+            done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 raise SystemExit(f"processor failed ({done.returncode}):\n{done.stderr[-3000:]}")
             for line in done.stderr.splitlines():
                 entry = json.loads(line)
                 if entry.get("message") == "job succeeded":
-                    peak = max(peak, int(entry["peakRssKiB"]))
+                    peaks.append(int(entry["peakRssKiB"]) / 1024)
+                if entry.get("message") in STAGES and "seconds" in entry:
+                    stages.setdefault(STAGES[entry["message"]], []).append(entry["seconds"])
 
-        times = interleaved({"bare": lambda: run(bare), "processor": once}, repeat)
-        return times["bare"], times["processor"], peak
+        if profile is not None:
+            spy_processor(profile, argv, env)
+            return {}, []
+        measured = alternate(
+            {"bare": timed(run_bare, server.proc.pid), "processor": timed(once, server.proc.pid)},
+            rounds,
+        )
+        for values in stages.values():
+            del values[0]  # the warm-up run
+        return measured, peaks[1:]
+    finally:
+        server.stop()
 
 
-def source_size_mib(size: int) -> str:
-    return f"{size / 1024 / 1024:.1f} MiB"
+def spy_processor(folder: Path, argv: list[str], env: dict[str, str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / "processor.txt"
+    spy = [*py_spy_argv(out), "--subprocesses", "--", *argv]
+    done = subprocess.run(spy, env=env, capture_output=True, text=True, check=False)
+    if done.returncode not in (0, -signal.SIGINT):
+        raise SystemExit(f"py-spy failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    print(f"profile: {out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="source duration")
+    parser.add_argument("--rounds", type=int, default=5, help="recorded rounds per side")
+    parser.add_argument("--profile", type=Path, help="py-spy one processor run into this folder")
+    args = parser.parse_args()
+    recorder = Recorder("processor", vars(args) | {"profile": str(args.profile)})
+
+    with tempfile.TemporaryDirectory(prefix="bench-processor-") as tmp_name:
+        tmp = Path(tmp_name)
+        source = tmp / "source.mp4"
+        make_source(source, args.seconds)
+        info = probe(str(source), ProbeLimits())
+        if args.profile is not None:
+            whole_processor(tmp, source, info, 0, args.profile)
+            return
+        out = tmp / "out"
+        out.mkdir()
+        a = ladder(info, source, out, args.rounds)
+        b, peaks = whole_processor(tmp, source, info, args.rounds, None)
+    report(args, recorder, info, a | b, peaks)
+
+
+def report(
+    args: argparse.Namespace,
+    recorder: Recorder,
+    info: MediaInfo,
+    measured: dict[str, list[Measure]],
+    peaks: list[float],
+) -> None:
+    rounds = {
+        f"{side}_{metric}": [m[metric] for m in runs]
+        for side, runs in measured.items()
+        for metric in ("wall", "cpu", "s3_cpu")
+    }
+    rounds["processor_peak_rss_mib"] = peaks
+    rounds.update(stages)
+    med = {name: median(values) for name, values in rounds.items()}
+    figures = {
+        "ladder_single_wall_s": med["single_wall"],
+        "ladder_three_wall_s": med["three_wall"],
+        "ladder_poster_wall_s": med["poster_wall"],
+        "ladder_ratio_wall": med["single_wall"] / med["three_wall"],
+        "ladder_ratio_cpu": med["single_cpu"] / med["three_cpu"],
+        "ladder_ratio_with_poster_wall": med["single_wall"]
+        / (med["three_wall"] + med["poster_wall"]),
+        "ladder_ratio_with_poster_cpu": med["single_cpu"] / (med["three_cpu"] + med["poster_cpu"]),
+        "bare_wall_s": med["bare_wall"],
+        "processor_wall_s": med["processor_wall"],
+        "bare_cpu_s": med["bare_cpu"],
+        "processor_cpu_s": med["processor_cpu"],
+        "processor_s3_cpu_s": med["processor_s3_cpu"],
+        "processor_ratio_wall": med["processor_wall"] / med["bare_wall"],
+        "processor_ratio_cpu": med["processor_cpu"] / med["bare_cpu"],
+        "processor_peak_rss_mib_max": max(peaks),
+    }
+    figures.update({f"{name}_median": median(values) for name, values in stages.items()})
+    path = recorder.write(
+        goals=[
+            Goal("ladder_ratio_wall", "<=", 0.80),
+            Goal("processor_ratio_wall", "<=", 1.10),
+        ],
+        figures=figures,
+        method={
+            "rounds": args.rounds,
+            "warmup": "one unrecorded run of every side",
+            "order": "alternating, reversed every other round; (a) and (b) in turn",
+            "statistic": "median of each side's rounds; ratios of medians",
+            "cpu": "user+system of child processes, plus versitygw's in (b) on both sides",
+            "ladder": "single: one ffmpeg for 1080p/720p/480p + poster; three: one run per "
+            "rendition; poster: a separate seeking poster run",
+            "processor": "python -m vidpipe_processor with presigned URLs against versitygw "
+            "(download, probe, ladder + poster + storyboard, upload, manifest) vs the same "
+            "ffmpeg commands (single pass + storyboard tiling) on a local file",
+        },
+        rounds=rounds,
+        notes={
+            "source": f"1920x1080 30 fps H.264 + AAC, {args.seconds:g} s, "
+            f"{info.size_bytes / 2**20:.1f} MiB (testsrc2 + noise)"
+        },
+    )
+    print(f"source: 1920x1080 30 fps, {args.seconds:g} s; median of {args.rounds} rounds")
+    print(f"{'':52}{'wall':>9}{'cpu':>9}")
+    print("(a) ladder 1080p/720p/480p + poster")
+    row("single decode, one ffmpeg", med["single_wall"], med["single_cpu"], "s")
+    row("three separate runs", med["three_wall"], med["three_cpu"], "s")
+    row("separate poster run", med["poster_wall"], med["poster_cpu"], "s")
+    row("ratio single/three", figures["ladder_ratio_wall"], figures["ladder_ratio_cpu"])
+    row(
+        "ratio single/(three + poster)",
+        figures["ladder_ratio_with_poster_wall"],
+        figures["ladder_ratio_with_poster_cpu"],
+    )
+    print("(b) whole processor (download, probe, ladder, poster, storyboard, upload, manifest)")
+    row("bare ffmpeg (single pass + tiling)", med["bare_wall"], med["bare_cpu"], "s")
+    row("processor (CPU incl. versitygw)", med["processor_wall"], med["processor_cpu"], "s")
+    row("ratio processor/bare", figures["processor_ratio_wall"], figures["processor_ratio_cpu"])
+    print(f"    processor peak RSS (Python process only): {max(peaks):.1f} MiB")
+    print(Recorder.summary(path))
+
+
+def row(label: str, wall: float, cpu: float, unit: str = "") -> None:
+    print(f"    {label:48}{wall:8.2f}{unit or ' '}{cpu:8.2f}{unit}")
 
 
 if __name__ == "__main__":

@@ -1,43 +1,66 @@
-"""Upload benchmark: 1 GiB through the API versus boto3 `upload_fileobj` to the same S3 server.
+"""Upload benchmark: a large file through the API versus boto3 `upload_fileobj` to the same S3.
 
-    .venv/bin/python bench/upload.py [--size-mib 1024] [--form]
+    .venv/bin/python bench/upload.py [--size-mib 1024] [--rounds 5] [--form] [--profile DIR]
 
-Starts versitygw and FerretDB (as the tests do) and the API as a real uvicorn subprocess, then
-reports throughput of both paths, their ratio (goal >= 0.80) and the API's peak RSS growth during
-the upload (goal < 100 MiB, from /proc/<pid>/status: VmHWM after the upload minus VmRSS before,
-with the high-water mark reset through /proc/<pid>/clear_refs).
+Starts versitygw and FerretDB (as the tests do) and the API as a real uvicorn subprocess. Each
+round uploads the file once through the API (`PUT /v1/videos`, raw body, httpx streaming 1 MiB
+chunks) and once with boto3's `upload_fileobj` (its default transfer settings) to the same S3
+server, alternating; one unrecorded round of each warms both up (imports, pools, page cache).
+Figures are medians: throughput of both, their ratio (goal >= 0.80) and the API's peak RSS growth
+during an upload (goal < 100 MiB; the worst round; /proc/<pid>/status VmHWM after the upload
+minus VmRSS before, with the high-water mark reset through /proc/<pid>/clear_refs). CPU seconds
+of the API, versitygw and this client are recorded per round too: on 2 cores the three compete.
 
-The file is a real 1 s video padded with zeros to the size, so the API's validation (ffprobe
-over a presigned URL) runs for real; the probe time is measured separately and reported so
-the ratio can be read with and without it. The Kubernetes API is a dead address here: the
-VideoJob creation fails fast and the job waits for the reconciler, which is not what we measure.
+The file is a real 1 s video padded with zeros to the size, so the API's validation (ffprobe over
+a presigned URL) runs for real and is part of the API's time. The Kubernetes API is a dead
+address here: the VideoJob creation fails at once (connection refused) and the job waits for
+the reconciler, which is not what we measure.
+
+`--profile DIR` records the API with py-spy during one upload after a warm-up (DIR/api.txt,
+collapsed stacks) and writes no results file: sampling costs CPU the figures would include.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
+import pymongo
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "common"), str(REPO / "api"), str(REPO)]
 
-from tests.utils.servers import free_port, mongo_server, s3_server, wait_for_port  # noqa: E402
+from tests.utils.servers import (  # noqa: E402
+    free_port,
+    mongo_server,
+    s3_process,
+    wait_for_port,
+)
 
+from bench.results import (  # noqa: E402
+    Goal,
+    Recorder,
+    alternate,
+    median,
+    process_cpu_seconds,
+    py_spy_argv,
+)
 from vidpipe_api.auth import key_document  # noqa: E402
 from vidpipe_api.db import now  # noqa: E402
 
 MiB = 1024 * 1024
+BUCKET = "bench"
 
 
 def status_kib(pid: int, field: str) -> int:
@@ -66,164 +89,215 @@ def chunks(path: Path, size: int = MiB) -> Iterator[bytes]:
             yield block
 
 
-def boto_upload(s3c: Any, bucket: str, video: Path) -> float:
-    started = time.perf_counter()
-    with video.open("rb") as f:
-        s3c.upload_fileobj(f, bucket, "bench/raw-upload")
-    return time.perf_counter() - started
+def self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def dead_kubeconfig(path: Path) -> Path:
+    cluster = {"server": f"http://127.0.0.1:{free_port()}"}
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "d", "cluster": cluster}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "d", "context": {"cluster": "d", "user": "u"}}],
+                "current-context": "d",
+            }
+        )
+    )
+    return path
+
+
+class Round:
+    """One upload's wall time and the CPU each process spent meanwhile."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+
+    def measure(self, upload: Callable[[], None]) -> dict[str, float]:
+        before = {name: process_cpu_seconds(pid) for name, pid in self.pids.items()}
+        client_before = self_cpu()
+        started = time.perf_counter()
+        upload()
+        out = {"seconds": time.perf_counter() - started}
+        for name, pid in self.pids.items():
+            out[f"{name}_cpu"] = process_cpu_seconds(pid) - before[name]
+        out["client_cpu"] = self_cpu() - client_before
+        return out
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=5, help="recorded rounds per side")
     parser.add_argument("--form", action="store_true", help="also POST the multipart form")
+    parser.add_argument("--profile", type=Path, help="py-spy the API into this folder instead")
     args = parser.parse_args()
+    recorder = Recorder("upload", vars(args) | {"profile": str(args.profile)})
     size = args.size_mib * MiB
     work = Path(tempfile.mkdtemp(prefix="vidpipe-bench-"))
     video = work / "big.mp4"
     make_video(video, size)
-
-    (work / "s3").mkdir()
     (work / "mongo").mkdir()
-    with s3_server(work / "s3") as s3, mongo_server(work / "mongo") as mongo_url:
-        bucket = "bench"
-        s3c = s3.client()
-        s3c.create_bucket(Bucket=bucket)
-        key, doc = key_document("bench", False, now())
-        import pymongo
+    s3, s3_proc = s3_process(work / "s3")
+    s3_proc.start()
+    try:
+        with mongo_server(work / "mongo") as mongo_url:
+            return run(args, recorder, work, video, size, s3, s3_proc.proc, mongo_url)
+    finally:
+        s3_proc.stop()
 
-        with pymongo.MongoClient[dict[str, Any]](mongo_url) as mc:
-            mc["bench"]["api_keys"].insert_one(doc)
-        dead = work / "dead.kubeconfig"
-        dead.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "clusters": [
-                        {"name": "d", "cluster": {"server": f"http://127.0.0.1:{free_port()}"}}
-                    ],
-                    "users": [{"name": "u", "user": {"token": "t"}}],
-                    "contexts": [{"name": "d", "context": {"cluster": "d", "user": "u"}}],
-                    "current-context": "d",
-                }
-            )
-        )
-        port = free_port()
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("common", "api")),
-            "VIDPIPE_API_S3_ENDPOINT_URL": s3.endpoint_url,
-            "VIDPIPE_API_S3_ACCESS_KEY": s3.access_key,
-            "VIDPIPE_API_S3_SECRET_KEY": s3.secret_key,
-            "VIDPIPE_API_S3_BUCKET": bucket,
-            "VIDPIPE_API_MONGO_URL": mongo_url,
-            "VIDPIPE_API_MONGO_DATABASE": "bench",
-            "VIDPIPE_API_KUBECONFIG": str(dead),
-            "VIDPIPE_API_KUBE_TIMEOUT_SECONDS": "1",
-            "VIDPIPE_API_MAX_UPLOAD_BYTES": str(size + MiB),
-            "VIDPIPE_API_RECONCILE_INTERVAL_SECONDS": "0",
-            "VIDPIPE_API_LOG_LEVEL": "WARNING",
-            "VIDPIPE_API_PART_CONCURRENCY": os.environ.get("BENCH_PART_CONCURRENCY", "4"),
-        }
-        argv = [
-            sys.executable, "-m", "uvicorn", "--factory", "vidpipe_api.main:create_app",
-            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-            "--no-access-log",
-        ]  # fmt: skip
-        api = subprocess.Popen(argv, env=env)
-        try:
-            wait_for_port(port, api)
-            base = f"http://127.0.0.1:{port}"
-            headers = {"Authorization": f"Bearer {key}"}
-            boto_before = boto_upload(s3c, bucket, video)
-            with httpx.Client(base_url=base, timeout=600) as http:
-                # Warm up (imports, connection pools, first probe) before the baseline.
-                small = work / "small.mp4"
-                make_video(small, 2 * MiB)
-                warm = http.put(
-                    "/v1/videos",
-                    headers={**headers, "Content-Type": "video/mp4"},
-                    content=small.read_bytes(),
-                )
-                assert warm.status_code == 202, warm.text
+
+def run(
+    args: argparse.Namespace,
+    recorder: Recorder,
+    work: Path,
+    video: Path,
+    size: int,
+    s3: Any,
+    s3_popen: Any,
+    mongo_url: str,
+) -> int:
+    s3c = s3.client()
+    s3c.create_bucket(Bucket=BUCKET)
+    key, doc = key_document("bench", False, now())
+    with pymongo.MongoClient[dict[str, Any]](mongo_url) as mc:
+        mc["bench"]["api_keys"].insert_one(doc)
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("common", "api")),
+        "VIDPIPE_API_S3_ENDPOINT_URL": s3.endpoint_url,
+        "VIDPIPE_API_S3_ACCESS_KEY": s3.access_key,
+        "VIDPIPE_API_S3_SECRET_KEY": s3.secret_key,
+        "VIDPIPE_API_S3_BUCKET": BUCKET,
+        "VIDPIPE_API_MONGO_URL": mongo_url,
+        "VIDPIPE_API_MONGO_DATABASE": "bench",
+        "VIDPIPE_API_KUBECONFIG": str(dead_kubeconfig(work / "dead.kubeconfig")),
+        "VIDPIPE_API_KUBE_TIMEOUT_SECONDS": "1",
+        "VIDPIPE_API_MAX_UPLOAD_BYTES": str(size + MiB),
+        "VIDPIPE_API_RECONCILE_INTERVAL_SECONDS": "0",
+        "VIDPIPE_API_REAPER_INTERVAL_SECONDS": "0",
+        "VIDPIPE_API_LOG_LEVEL": "ERROR",
+    }
+    argv = [
+        sys.executable, "-m", "uvicorn", "--factory", "vidpipe_api.main:create_app",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+        "--no-access-log",
+    ]  # fmt: skip
+    api = subprocess.Popen(argv, env=env)
+    try:
+        wait_for_port(port, api)
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as http:
+            rss: dict[str, list[float]] = {"before": [], "growth": []}
+
+            def api_put() -> None:
                 Path(f"/proc/{api.pid}/clear_refs").write_text("5")
-                rss_before = status_kib(api.pid, "VmRSS")
-
-                started = time.perf_counter()
+                before = status_kib(api.pid, "VmRSS")
                 resp = http.put(
                     "/v1/videos",
-                    headers={
-                        **headers,
-                        "Content-Type": "video/mp4",
-                        "Content-Length": str(size),
-                    },
+                    headers={**headers, "Content-Type": "video/mp4", "Content-Length": str(size)},
                     content=chunks(video),
                 )
-                api_seconds = time.perf_counter() - started
                 assert resp.status_code == 202, resp.text
-                hwm = status_kib(api.pid, "VmHWM")
-                job_id = resp.json()["id"]
-                form_seconds = None
-                if args.form:
-                    started = time.perf_counter()
-                    with video.open("rb") as f:
-                        form = http.post(
-                            "/v1/videos",
-                            headers=headers,
-                            files={"file": ("big.mp4", f, "video/mp4")},
-                        )
-                    form_seconds = time.perf_counter() - started
-                    assert form.status_code == 202, form.text
-                    hwm = max(hwm, status_kib(api.pid, "VmHWM"))
+                rss["before"].append(before / 1024)
+                rss["growth"].append((status_kib(api.pid, "VmHWM") - before) / 1024)
+                s3c.delete_object(Bucket=BUCKET, Key=f"sources/{resp.json()['id']}/source")
 
-            # Validation alone, as the API runs it, on the object just stored.
-            from botocore.config import Config
+            def api_form() -> None:
+                with video.open("rb") as f:
+                    files = {"file": ("big.mp4", f, "video/mp4")}
+                    resp = http.post("/v1/videos", headers=headers, files=files)
+                assert resp.status_code == 202, resp.text
+                s3c.delete_object(Bucket=BUCKET, Key=f"sources/{resp.json()['id']}/source")
 
-            from vidpipe.probe import ProbeLimits, probe
+            def boto() -> None:
+                with video.open("rb") as f:
+                    s3c.upload_fileobj(f, BUCKET, "bench/raw-upload")
+                s3c.delete_object(Bucket=BUCKET, Key="bench/raw-upload")
 
-            signer = boto3.client(
-                "s3",
-                endpoint_url=s3.endpoint_url,
-                aws_access_key_id=s3.access_key,
-                aws_secret_access_key=s3.secret_key,
-                region_name=s3.region,
-                config=Config(signature_version="s3v4"),
-            )
-            url = signer.generate_presigned_url(
-                "get_object", Params={"Bucket": bucket, "Key": f"sources/{job_id}/source"}
-            )
-            started = time.perf_counter()
-            probe(url, ProbeLimits(), network=True)
-            probe_seconds = time.perf_counter() - started
+            if args.profile:
+                return profile(args.profile, api.pid, api_put)
 
-            boto_after = boto_upload(s3c, bucket, video)
-            # Disk writeback and neighbours make single runs noisy: boto3 runs before and
-            # after the API upload and the faster of the two is the reference.
-            boto_seconds = min(boto_before, boto_after)
-        finally:
-            api.terminate()
-            api.wait(timeout=20)
+            meter = Round({"api": api.pid, "s3": s3_popen.pid})
+            sides: dict[str, Callable[[], dict[str, float]]] = {
+                "api": lambda: meter.measure(api_put),
+                "boto3": lambda: meter.measure(boto),
+            }
+            if args.form:
+                sides["api_form"] = lambda: meter.measure(api_form)
+            results = alternate(sides, args.rounds, warmup=1)
+            del rss["before"][0], rss["growth"][0]  # the warm-up round
+    finally:
+        api.terminate()
+        api.wait(timeout=20)
 
     mib = size / MiB
-    api_rate, boto_rate = mib / api_seconds, mib / boto_seconds
-    stream_rate = mib / max(api_seconds - probe_seconds, 1e-6)
-    growth = (hwm - rss_before) / 1024
-    print(f"file: {mib:.0f} MiB (real video padded), {os.cpu_count()} CPUs")
-    print(
-        f"boto3 upload_fileobj : {boto_seconds:6.2f} s  {boto_rate:7.1f} MiB/s (best of 2:"
-        f" {boto_before:.2f} s before, {boto_after:.2f} s after)"
+    rounds: dict[str, list[float]] = {}
+    for side, measured in results.items():
+        for metric in measured[0]:
+            rounds[f"{side}_{metric}"] = [m[metric] for m in measured]
+    rounds["api_rss_before_mib"] = rss["before"]
+    rounds["api_rss_growth_mib"] = rss["growth"]
+    api_s, boto_s = median(rounds["api_seconds"]), median(rounds["boto3_seconds"])
+    figures = {
+        "size_mib": mib,
+        "api_mib_per_s": mib / api_s,
+        "boto3_mib_per_s": mib / boto_s,
+        "ratio_api_to_boto3": boto_s / api_s,
+        "api_rss_growth_mib_max": max(rss["growth"]),
+        "api_rss_growth_mib_median": median(rss["growth"]),
+        "api_rss_before_mib_median": median(rss["before"]),
+    }
+    for side in results:
+        for proc in ("api", "s3", "client"):
+            figures[f"{side}_{proc}_cpu_s_median"] = median(rounds[f"{side}_{proc}_cpu"])
+    if args.form:
+        figures["api_form_mib_per_s"] = mib / median(rounds["api_form_seconds"])
+        figures["ratio_api_form_to_boto3"] = boto_s / median(rounds["api_form_seconds"])
+    path = recorder.write(
+        goals=[
+            Goal("ratio_api_to_boto3", ">=", 0.80),
+            Goal("api_rss_growth_mib_max", "<", 100),
+        ],
+        figures=figures,
+        method={
+            "rounds": args.rounds,
+            "warmup": "one unrecorded upload per side, same file",
+            "statistic": "median of each side's rounds; ratio = median boto3 s / median API s; "
+            "RSS growth: worst round",
+            "api": "PUT /v1/videos raw body via httpx, 1 MiB chunks, incl. ffprobe validation "
+            "and the MongoDB record",
+            "baseline": "boto3 upload_fileobj, default TransferConfig, same S3 server",
+        },
+        rounds=rounds,
+        notes={"file": "1 s 320x240 H.264 video padded with zeros to the size"},
     )
-    print(f"API PUT /v1/videos   : {api_seconds:6.2f} s  {api_rate:7.1f} MiB/s (incl. validation)")
-    print(f"  of which ffprobe   : {probe_seconds:6.2f} s")
-    if form_seconds is not None:
-        print(f"API POST /v1/videos  : {form_seconds:6.2f} s  {mib / form_seconds:7.1f} MiB/s")
-    ratio, ratio_stream = api_rate / boto_rate, stream_rate / boto_rate
-    print(f"ratio API/boto3      : {ratio:.2f} (without probe {ratio_stream:.2f})")
-    print(f"API RSS before       : {rss_before / 1024:.1f} MiB, peak growth {growth:.1f} MiB")
-    ok = api_rate / boto_rate >= 0.8 and growth < 100
-    print("goals met" if ok else "goals NOT met")
-    return 0 if ok else 1
+    print(f"file {mib:.0f} MiB, {args.rounds} rounds per side, medians:")
+    print(f"  API PUT /v1/videos : {api_s:6.2f} s {mib / api_s:7.1f} MiB/s")
+    print(f"  boto3 upload_fileobj: {boto_s:6.2f} s {mib / boto_s:7.1f} MiB/s")
+    if args.form:
+        form_s = median(rounds["api_form_seconds"])
+        print(f"  API POST (form)    : {form_s:6.2f} s {mib / form_s:7.1f} MiB/s")
+    print(Recorder.summary(path))
+    return 0
+
+
+def profile(folder: Path, pid: int, upload: Callable[[], None]) -> int:
+    folder.mkdir(parents=True, exist_ok=True)
+    upload()  # warm-up
+    out = folder / "api.txt"
+    spy = subprocess.Popen([*py_spy_argv(out), "--pid", str(pid)], stdout=subprocess.DEVNULL)
+    time.sleep(1)
+    upload()
+    spy.send_signal(signal.SIGINT)
+    spy.wait(timeout=60)
+    print(f"profile: {out}")
+    return 0
 
 
 if __name__ == "__main__":
