@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import anyio
-from pymongo import ASCENDING, DESCENDING, MongoClient
+from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
@@ -123,6 +123,15 @@ class Database:
     async def update_job(self, job_id: str, fields: Doc) -> None:
         await self.run(
             self.jobs.update_one, {"_id": job_id}, {"$set": {**fields, "updated_at": now()}}
+        )
+
+    async def flag_submitted(self, job_id: str) -> Doc | None:
+        """Record that the job's VideoJob exists; returns the record as it is now."""
+        return await self.run(
+            self.jobs.find_one_and_update,
+            {"_id": job_id},
+            {"$set": {"cr_created": True, "updated_at": now()}},
+            return_document=ReturnDocument.AFTER,
         )
 
     async def delete_job_record(self, job_id: str) -> None:

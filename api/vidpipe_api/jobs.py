@@ -10,6 +10,12 @@ Order and undo (never lose an accepted upload, never leave orphans):
      this process creates the missing VideoJob once the API answers again. If the API server
      refuses the VideoJob as invalid (400/422: a CEL rule without a model-side twin), the job is
      Failed with `job_rejected`, its source deleted, and the client gets 422.
+
+Cancel of a job that has no VideoJob yet is recorded first (`cancel_requested`), then settled: a
+VideoJob found after all is cancelled by the operator; none means nothing ever ran, so the job is
+Cancelled here and its source deleted. While the cluster is down the job stays Pending with the
+request recorded, and the reconciler settles it instead of creating the VideoJob. A creation
+racing with the cancel reads the request back when it flags the record, and passes it on.
 """
 
 from __future__ import annotations
@@ -139,21 +145,58 @@ class Ingest:
         DEFERRED (job kept Pending for the reconciler) if the Kubernetes API is down; REJECTED if
         it refused the VideoJob as invalid: the job is then Failed for good and its source deleted.
         """
+        job_id = doc["_id"]
         try:
             await self.cluster.create(spec or spec_for(doc))
         except ClusterUnavailable:
-            log.warning("videojob deferred to the reconciler", extra={"job_id": doc["_id"]})
+            log.warning("videojob deferred to the reconciler", extra={"job_id": job_id})
             return Submission.DEFERRED
         except VideoJobRejected as exc:
             await self._reject(doc, exc)
             return Submission.REJECTED
         try:
-            await self.db.update_job(doc["_id"], {"cr_created": True})
+            record = await self.db.flag_submitted(job_id)
         except VidpipeError:
             # The VideoJob exists; the reconciler will see the flag unset, get 409, and set it.
             return Submission.DEFERRED
         doc["cr_created"] = True
+        if record is not None and record.get("cancel_requested"):
+            # Cancelled while the VideoJob was being created: the cancel found none to stop.
+            doc["cancel_requested"] = True
+            if not await self.settle_cancel(doc):
+                await self.db.update_job(job_id, {"cr_created": False})  # reconciler retries
+                doc["cr_created"] = False
+                return Submission.DEFERRED
         return Submission.CREATED
+
+    async def cancel_unsubmitted(self, doc: dict[str, Any]) -> None:
+        """Cancel a job recorded without a VideoJob (the cluster was down when it was accepted)."""
+        await self.db.update_job(doc["_id"], {"cancel_requested": True})
+        doc["cancel_requested"] = True
+        if not await self.settle_cancel(doc):
+            log.warning("cancel deferred to the reconciler", extra={"job_id": doc["_id"]})
+
+    async def settle_cancel(self, doc: dict[str, Any]) -> bool:
+        """Carry out a recorded cancel of a job; False while the Kubernetes API is down."""
+        job_id = doc["_id"]
+        try:
+            exists = await self.cluster.request_cancel(job_id)
+        except ClusterUnavailable:
+            return False
+        if exists:
+            # The operator stops it, deletes its outputs and mirrors Cancelled.
+            if not doc.get("cr_created"):
+                await self.db.update_job(job_id, {"cr_created": True})
+                doc["cr_created"] = True
+            return True
+        # Nothing ever ran: no outputs, and nothing will read the source again. The source goes
+        # first, so a failure here leaves the request recorded for the reconciler to finish.
+        await self.storage.delete(source_key(job_id))
+        fields = {"phase": Phase.CANCELLED.value, "finished_at": now()}
+        await self.db.update_job(job_id, fields)
+        doc.update(fields)
+        log.info("unsubmitted job cancelled", extra={"job_id": job_id})
+        return True
 
     async def _reject(self, doc: dict[str, Any], exc: VideoJobRejected) -> None:
         log.warning(

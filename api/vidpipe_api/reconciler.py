@@ -1,4 +1,5 @@
-"""Finish what an outage interrupted: create VideoJobs for recorded jobs that have none yet.
+"""Finish what an outage interrupted: create VideoJobs for recorded jobs that have none yet, or
+carry out the cancel of such a job instead of creating it.
 
 Runs as a periodic asyncio task inside every API replica. It is idempotent (creation by name,
 409 means done), so several replicas running it at once only cost a few duplicate calls.
@@ -23,6 +24,13 @@ async def reconcile_once(ingest: Ingest, min_age_seconds: float) -> int:
     cutoff = now() - timedelta(seconds=min_age_seconds)
     created = 0
     for doc in await ingest.db.jobs_missing_cr(cutoff):
+        if doc.get("cancel_requested"):
+            try:
+                if not await ingest.settle_cancel(doc):
+                    break  # the Kubernetes API is still down
+            except Exception:
+                log.exception("cancel failed", extra={"job_id": doc["_id"]})
+            continue
         try:
             outcome = await ingest.submit(doc)
         except Exception:

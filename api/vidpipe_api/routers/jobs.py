@@ -62,17 +62,14 @@ async def cancel_job(job: JobDoc, ctx: ContextDep) -> JobOut:
     job_id, phase = str(job["_id"]), str(job.get("phase"))
     if terminal(phase):
         raise JobAlreadyFinished(job_id, phase)
-    fields: dict[str, Any] = {"cancel_requested": True}
     if not job.get("cr_created"):
-        # No VideoJob yet (cluster was down): nothing runs, so the job is cancelled here and the
-        # reconciler, which only submits Pending jobs, will never start it.
-        exists = await ctx.cluster.request_cancel(job_id)
-        if not exists:
-            fields.update(phase=Phase.CANCELLED.value, finished_at=now())
+        # No VideoJob yet (the cluster was down): settled here, or by the reconciler, which then
+        # never creates it (vidpipe_api.jobs).
+        await ctx.ingest.cancel_unsubmitted(job)
     else:
         await ctx.cluster.request_cancel(job_id)
-    await ctx.db.update_job(job_id, fields)
-    job.update(fields)
+        await ctx.db.update_job(job_id, {"cancel_requested": True})
+        job["cancel_requested"] = True
     return JobOut.model_validate(job_view(job))
 
 
