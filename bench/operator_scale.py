@@ -295,8 +295,12 @@ def main() -> int:
     parser.add_argument("--creators", type=int, default=8, help="threads creating VideoJobs")
     parser.add_argument("--poll", type=float, default=1.0, help="MongoDB poll interval, s")
     parser.add_argument("--timeout", type=float, default=3600, help="give up after, s")
+    parser.add_argument(
+        "--profile", type=Path, help="write py-spy's collapsed stacks of the operator here"
+    )
     args = parser.parse_args()
-    recorder = Recorder("operator_scale", vars(args))
+    arguments = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    recorder = Recorder("operator_scale", arguments)
     api = kubernetes.config.new_client_from_config(config_file=KUBECONFIG)
     core = kubernetes.client.CoreV1Api(api)
     custom = kubernetes.client.CustomObjectsApi(api)
@@ -338,6 +342,12 @@ def main() -> int:
             pid = operator.proc.pid
             rss = VmPeak(pid)
             rss.start()
+            if args.profile:
+                # Sampled from outside the process; --idle keeps threads blocked on I/O, where
+                # an operator spends its time.
+                spy = [str(REPO / ".venv" / "bin" / "py-spy"), "record", "--pid", str(pid)]
+                spy += ["--format", "raw", "--idle", "--rate", "20", "-o", str(args.profile)]
+                subprocess.Popen(spy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             mongo = MongoPoll(mongo_url, args.poll)
             mongo.start()
             time.sleep(3)  # Lease taken, watches started

@@ -4,6 +4,12 @@ The operator's MongoDB writes come in bursts (many Jobs finishing or starting to
 bulk write per burst costs the database one round trip and one commit instead of one per job,
 which is what keeps the finish-to-MongoDB tail short. There is no timer: an idle batcher sends
 a lone write at once, so batching adds latency only when writes are already queueing.
+
+A batch that fails as a whole (a timeout, a lost connection) halves the cap for the next one; each
+batch that succeeds doubles it back up to `max_batch`. Without that, a database slower than the
+burst (FerretDB on SQLite under load) times out on a big batch, every write in it is retried
+together with the ones queued meanwhile, the next batch is bigger still, and the mirror never
+catches up (seen with bench/operator_scale.py).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ class Batcher(Generic[Op]):
     def __init__(self, flush: Flush[Op], max_batch: int = 500):
         self._flush = flush
         self._max_batch = max_batch
+        self.cap = max_batch  # the current cap: max_batch, halved by each batch that fails whole
         self._pending: list[tuple[Op, asyncio.Future[None]]] = []
         self._drainer: asyncio.Task[None] | None = None
 
@@ -42,16 +49,18 @@ class Batcher(Generic[Op]):
 
     async def _drain(self) -> None:
         while self._pending:
-            batch = self._pending[: self._max_batch]
-            del self._pending[: self._max_batch]
+            batch = self._pending[: self.cap]
+            del self._pending[: self.cap]
             try:
                 await self._flush([op for op, _ in batch])
-            except BatchFailed as exc:
+            except BatchFailed as exc:  # a write error: the batch's size was not the problem
                 _settle(batch[: exc.applied], None)
                 _settle(batch[exc.applied :], exc.cause)
             except Exception as exc:
+                self.cap = max(1, len(batch) // 2)
                 _settle(batch, exc)
             else:
+                self.cap = min(self._max_batch, self.cap * 2)
                 _settle(batch, None)
 
 

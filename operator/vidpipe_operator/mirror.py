@@ -99,7 +99,14 @@ def deleted_update(doc: Doc, at: datetime) -> Doc:
 
 
 class JobMirror:
-    def __init__(self, url: str, database: str, executor: Executor, timeout_ms: int = 5000):
+    def __init__(
+        self,
+        url: str,
+        database: str,
+        executor: Executor,
+        timeout_ms: int = 5000,
+        batch_max: int = 100,
+    ):
         self._client: MongoClient[Doc] = MongoClient(
             url,
             serverSelectionTimeoutMS=timeout_ms,
@@ -110,7 +117,7 @@ class JobMirror:
         self._jobs: Collection[Doc] = self._db[JOBS_COLLECTION]
         self._executor = executor
         # Writes made while one batch is in flight go out together in the next one.
-        self._writes: Batcher[Doc] = Batcher(self._bulk)
+        self._writes: Batcher[Doc] = Batcher(self._bulk, batch_max)
 
     async def _run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)

@@ -71,6 +71,8 @@ class OperatorSettings(BaseSettings):
     mongo_url: SecretStr = SecretStr("mongodb://localhost:27017/")
     mongo_database: str = "vidpipe"
     mongo_timeout_ms: int = Field(default=5000, ge=100)
+    # Most job updates in one `update` command; a batch that times out halves it (batching.py).
+    mongo_batch_max: int = Field(default=100, ge=1, le=1000)
 
     # Leader election on a coordination.k8s.io Lease: only the holder runs handlers.
     leader_election: bool = True

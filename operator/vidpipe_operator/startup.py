@@ -10,6 +10,7 @@ import kopf
 
 from vidpipe import constants
 from vidpipe_operator.kube import Kube, load_config
+from vidpipe_operator.leader import LeaseElector
 from vidpipe_operator.mirror import JobMirror
 from vidpipe_operator.runtime import Runtime
 from vidpipe_operator.settings import OperatorSettings
@@ -38,7 +39,11 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
 
 def handle_startup(
-    kopf_settings: kopf.OperatorSettings, settings: OperatorSettings, logger: kopf.Logger
+    kopf_settings: kopf.OperatorSettings,
+    settings: OperatorSettings,
+    logger: kopf.Logger,
+    *,
+    elector: LeaseElector | None = None,
 ) -> Runtime:
     p = kopf_settings
     # No finalizer, no handler progress or diff-base annotations: the operator registers only
@@ -80,10 +85,12 @@ def handle_startup(
             settings.mongo_database,
             mongo_executor,
             settings.mongo_timeout_ms,
+            settings.mongo_batch_max,
         ),
         storage=OutputStorage(settings, executor),
         executor=executor,
         executors=[mongo_executor],
+        elector=elector,
     )
     logging.getLogger(__name__).info(
         f"limit {settings.max_running_per_namespace} running per namespace; "

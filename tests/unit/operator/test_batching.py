@@ -109,3 +109,25 @@ def test_a_failed_batch_fails_every_write_in_it_and_the_next_batch_still_runs() 
     failed, batches = asyncio.run(go())
     assert all(isinstance(e, ConnectionError) for e in failed)
     assert batches == [["a", "b"], ["c"]]
+
+
+def test_a_batch_failing_whole_halves_the_cap_and_successes_restore_it() -> None:
+    # Fails if a timed-out batch is retried at full size (the mirror then never catches up).
+    async def go() -> tuple[list[int], list[int]]:
+        store = FakeStore(broken={1, 2})
+        batcher: Batcher[str] = Batcher(store.flush, max_batch=8)
+        first = asyncio.create_task(batcher.submit("a"))
+        await asyncio.sleep(0)
+        queued = asyncio.create_task(_submit_all(batcher, [f"q{i}" for i in range(8)]))
+        await asyncio.sleep(0)
+        store.release.set()
+        await first
+        await queued  # one batch of 8, failed whole: the cap is now 4
+        caps = [batcher.cap]
+        await _submit_all(batcher, [f"r{i}" for i in range(8)])  # 4 (fail), 2, 2
+        caps.append(batcher.cap)
+        return [len(b) for b in store.batches], caps
+
+    sizes, caps = asyncio.run(go())
+    assert sizes == [1, 8, 4, 2, 2]
+    assert caps == [4, 8]
