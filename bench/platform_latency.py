@@ -1,25 +1,43 @@
-"""Upload to Succeeded on the running local platform (`make up`), against bare ffmpeg.
+"""Upload to Succeeded on the platform in the local cluster, against bare ffmpeg.
 
-    .venv/bin/python bench/platform_latency.py [--seconds 30] [--height 1080]
+    .venv/bin/python bench/platform_latency.py [--seconds 30] [--height 1080] [--rounds 3]
+    .venv/bin/python bench/platform_latency.py --api http://127.0.0.1:8000   # after `make up`
 
 Generates a 1080p30 clip with audio, uploads it through the API with the default options
-(720p rendition, poster, storyboard), and times upload start -> phase Succeeded. The baseline,
-measured in the same run on the same machine, is one bare ffmpeg command producing the same 720p
-rendition from a local file: the ratio is what the platform (HTTP, S3 both ways, probe twice,
-Kubernetes scheduling, the operator, Pod start, manifest) costs on top of the transcode itself.
+(720p rendition, poster, storyboard), and times upload start -> phase Succeeded. The baseline is
+one bare ffmpeg command producing the same 720p rendition from a local file: the ratio is what the
+platform (HTTP, S3 both ways, probe twice, Kubernetes scheduling, the operator, Pod start,
+manifest) costs on top of the transcode itself. Rounds alternate between the two (order reversed
+every other round) after one unrecorded warm-up of each; figures are medians.
+
+Without --api the bench installs its own release of the chart into the local cluster
+(`hack/platform.sh install`, the images of the current sources, as the e2e tests do) and
+uninstalls it afterwards; with --api it uses that platform and the key in
+.local/cluster/api-key. No issue sets a goal for this ratio: the file records it without one.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import secrets
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO)]
+
+from tests.utils.cluster import local_cluster  # noqa: E402
+from tests.utils.platform import installed, run  # noqa: E402
+
+from bench.results import Recorder, alternate, median  # noqa: E402
+
 KEY_FILE = REPO / ".local" / "cluster" / "api-key"
 
 
@@ -65,25 +83,74 @@ def platform(source: Path, base_url: str, key: str) -> float:
     return elapsed
 
 
+@contextlib.contextmanager
+def endpoint(api: str | None) -> Iterator[tuple[str, str]]:
+    """(base URL, API key): the given platform's, or a release installed for this run."""
+    if api is not None:
+        if not KEY_FILE.exists():
+            raise SystemExit(f"no API key at {KEY_FILE}: run `make up` first")
+        yield api, KEY_FILE.read_text().strip()
+        return
+    cluster = local_cluster()
+    # The chart names its objects after the release when the name contains "vidpipe".
+    name = f"vidpipe-bench-{secrets.token_hex(3)}"
+    try:
+        with installed(cluster, name) as release:
+            yield release.base_url, release.key
+    finally:
+        run(str(REPO / "bin" / "kubectl"), "delete", "namespace", name, "--wait=false",
+            cluster=cluster, check=False)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--height", type=int, default=1080)
-    parser.add_argument("--api", default="http://127.0.0.1:8000")
+    parser.add_argument("--rounds", type=int, default=3, help="recorded rounds per side")
+    parser.add_argument("--api", help="an installed platform's API (default: install one)")
     args = parser.parse_args()
-    if not KEY_FILE.exists():
-        raise SystemExit("no local platform: run `make up` first")
-    key = KEY_FILE.read_text().strip()
-    with tempfile.TemporaryDirectory() as tmp:
+    recorder = Recorder("platform_latency", vars(args))
+    with tempfile.TemporaryDirectory() as tmp, endpoint(args.api) as (base_url, key):
         source = Path(tmp) / "source.mp4"
         make_source(source, args.seconds, args.height)
         size_mib = source.stat().st_size / 2**20
-        baseline = bare_ffmpeg(source, Path(tmp) / "bare-720p.mp4")
-        ours = platform(source, args.api, key)
-    print(f"source: {args.seconds}s {args.height}p30, {size_mib:.1f} MiB")
-    print(f"bare ffmpeg 720p on a local file: {baseline:.1f}s")
+        measured = alternate(
+            {
+                "bare": lambda: bare_ffmpeg(source, Path(tmp) / "bare-720p.mp4"),
+                "platform": lambda: platform(source, base_url, key),
+            },
+            args.rounds,
+        )
+    bare, ours = median(measured["bare"]), median(measured["platform"])
+    path = recorder.write(
+        goals=[],
+        figures={
+            "bare_ffmpeg_720p_s": bare,
+            "platform_upload_to_succeeded_s": ours,
+            "ratio_platform_to_bare": ours / bare,
+        },
+        method={
+            "rounds": args.rounds,
+            "warmup": "one unrecorded run of each side",
+            "statistic": "median of each side's rounds; ratio of the medians",
+            "platform": "PUT /v1/videos (default options: 720p, poster, storyboard) until GET "
+            "/v1/jobs/{id} says Succeeded, polled every 0.25 s; "
+            + ("the platform at --api" if args.api else "a release installed for this run"),
+            "baseline": "one ffmpeg: the same source to 720p (veryfast, crf 23, aac 128k) "
+            "from a local file",
+        },
+        rounds={"bare_s": measured["bare"], "platform_s": measured["platform"]},
+        notes={
+            "source": f"{args.seconds} s {args.height}p30 H.264 + AAC (testsrc2 + noise), "
+            f"{size_mib:.1f} MiB",
+            "goal": "none set by an issue",
+        },
+    )
+    print(f"source: {args.seconds}s {args.height}p30, {size_mib:.1f} MiB; medians of {args.rounds}")
+    print(f"bare ffmpeg 720p on a local file: {bare:.1f}s")
     print(f"platform upload -> Succeeded (720p + poster + storyboard): {ours:.1f}s")
-    print(f"ratio platform / bare ffmpeg: {ours / baseline:.2f}")
+    print(f"ratio platform / bare ffmpeg: {ours / bare:.2f}")
+    print(Recorder.summary(path))
 
 
 if __name__ == "__main__":

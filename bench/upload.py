@@ -221,7 +221,7 @@ def run(
                 s3c.delete_object(Bucket=BUCKET, Key="bench/raw-upload")
 
             if args.profile:
-                return profile(args.profile, api.pid, api_put)
+                return profile(args.profile, api.pid, api_form if args.form else api_put)
 
             meter = Round({"api": api.pid, "s3": s3_popen.pid})
             sides: dict[str, Callable[[], dict[str, float]]] = {
