@@ -59,6 +59,7 @@ INTERNAL_STATUS: dict[ErrorCode, InternalStatus] = {
     ErrorCode.UPLOAD_NOT_FOUND: S.INVALID_INPUT,
     ErrorCode.JOB_ALREADY_FINISHED: S.INVALID_INPUT,
     ErrorCode.UPLOAD_SESSION_EXPIRED: S.INVALID_INPUT,
+    ErrorCode.UPLOAD_COMPLETING: S.INVALID_INPUT,
     # A video, but outside the limits: the file type is fine, the input is not.
     ErrorCode.DURATION_LIMIT_EXCEEDED: S.INVALID_INPUT,
     ErrorCode.RESOLUTION_LIMIT_EXCEEDED: S.INVALID_INPUT,

@@ -171,13 +171,6 @@ class Database:
     async def get_upload(self, owner: str, upload_id: str) -> Doc | None:
         return await self.run(self.uploads.find_one, {"_id": upload_id, "owner": owner})
 
-    async def claim_upload(self, owner: str, upload_id: str) -> Doc | None:
-        """Take a session for completion; a second concurrent claim gets None (then 404)."""
-        session = await self.get_upload(owner, upload_id)
-        if session is None or not await self.lock(f"upload:{upload_id}"):
-            return None
-        return session
-
     async def release_upload(self, upload_id: str) -> None:
         await self.unlock(f"upload:{upload_id}")
 

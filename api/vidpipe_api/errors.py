@@ -145,6 +145,16 @@ class UploadSessionExpired(VidpipeError):
         )
 
 
+class UploadCompleting(RetryLater):
+    def __init__(self, upload_id: str, retry_after: int) -> None:
+        super().__init__(
+            ErrorCode.UPLOAD_COMPLETING,
+            f"upload {upload_id!r} is being completed by another request; retry to get its job",
+            {"uploadId": upload_id},
+            retry_after,
+        )
+
+
 class StorageUnavailable(VidpipeError):
     def __init__(self, message: str = "object storage is unavailable; retry later") -> None:
         super().__init__(ErrorCode.STORAGE_UNAVAILABLE, message)

@@ -67,14 +67,9 @@ async def reap_once(storage: Storage, db: Database, settings: Settings) -> ReapR
 
     for session in await sessions.expired(db, at):
         upload_id = str(session["_id"])
-        lock = f"upload:{upload_id}"
-        if not await db.lock(lock):
-            taken = await sessions.lock_taken_at(db, lock)
-            if taken is not None and taken > at - grace:
-                continue  # a completion that started before expiry is still running
-            await db.unlock(lock)  # left by a crashed completion
-            if not await db.lock(lock):
-                continue
+        # A completion that started before expiry may still run; an older lock is a crash's.
+        if await sessions.acquire(db, f"upload:{upload_id}", at - grace) is not None:
+            continue
         await storage.abort_multipart(str(session["key"]), str(session["s3_upload_id"]))
         await db.delete_upload(upload_id)  # also gives the lock back
         report.sessions += 1

@@ -41,10 +41,21 @@ async def existing_ids(db: Database, collection: str, ids: list[str]) -> set[str
     return await db.run(_find)
 
 
-async def lock_taken_at(db: Database, name: str) -> datetime | None:
-    """When the lock `name` was taken, or None if it is free."""
-    doc = await db.run(db.locks.find_one, {"_id": name})
-    if doc is None:
-        return None
-    at = doc.get("at")
-    return at if isinstance(at, datetime) else None
+async def acquire(db: Database, name: str, stale_before: datetime) -> datetime | None:
+    """Take the lock `name`; None once held, else when its live holder took it.
+
+    A lock taken before `stale_before` belongs to a holder that crashed, and is taken over. Only
+    that very lock document is deleted (matched on its time), so of requests taking it over at
+    once exactly one succeeds and the others see it held.
+    """
+    for _ in range(3):
+        if await db.lock(name):
+            return None
+        doc = await db.run(db.locks.find_one, {"_id": name})
+        if doc is None:
+            continue  # given back meanwhile
+        at = doc.get("at")
+        if isinstance(at, datetime) and at >= stale_before:
+            return at
+        await db.run(db.locks.delete_one, {"_id": name, "at": at})
+    return now()  # taken over by another request just now

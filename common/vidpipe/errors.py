@@ -54,6 +54,7 @@ class ErrorCode(StrEnum):
     UPLOAD_TIMEOUT = "upload_timeout"
     FORM_LIMIT_EXCEEDED = "form_limit_exceeded"
     UPLOAD_SESSION_EXPIRED = "upload_session_expired"
+    UPLOAD_COMPLETING = "upload_completing"
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,9 @@ CATALOGUE: dict[ErrorCode, ErrorSpec] = {
         413, "The multipart form has too many or too large fields."
     ),
     ErrorCode.UPLOAD_SESSION_EXPIRED: ErrorSpec(410, "The presigned upload session has expired."),
+    ErrorCode.UPLOAD_COMPLETING: ErrorSpec(
+        409, "Another request is completing this upload; retry after `Retry-After`."
+    ),
 }
 
 # Codes that mean "this input will never process": the processor exits with BAD_INPUT for them.

@@ -122,10 +122,10 @@ class TcpProxy:
             with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)
             listener.close()
-        self._released.set()
         with self._lock:
             for relay in self.relays:
                 self._reset(relay)
+        self._released.set()
 
     def release(self) -> None:
         self._released.set()
@@ -179,7 +179,9 @@ class TcpProxy:
                 if upstream:
                     relay.saw_upstream(data)
                 if self._held(relay, hold):
-                    self._released.wait()  # down() sets it too, and cuts the sockets
+                    self._released.wait()
+                    if relay.cut:
+                        break  # down(): what was held is never delivered
                 sink.sendall(data)
                 if upstream:
                     relay.up += len(data)

@@ -7,12 +7,18 @@ Abuse limits: every part URL is signed with that part's exact `Content-Length` (
 1 byte cannot receive 100 MiB), an owner has at most `max_open_sessions_per_owner` sessions
 open, completion after `expiresAt` is refused (410) and discards the parts, and the reaper
 (`vidpipe_api.reaper`) aborts sessions nobody completes.
+
+Completion is safe to retry. While another request completes the session, a retry gets 409
+`upload_completing` with `Retry-After`; a lock older than `reaper_grace_seconds` was left by a
+completion that crashed, and is taken over: the retry picks up where it stopped (parts already
+assembled, or the job already recorded). Once the job exists, a retry answers with that job.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+import math
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -23,11 +29,13 @@ from vidpipe.errors import VidpipeError
 from vidpipe.keys import source_key
 from vidpipe.models import Outputs
 from vidpipe_api import ratelimit, sessions
+from vidpipe_api.context import AppContext
 from vidpipe_api.db import now
 from vidpipe_api.deps import ContextDep, CurrentOwner
 from vidpipe_api.errors import (
     InvalidRequest,
     TooManyUploadSessions,
+    UploadCompleting,
     UploadNotFound,
     UploadSessionExpired,
     UploadTooLarge,
@@ -53,6 +61,9 @@ MAX_PARTS = 10_000
 # Retry-After when the open-session cap is reached: sessions end when completed, aborted or
 # expired, none of which a short wait guarantees; a minute keeps a polling client cheap.
 SESSION_RETRY_AFTER_SECONDS = 60
+# Retry-After while another request completes a session: a live completion ends within seconds
+# (and the retry then gets its job); a crashed one's lock goes stale after the reaper's grace.
+COMPLETING_RETRY_AFTER_SECONDS = 5
 
 
 def part_size_for(size: int, minimum: int) -> int:
@@ -165,10 +176,17 @@ async def complete_upload(
     """Assemble the parts, validate the video exactly like `/v1/videos`, and create the job.
 
     Every part of the session must be listed once; a session past `expiresAt` answers 410.
+    Safe to retry: 409 `upload_completing` while another request completes it, then its job.
     """
-    session = await ctx.db.claim_upload(owner, upload_id)
+    session = await claim(ctx, owner, upload_id)
     if session is None:
-        raise UploadNotFound(upload_id)
+        # Completed already (the answer was lost on the way): the job is the answer.
+        return accepted(await ctx.db.get_job(owner, upload_id), upload_id)
+    recorded = await ctx.db.get_job(owner, upload_id)
+    if recorded is not None:
+        # A completion that crashed after recording the job: nothing is left to do.
+        await ctx.db.delete_upload(upload_id)
+        return accepted(recorded, upload_id)
     key, s3_id = session["key"], session["s3_upload_id"]
     if session["expires_at"] <= now():
         await ctx.storage.abort_multipart(key, s3_id)
@@ -185,6 +203,8 @@ async def complete_upload(
     parts = [{"PartNumber": p.partNumber, "ETag": p.etag} for p in body.parts]
     parts.sort(key=lambda p: int(str(p["PartNumber"])))
     try:
+        # A retry after a completion that crashed past this step completes it again: versitygw
+        # answers a repeated completion with success (a store answering NoSuchUpload would not).
         await ctx.storage.complete_multipart(key, s3_id, parts)
     except VidpipeError:
         # Wrong ETags, missing parts or an outage: the client can fix or retry the completion.
@@ -215,6 +235,30 @@ async def complete_upload(
         )
     finally:
         await ctx.db.delete_upload(upload_id)
+    return accepted(doc, upload_id)
+
+
+async def claim(ctx: AppContext, owner: str, upload_id: str) -> dict[str, Any] | None:
+    """The session, locked for this request; None if there is none.
+
+    Raises 409 `upload_completing` while a live request holds it; the lock of one that crashed
+    (older than the reaper's grace) is taken over.
+    """
+    session = await ctx.db.get_upload(owner, upload_id)
+    if session is None:
+        return None
+    grace = timedelta(seconds=ctx.settings.reaper_grace_seconds)
+    holder: datetime | None = await sessions.acquire(ctx.db, f"upload:{upload_id}", now() - grace)
+    if holder is not None:
+        stale_in = (holder + grace - now()).total_seconds()
+        wait = min(COMPLETING_RETRY_AFTER_SECONDS, max(1, math.ceil(stale_in)))
+        raise UploadCompleting(upload_id, wait)
+    return session
+
+
+def accepted(doc: dict[str, Any] | None, upload_id: str) -> JSONResponse:
+    if doc is None:
+        raise UploadNotFound(upload_id)
     body_out = JobOut.model_validate(job_view(doc)).model_dump(mode="json")
     return JSONResponse(body_out, status_code=202, headers={"Location": body_out["url"]})
 
@@ -227,7 +271,7 @@ async def complete_upload(
 )
 async def abort_upload(upload_id: str, ctx: ContextDep, owner: CurrentOwner) -> Response:
     """Discard the uploaded parts; the job is never created."""
-    session = await ctx.db.claim_upload(owner, upload_id)
+    session = await claim(ctx, owner, upload_id)
     if session is None:
         raise UploadNotFound(upload_id)
     await ctx.storage.abort_multipart(session["key"], session["s3_upload_id"])
