@@ -44,7 +44,7 @@ def _rt(memo: kopf.Memo) -> Runtime:
 async def startup(
     settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
-    runtime = handle_startup(settings, OperatorSettings(), logger)
+    runtime = handle_startup(settings, OperatorSettings(), logger, elector=memo.get("elector"))
     runtime.spawn(resync_forever(runtime))
     memo["runtime"] = runtime
 
@@ -73,6 +73,8 @@ async def videojob_event(
     HEARTBEAT.beat()
     rt = _rt(memo)
     entries = _entries(rt, videojob_queue)
+    if not await rt.may_act():
+        return  # the Lease is lost: the process is stopping
     await handle_videojob_event(rt, type, dict(body), entries=entries, logger=logger)
 
 
@@ -87,6 +89,8 @@ async def job_event(
 ) -> None:
     HEARTBEAT.beat()
     rt = _rt(memo)
+    if not await rt.may_act():
+        return  # the Lease is lost: the process is stopping
     await handle_job_event(
         rt, type, dict(body), entries=_entries(rt, videojob_queue), logger=logger
     )

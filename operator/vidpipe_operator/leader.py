@@ -3,6 +3,13 @@
 kopf's own peering lets operators of equal priority run side by side (with a warning) and needs
 its own CRDs; a Lease is what kube-controller-manager uses and only needs RBAC on `leases`.
 The elector runs in a plain thread: it must keep renewing even if the event loop is busy.
+
+Holding the Lease is not enough to act: a leader that has not renewed for `renew_deadline` (two
+thirds of the duration, client-go's ratio) stops acting until a renewal succeeds (`holds`). A
+successor takes the Lease only once it has expired, a third of the duration later, so two
+replicas never act at once even when the old one was frozen (SIGSTOP, a long pause, a suspended
+VM) and wakes up with watch events it has not yet handled; its next renewal finds the Lease
+taken and the process exits.
 """
 
 from __future__ import annotations
@@ -36,9 +43,12 @@ class LeaseElector:
         self._api = kubernetes.client.CoordinationV1Api(api)
         self.name, self.namespace, self.identity = name, namespace, identity
         self.duration = duration_seconds
+        self.renew_deadline = duration_seconds * 2 / 3
         self.lost = threading.Event()
         self._stop = threading.Event()
-        self._last_renewal = 0.0
+        # When the last successful renewal was sent (monotonic): the Lease's renewTime is at
+        # least that late, so it cannot expire for others before this + duration.
+        self._last_renewal = -float("inf")
 
     def _body(self, *, acquire: bool, transitions: int, version: str | None) -> dict[str, Any]:
         at = _now().isoformat(timespec="microseconds").replace("+00:00", "Z")
@@ -99,13 +109,25 @@ class LeaseElector:
             raise
         return True
 
+    def holds(self) -> bool:
+        """True while this replica may act: the Lease is not lost and was renewed recently."""
+        return (
+            not self.lost.is_set() and time.monotonic() - self._last_renewal < self.renew_deadline
+        )
+
+    def _renew(self) -> bool:
+        sent = time.monotonic()
+        if self.try_acquire():
+            self._last_renewal = sent
+            return True
+        return False
+
     def acquire(self) -> None:
         """Block until this process holds the Lease."""
         waited = False
         while not self._stop.is_set():
             try:
-                if self.try_acquire():
-                    self._last_renewal = time.monotonic()
+                if self._renew():
                     log.info(f"leader: {self.identity} holds lease {self.namespace}/{self.name}")
                     return
             except Exception as exc:
@@ -119,13 +141,12 @@ class LeaseElector:
         period = max(1.0, self.duration / 3)
         while not self._stop.wait(period):
             try:
-                if self.try_acquire():
-                    self._last_renewal = time.monotonic()
+                if self._renew():
                     continue
             except Exception as exc:
-                # The API server is unreachable (restart, network): nobody can take the Lease
-                # and none of our writes can land meanwhile, so keep going and retry; stepping
-                # down here would turn every API server restart into an operator restart.
+                # The API server is unreachable (restart, network): keep trying rather than
+                # exit, or every API server restart would restart the operator. Past
+                # renew_deadline `holds` is False, so nothing acts meanwhile.
                 log.warning(f"leader: renewal failed, retrying: {exc}")
                 continue
             log.error(f"leader: lease {self.namespace}/{self.name} taken by another replica")

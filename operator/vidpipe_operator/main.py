@@ -55,6 +55,8 @@ def main() -> int:
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
             stop_flag=stop,
+            # Handlers act only while the Lease is freshly renewed (Runtime.may_act).
+            memo=kopf.Memo(elector=elector),
         )
     finally:
         if elector is not None and not elector.lost.is_set():

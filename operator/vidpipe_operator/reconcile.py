@@ -210,6 +210,8 @@ async def reconcile(
     event: each saves a read on the hot path. Raises WaitingForSlot when it must wait for the
     concurrency limit.
     """
+    if not await rt.may_act():
+        return None  # the Lease is lost: the process is stopping
     async with rt.lock(namespace, name):
         videojob = body if body is not None else await rt.kube.get_videojob(namespace, name)
         if videojob is None:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Collection, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from vidpipe_operator.kube import Kube
+from vidpipe_operator.leader import LeaseElector
 from vidpipe_operator.mirror import JobMirror
 from vidpipe_operator.scheduler import QueueEntry
 from vidpipe_operator.settings import OperatorSettings
 from vidpipe_operator.storage import OutputStorage
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,6 +43,24 @@ class Runtime:
     # kopf's live index of VideoJobs per namespace (scheduler.queue_entry), handed over by the
     # first handler call so the resync loop can read it too.
     index: Mapping[str, Collection[QueueEntry]] | None = None
+    # The Lease this replica acts under (None: leader election is off).
+    elector: LeaseElector | None = None
+
+    async def may_act(self) -> bool:
+        """Wait until this replica may write (its Lease renewal is fresh); False once the Lease
+        is lost: the process is stopping and must do nothing more (see leader.py)."""
+        elector = self.elector
+        if elector is None:
+            return True
+        overdue = False
+        while not elector.holds():
+            if elector.lost.is_set():
+                return False
+            if not overdue:
+                log.warning("lease renewal overdue: not acting until it is renewed")
+                overdue = True
+            await asyncio.sleep(0.1)
+        return True
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         return self.locks.setdefault((namespace, name), asyncio.Lock())

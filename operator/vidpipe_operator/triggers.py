@@ -164,6 +164,8 @@ async def resync_forever(rt: Runtime) -> None:
     since_resync = rt.settings.resync_seconds - tick  # first full resync after one tick
     while True:
         await asyncio.sleep(tick)
+        if not await rt.may_act():
+            return  # the Lease is lost: the process is stopping
         since_resync += tick
         if since_resync >= rt.settings.resync_seconds:
             since_resync = 0.0

@@ -3,8 +3,18 @@
 The cluster comes from `hack/cluster.sh up` (KUBECONFIG, default .local/cluster/kubeconfig). An
 unreachable cluster fails loudly: these tests are the proof the operator works on a real one.
 The operator runs on the host as a subprocess (`python -m vidpipe_operator`), so tests can kill
-it with SIGKILL; it uses the session's S3 and MongoDB-protocol servers. Job Pods run the busybox
-stub image; what each Pod does is chosen by the VideoJob's `owner` (see STUB_SCRIPT).
+it with SIGKILL; it uses the session's S3 and MongoDB-protocol servers.
+
+Which processor the Job Pods run:
+- The real processor image (`processor_image`, built from this tree by `hack/images.sh load`)
+  wherever the outcome depends on what the processor does: its exit classes (65 bad input, 75
+  retryable), its termination message, progress, outputs and the manifest
+  (test_real_processor.py, test_real_processor_outputs.py). Those Pods reach a private versitygw
+  on the node bridge address (`pod_s3`), which a test can stop and start again.
+- The busybox stub (STUB_IMAGE) only where a scripted exit or lifetime is the point: the Job's
+  lifecycle, queue, cancel, restarts, Lease, eviction and deadline tests need Pods that exit with
+  a chosen code at a chosen time, which a real transcode cannot give. What each stub Pod does is
+  chosen by the VideoJob's `owner` (see STUB_SCRIPT).
 """
 
 from __future__ import annotations
@@ -19,14 +29,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes
 import pytest
+import urllib3
 import yaml
 from kubernetes.client.exceptions import ApiException
 from pymongo import MongoClient
 
-from tests.utils.servers import S3Server
+from tests.utils.cluster import local_cluster
+from tests.utils.servers import S3Server, ServerProcess, s3_process
 from vidpipe import constants
 
 REPO = Path(__file__).resolve().parents[3]
@@ -34,6 +47,8 @@ CRD_FILE = REPO / "crds" / f"{constants.CRD_NAME}.yaml"
 KUBECONFIG = os.environ.get("KUBECONFIG") or str(REPO / ".local" / "cluster" / "kubeconfig")
 STUB_IMAGE = os.environ.get("VIDPIPE_STUB_IMAGE", "localhost/vidpipe-stub:latest")
 DB = "vidpipe_optest"
+# The processor image's user (processor/Dockerfile `USER 10001`).
+PROCESSOR_UID = "10001"
 
 # The stub processor: behaviour by owner. Exit codes are the processor's contract
 # (vidpipe.exitcodes): 65 bad input, 75 retryable. "evictable": every Pod lives 20 s and succeeds,
@@ -58,7 +73,12 @@ def kube() -> kubernetes.client.ApiClient:
     """An API client for the real cluster with the generated CRD applied and established."""
     if not Path(KUBECONFIG).exists():
         pytest.fail(f"no kubeconfig at {KUBECONFIG}: run `hack/cluster.sh up` first")
-    api = kubernetes.config.new_client_from_config(config_file=KUBECONFIG)
+    config = kubernetes.client.Configuration()
+    kubernetes.config.load_kube_config(config_file=KUBECONFIG, client_configuration=config)
+    # The test's own reads ride out an API server restart (test_apiserver_restart.py and the
+    # outage tests make one): only refused connections are retried, so nothing is sent twice.
+    config.retries = urllib3.util.Retry(total=8, connect=8, read=0, status=0, backoff_factor=0.5)
+    api = kubernetes.client.ApiClient(config)
     try:
         kubernetes.client.VersionApi(api).get_code()
     except Exception as exc:
@@ -145,6 +165,16 @@ class OperatorProcess:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
+    def pause(self) -> None:
+        """SIGSTOP: the process neither runs nor renews its Lease, as in a long GC pause or a
+        frozen node, yet keeps its connections and wakes up where it stopped."""
+        assert self.proc is not None and self.proc.poll() is None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
@@ -192,9 +222,83 @@ def operator_env(
         "VIDPIPE_OPERATOR_LEASE_DURATION_SECONDS": "6",
         "VIDPIPE_OPERATOR_IDENTITY": f"test-{namespace}",
         "VIDPIPE_OPERATOR_METRICS_PORT": "0",
+        "VIDPIPE_OPERATOR_LIVENESS_PORT": "0",
     }
     env.update(overrides)
     return env
+
+
+def real_processor_env(
+    namespace: str,
+    mongo_url: str,
+    s3: S3Server,
+    bucket: str,
+    image: str,
+    **overrides: str,
+) -> dict[str, str]:
+    """operator_env for Jobs that run the real processor image against `s3` (an S3 the Pods
+    reach: its endpoint goes into the presigned URLs). Limits sized for small clips on 2 cores."""
+    env = operator_env(
+        namespace,
+        mongo_url,
+        s3,
+        bucket,
+        VIDPIPE_OPERATOR_PROCESSOR_IMAGE=image,
+        VIDPIPE_OPERATOR_PROCESSOR_S3_ENDPOINT_URL=s3.endpoint_url,
+        VIDPIPE_OPERATOR_PROCESSOR_UID=PROCESSOR_UID,
+        VIDPIPE_OPERATOR_PROCESSOR_CPU_REQUEST="100m",
+        VIDPIPE_OPERATOR_PROCESSOR_CPU_LIMIT="1",
+        VIDPIPE_OPERATOR_PROCESSOR_MEMORY_REQUEST="128Mi",
+        VIDPIPE_OPERATOR_PROCESSOR_MEMORY_LIMIT="768Mi",
+        VIDPIPE_OPERATOR_PROCESSOR_WORK_DIR_SIZE="1Gi",
+    )
+    env.pop("VIDPIPE_OPERATOR_PROCESSOR_COMMAND")  # the image's own entrypoint
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture(scope="session")
+def processor_image(kube: kubernetes.client.ApiClient) -> str:
+    """The real processor image for this tree, already in the node's containerd.
+
+    `make test` loads it first (`hack/images.sh load`); VIDPIPE_TEST_PROCESSOR_IMAGE overrides the
+    name (e.g. to an image loaded before an unrelated edit changed the tree's tag).
+    """
+    image = os.environ.get("VIDPIPE_TEST_PROCESSOR_IMAGE")
+    if not image:
+        tag = subprocess.run(
+            [str(REPO / "hack" / "images.sh"), "tag"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        image = f"localhost/vidpipe-processor:{tag}"
+    nodes = kubernetes.client.CoreV1Api(kube).list_node().items
+    present = {name for n in nodes for i in n.status.images or [] for name in i.names or []}
+    if image not in present:
+        pytest.fail(f"{image} is not in the cluster: run `hack/images.sh load` first")
+    return image
+
+
+@dataclass(frozen=True)
+class PodS3:
+    """A private versitygw that processor Pods reach (on the node bridge address) and that a test
+    may stop and start again (`process.down()`), with one bucket for sources and outputs."""
+
+    server: S3Server
+    process: ServerProcess
+    bucket: str
+
+
+@pytest.fixture(scope="module")
+def pod_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodS3]:
+    # The address the cluster's own S3 listens on for Pods (hack/cluster.sh): the node bridge.
+    bridge = urlsplit(local_cluster().env["VIDPIPE_S3_ENDPOINT_URL"]).hostname or "10.88.0.1"
+    server, process = s3_process(tmp_path_factory.mktemp("pod-s3"), host=bridge)
+    process.start()
+    try:
+        bucket = f"vjop-{secrets.token_hex(4)}"
+        server.client().create_bucket(Bucket=bucket)
+        yield PodS3(server, process, bucket)
+    finally:
+        process.stop()
 
 
 @pytest.fixture(scope="module")
@@ -305,6 +409,19 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster(kube: kubernetes.client.ApiClient, namespace: str) -> Cluster:
     return Cluster(kube, namespace)
+
+
+def make_media(path: Path, seconds: float, size: str = "320x240", *, video: bool = True) -> Path:
+    """A small real clip made by ffmpeg: testsrc2 H.264 with an AAC tone, or the tone alone."""
+    inputs = ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25"] if video else []
+    codecs = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"] if video else []
+    subprocess.run(
+        ["ffmpeg", "-v", "error", *inputs, "-f", "lavfi", "-i", "sine=frequency=440",
+         "-t", str(seconds), *codecs, "-c:a", "aac", "-y", str(path)],
+        check=True,
+        timeout=120,
+    )  # fmt: skip
+    return path
 
 
 def wait_for(
