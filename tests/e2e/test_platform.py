@@ -11,14 +11,19 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import boto3
 import httpx
 import pymongo
 import pytest
 
 from tests.utils.cluster import LocalCluster
 from tests.utils.platform import BIN, CHART, Platform, installed, run
+from vidpipe.keys import output_key, output_prefix
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 pytestmark = pytest.mark.e2e
 
@@ -42,6 +47,18 @@ def make_video(path: Path, seconds: int, size: str = "640x360") -> Path:
         check=True,
     )  # fmt: skip
     return path
+
+
+def platform_s3(platform: Platform) -> S3Client:
+    """The platform's S3 with the cluster's admin keys (the test looks where users cannot)."""
+    env = platform.cluster.env
+    return boto3.client(
+        "s3",
+        endpoint_url=platform.cluster.s3_endpoint_for_pods,
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env.get("AWS_REGION", "us-east-1"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -150,10 +167,25 @@ def test_cancelled_job_ends_cancelled_without_outputs(platform: Platform, tmp_pa
         assert response.status_code == 202, response.text
         job_id = response.json()["id"]
         platform.wait_for_phase(job_id, {"Running"}, timeout=120)
+        # Started for real: the processor itself reported progress (it read the source).
+        deadline = time.monotonic() + 120
+        while not http.get(f"/v1/jobs/{job_id}").json()["progress"]:
+            assert time.monotonic() < deadline, "no progress reported while Running"
+            time.sleep(1)
+        # What a Pod stopped mid-upload leaves behind: cancel must remove it with the rest.
+        s3, bucket = platform_s3(platform), platform.cluster.env["VIDPIPE_S3_BUCKET"]
+        s3.put_object(Bucket=bucket, Key=output_key(job_id, "720p.mp4"), Body=b"partial")
         assert http.post(f"/v1/jobs/{job_id}/cancel").status_code in (200, 202)
     job = platform.wait_for_phase(job_id, {"Cancelled", "Succeeded", "Failed"}, timeout=120)
     assert job["phase"] == "Cancelled", job
-    assert not (job.get("downloads") or {}).get("renditions")
+    # The operator records Cancelled, then deletes the prefix (and sweeps it again once the Pods
+    # are gone). Fails if anything is left under the job's outputs prefix after that.
+    deadline = time.monotonic() + 60
+    while (listed := s3.list_objects_v2(Bucket=bucket, Prefix=output_prefix(job_id)))["KeyCount"]:
+        assert time.monotonic() < deadline, [o["Key"] for o in listed["Contents"]]
+        time.sleep(1)
+    with platform.client() as http:
+        assert not http.get(f"/v1/jobs/{job_id}").json()["downloads"]["renditions"]
     # The Job's own name (vj-<id>), as its Pods are labelled: a selector on the job id matched
     # nothing, so this check once passed whatever cancel did. It fails if a Pod outlives cancel.
     job_name = videojob(platform.cluster, job_id)["status"]["jobName"]
