@@ -60,6 +60,7 @@ class Storage:
         # Parts being sent at once by every StreamWriter of this process: each holds one part in
         # memory, so this (with the upload slots) bounds the process's upload memory.
         self.part_slots = asyncio.Semaphore(settings.max_parts_in_flight)
+        self.part_buffers = PartBuffers(settings.part_size_bytes, settings.max_parts_in_flight)
         self.client = self._client(settings.s3_endpoint_url)
         # Presigned URLs for clients may need a public hostname; the server-side probe uses ours.
         self.public_client = (
@@ -239,6 +240,32 @@ class Storage:
         return StreamWriter(self, key, metadata, max_bytes)
 
 
+class PartBuffers:
+    """Part-sized buffers kept for the next part instead of freed.
+
+    A fresh 8 MiB buffer costs a page fault per 4 KiB page (glibc hands large blocks back to
+    the kernel when they are freed): in a profile of a 512 MiB upload, allocating parts took
+    the event loop more time than copying the bytes into them. At most `keep` idle buffers are
+    kept (the parts in flight per process), so the process's peak memory is unchanged and its
+    idle memory grows by at most `keep` parts after the first large uploads. A reused buffer
+    still holds an earlier upload's bytes: a part is sent only once every byte of it has been
+    written again, and a partial last part is trimmed to what was written (`StreamWriter._take`).
+    """
+
+    def __init__(self, size: int, keep: int) -> None:
+        self.size = size
+        self.keep = keep
+        self._idle: list[bytearray] = []
+
+    def take(self) -> bytearray:
+        return self._idle.pop() if self._idle else bytearray(self.size)
+
+    def give(self, buffer: bytearray) -> None:
+        # A trimmed last part is not part-sized any more: let it go.
+        if len(buffer) == self.size and len(self._idle) < self.keep:
+            self._idle.append(buffer)
+
+
 class StreamWriter:
     """Buffers one part at a time and uploads parts in threads while the next one fills.
 
@@ -276,7 +303,7 @@ class StreamWriter:
         view = memoryview(data)
         while view:
             if self._part is None:
-                self._part = bytearray(self.part_size)
+                self._part = self.storage.part_buffers.take()
             n = min(len(view), self.part_size - self._buffered)
             self._part[self._buffered : self._buffered + n] = view[:n]
             self._buffered += n
@@ -323,6 +350,9 @@ class StreamWriter:
         except BaseException as exc:
             self._failure = exc
         finally:
+            # The worker thread is done with the body here (anyio waits for it even when this
+            # task is cancelled), so the buffer can take the next part of any upload.
+            s.part_buffers.give(body)
             s.part_slots.release()
             self._slots.release()
 
@@ -356,6 +386,8 @@ class StreamWriter:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            if self._part is not None:
+                self.storage.part_buffers.give(self._part)
             self._part = None
             try:
                 if self._upload_id is not None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from botocore.config import Config
     from types_boto3_s3 import S3Client
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,7 +61,7 @@ class S3Server:
     secret_key: str
     region: str = "us-east-1"
 
-    def client(self) -> S3Client:
+    def client(self, config: Config | None = None) -> S3Client:
         import boto3
 
         return boto3.client(
@@ -69,6 +70,7 @@ class S3Server:
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
             region_name=self.region,
+            config=config,
         )
 
 
