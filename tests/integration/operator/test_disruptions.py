@@ -108,7 +108,15 @@ def test_evicted_pod_is_retried_without_spending_an_attempt(
     # docs/operator.md: attempts are Pods started, disruptions excluded.
     assert done["attempts"] == 1
     assert done.get("error") is None
-    (batch_job,) = [j for j in cluster.jobs() if j.metadata.name == job]
+    # The Job controller counts a finished Pod a moment after it declares success
+    # (SuccessCriteriaMet, which the operator acts on): wait for the count, then check it.
+    batch_job = wait_for(
+        "the Job's finished Pods counted",
+        lambda: next(
+            (j for j in cluster.jobs() if j.metadata.name == job and j.status.succeeded), None
+        ),
+        30,
+    )
     assert batch_job.status.succeeded == 1
     assert not batch_job.status.failed, "the evicted Pod must not count as a failed Pod"
     doc = wait_for(
