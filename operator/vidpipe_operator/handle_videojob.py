@@ -65,7 +65,15 @@ async def handle_videojob_event(
     if phase is Phase.RUNNING and rt.progress.get(key, 0) != progress:
         # Progress is the processor's field; the operator only copies it to the read model,
         # and only while the document is not terminal (see mirror.progress_update).
-        await rt.mirror.write_progress(spec["jobId"], progress, now())
+        try:
+            await rt.mirror.write_progress(spec["jobId"], progress, now())
+        except Exception as exc:
+            # MongoDB is away. The processor may send nothing more for minutes, so hand the
+            # report to a reconcile, which mirrors the whole status (progress included) and
+            # retries with backoff until MongoDB is back, instead of waiting for the resync.
+            logger.warning(f"progress {progress} not mirrored ({exc}); retrying in a reconcile")
+            kick(rt, namespace, name, entries=entries, force_mirror=True)
+            return
         rt.progress[key] = progress
 
 

@@ -45,7 +45,7 @@ async def reconcile_with_retries(
     """Reconcile until it succeeds or must wait for a slot; errors back off up to a minute.
 
     `body` and `job` are used for the first attempt only (see `reconcile`): after a failure we
-    re-read.
+    re-read, and mirror what we find.
     """
     delay = 1.0
     while True:
@@ -66,6 +66,9 @@ async def reconcile_with_retries(
         except Exception as exc:
             log.warning(f"reconcile of {namespace}/{name} failed, retrying in {delay:.0f}s: {exc}")
             body = job = None
+            # The failed attempt may have patched the VideoJob and then failed to write MongoDB
+            # (down): the retry sees no status difference, so it must mirror all the same.
+            force_mirror = True
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF)
 
