@@ -5,11 +5,13 @@ bulk write per burst costs the database one round trip and one commit instead of
 which is what keeps the finish-to-MongoDB tail short. There is no timer: an idle batcher sends
 a lone write at once, so batching adds latency only when writes are already queueing.
 
-A batch that fails as a whole (a timeout, a lost connection) halves the cap for the next one; each
-batch that succeeds doubles it back up to `max_batch`. Without that, a database slower than the
-burst (FerretDB on SQLite under load) times out on a big batch, every write in it is retried
-together with the ones queued meanwhile, the next batch is bigger still, and the mirror never
-catches up (seen with bench/operator_scale.py).
+A batch that fails as a whole because it was too slow (`shrink_on`: a timeout, not a refused
+connection) halves the cap for the next one; each batch that succeeds doubles it back up to
+`max_batch`. Without the halving, a database slower than the burst (FerretDB on SQLite under
+load) times out on a big batch, every write in it is retried together with the ones queued
+meanwhile, the next batch is bigger still, and the mirror never catches up (seen with
+bench/operator_scale.py). A database that is down keeps the cap: a queue built up during an
+outage fails, and is retried, a full batch per attempt rather than one write per timeout.
 """
 
 from __future__ import annotations
@@ -32,10 +34,16 @@ class BatchFailed(Exception):
 
 
 class Batcher(Generic[Op]):
-    def __init__(self, flush: Flush[Op], max_batch: int = 500):
+    def __init__(
+        self,
+        flush: Flush[Op],
+        max_batch: int = 500,
+        shrink_on: Callable[[Exception], bool] = lambda exc: isinstance(exc, TimeoutError),
+    ):
         self._flush = flush
         self._max_batch = max_batch
-        self.cap = max_batch  # the current cap: max_batch, halved by each batch that fails whole
+        self._shrink_on = shrink_on
+        self.cap = max_batch  # the current cap: max_batch, halved by each batch that was too slow
         self._pending: list[tuple[Op, asyncio.Future[None]]] = []
         self._drainer: asyncio.Task[None] | None = None
 
@@ -57,7 +65,8 @@ class Batcher(Generic[Op]):
                 _settle(batch[: exc.applied], None)
                 _settle(batch[exc.applied :], exc.cause)
             except Exception as exc:
-                self.cap = max(1, len(batch) // 2)
+                if self._shrink_on(exc):
+                    self.cap = max(1, len(batch) // 2)
                 _settle(batch, exc)
             else:
                 self.cap = min(self._max_batch, self.cap * 2)

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from pymongo import MongoClient
 from pymongo.collection import Collection
-from pymongo.errors import OperationFailure
+from pymongo.errors import NetworkTimeout, OperationFailure, ServerSelectionTimeoutError
 
 from vidpipe.constants import JOBS_COLLECTION
 from vidpipe.phases import TERMINAL_PHASES, Phase
@@ -98,6 +98,11 @@ def deleted_update(doc: Doc, at: datetime) -> Doc:
     }
 
 
+def _too_slow(exc: Exception) -> bool:
+    """The server answered too late (smaller batches help), not that none could be reached."""
+    return isinstance(exc, NetworkTimeout) and not isinstance(exc, ServerSelectionTimeoutError)
+
+
 class JobMirror:
     def __init__(
         self,
@@ -117,7 +122,7 @@ class JobMirror:
         self._jobs: Collection[Doc] = self._db[JOBS_COLLECTION]
         self._executor = executor
         # Writes made while one batch is in flight go out together in the next one.
-        self._writes: Batcher[Doc] = Batcher(self._bulk, batch_max)
+        self._writes: Batcher[Doc] = Batcher(self._bulk, batch_max, shrink_on=_too_slow)
 
     async def _run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)

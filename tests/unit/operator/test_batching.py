@@ -14,7 +14,13 @@ pytestmark = pytest.mark.unit
 class FakeStore:
     """Records each batch; holds the first one open until released, to let writes queue up."""
 
-    def __init__(self, fail_at: dict[int, int] | None = None, broken: set[int] | None = None):
+    def __init__(
+        self,
+        fail_at: dict[int, int] | None = None,
+        broken: set[int] | None = None,
+        error: type[Exception] = ConnectionError,
+    ):
+        self.error = error
         self.batches: list[list[str]] = []
         self.release = asyncio.Event()
         self.fail_at = fail_at or {}  # batch number -> ops applied before the failure
@@ -26,7 +32,7 @@ class FakeStore:
         if number == 0:
             await self.release.wait()
         if number in self.broken:
-            raise ConnectionError("database unreachable")
+            raise self.error("database unreachable or too slow")
         if number in self.fail_at:
             raise BatchFailed(self.fail_at[number], ValueError("write error"))
 
@@ -114,7 +120,7 @@ def test_a_failed_batch_fails_every_write_in_it_and_the_next_batch_still_runs() 
 def test_a_batch_failing_whole_halves_the_cap_and_successes_restore_it() -> None:
     # Fails if a timed-out batch is retried at full size (the mirror then never catches up).
     async def go() -> tuple[list[int], list[int]]:
-        store = FakeStore(broken={1, 2})
+        store = FakeStore(broken={1, 2}, error=TimeoutError)
         batcher: Batcher[str] = Batcher(store.flush, max_batch=8)
         first = asyncio.create_task(batcher.submit("a"))
         await asyncio.sleep(0)
@@ -131,3 +137,21 @@ def test_a_batch_failing_whole_halves_the_cap_and_successes_restore_it() -> None
     sizes, caps = asyncio.run(go())
     assert sizes == [1, 8, 4, 2, 2]
     assert caps == [4, 8]
+
+
+def test_a_database_that_is_down_keeps_the_cap() -> None:
+    # Fails if an unreachable database shrank batches: a queue built up during an outage would
+    # then fail one write per timeout instead of a batch per attempt.
+    async def go() -> int:
+        store = FakeStore(broken={1})  # ConnectionError: down, not slow
+        batcher: Batcher[str] = Batcher(store.flush, max_batch=8)
+        first = asyncio.create_task(batcher.submit("a"))
+        await asyncio.sleep(0)
+        queued = asyncio.create_task(_submit_all(batcher, [f"q{i}" for i in range(8)]))
+        await asyncio.sleep(0)
+        store.release.set()
+        await first
+        await queued
+        return batcher.cap
+
+    assert asyncio.run(go()) == 8
