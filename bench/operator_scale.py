@@ -229,11 +229,13 @@ def kwok_nodes(core: Any, count: int, log: Path) -> Iterator[list[str]]:
                 time.sleep(0.5)
             yield names
         finally:
-            for name in names:
-                with contextlib.suppress(ApiException):
-                    core.delete_node(name)
-            proc.terminate()
-            proc.wait(timeout=30)
+            try:
+                for name in names:
+                    with contextlib.suppress(ApiException):
+                        core.delete_node(name)
+            finally:  # even when the API server is gone: never leave KWOK running
+                proc.terminate()
+                proc.wait(timeout=30)
 
 
 def node_ready(core: Any, name: str) -> bool:
