@@ -237,7 +237,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="recorded rounds per side")
     parser.add_argument("--profile", type=Path, help="py-spy one processor run into this folder")
     args = parser.parse_args()
-    recorder = Recorder("processor", vars(args) | {"profile": str(args.profile)})
+    recorder = Recorder("processor", vars(args))
 
     with tempfile.TemporaryDirectory(prefix="bench-processor-") as tmp_name:
         tmp = Path(tmp_name)

@@ -180,7 +180,8 @@ class Recorder:
         }
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{self.bench}.json"
-        path.write_text(json.dumps(doc, indent=2) + "\n")
+        # Paths and other plain values among the arguments are written as their text.
+        path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
         return path
 
     @staticmethod

@@ -159,7 +159,7 @@ def main() -> int:
     )
     parser.add_argument("--profile", type=Path, help="py-spy the API into this folder instead")
     args = parser.parse_args()
-    recorder = Recorder("upload", vars(args) | {"profile": str(args.profile)})
+    recorder = Recorder("upload", vars(args))
     size = args.size_mib * MiB
     work = Path(tempfile.mkdtemp(prefix="vidpipe-bench-"))
     video = work / "big.mp4"

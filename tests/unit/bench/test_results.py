@@ -28,8 +28,9 @@ def test_the_written_file_has_exactly_the_documented_keys_and_judges_its_goals(
     tmp_path: Path,
 ) -> None:
     """Fails if the writer and bench/results/README.md disagree on a key, if a goal is judged
-    wrongly, or if the machine, load, commit or raw rounds are missing."""
-    recorder = Recorder("demo", {"rounds": 3}, argv=["--rounds", "3"])
+    wrongly, if an argument (a Path) cannot be written, or if the machine, load, commit or raw
+    rounds are missing."""
+    recorder = Recorder("demo", {"rounds": 3, "profile": Path("/p")}, argv=["--rounds", "3"])
     path = recorder.write(
         goals=[Goal("ratio", "<=", 1.5), Goal("speed", ">=", 100.0)],
         figures={"ratio": 1.6, "speed": 120.123456},
@@ -42,6 +43,7 @@ def test_the_written_file_has_exactly_the_documented_keys_and_judges_its_goals(
     assert set(doc) == documented_keys()
     assert len(documented_keys()) >= 14  # the table was parsed, not an empty match
     assert doc["command"] == ".venv/bin/python bench/demo.py --rounds 3"
+    assert doc["arguments"] == {"rounds": 3, "profile": "/p"}  # argparse's Paths as text
     assert [(g["figure"], g["met"]) for g in doc["goals"]] == [("ratio", False), ("speed", True)]
     assert doc["goals"][1]["measured"] == pytest.approx(120.1235)
     assert doc["figures"] == {"ratio": 1.6, "speed": 120.1235}
