@@ -318,102 +318,106 @@ def main() -> int:
         bucket = "bench-scale"
         s3.client().create_bucket(Bucket=bucket)
         namespaces = make_namespaces(core, args.namespaces)
-        env = operator_env(
-            namespaces[0],
-            mongo_url,
-            s3,
-            bucket,
-            VIDPIPE_OPERATOR_NAMESPACES=json.dumps(namespaces),
-            VIDPIPE_OPERATOR_MAX_RUNNING_PER_NAMESPACE=str(args.max_running),
-            VIDPIPE_OPERATOR_PROCESSOR_NODE_SELECTOR=json.dumps({BENCH_LABEL: "kwok"}),
-            VIDPIPE_OPERATOR_PROCESSOR_TOLERATIONS=json.dumps([TOLERATION]),
-            VIDPIPE_OPERATOR_BACKOFF_LIMIT="3",
-            VIDPIPE_OPERATOR_RESYNC_SECONDS="60",
-            VIDPIPE_OPERATOR_SLOT_RETRY_SECONDS="10",
-        )
-        operator = OperatorProcess(env, work / "operator.log")
-        watches: list[Watch] = []
         try:
-            for ns in namespaces:
-                watches.append(Watch(api, ns, "jobs", job_complete))
-                watches.append(Watch(api, ns, "videojobs", videojob_succeeded))
-            for w in watches:
-                w.start()
-            operator.start()
-            assert operator.proc is not None
-            pid = operator.proc.pid
-            rss = VmPeak(pid)
-            rss.start()
-            if args.profile:
-                # Sampled from outside the process; --idle keeps threads blocked on I/O, where
-                # an operator spends its time.
-                spy = [str(REPO / ".venv" / "bin" / "py-spy"), "record", "--pid", str(pid)]
-                spy += ["--format", "raw", "--idle", "--rate", "20", "-o", str(args.profile)]
-                subprocess.Popen(spy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            mongo = MongoPoll(mongo_url, args.poll)
-            mongo.start()
-            time.sleep(3)  # Lease taken, watches started
-            cpu_before = process_cpu_seconds(pid)
-            start = time.time()
-
-            def create(name: str) -> None:
-                ns = namespaces[int(name.split("-")[1])]
-                custom.create_namespaced_custom_object(
-                    constants.GROUP, constants.VERSION, ns, constants.PLURAL, videojob(name)
-                )
-
-            with ThreadPoolExecutor(args.creators) as pool:
-                list(pool.map(create, names))
-            created = time.time() - start
-            print(f"{args.n} VideoJobs created in {created:.1f}s", flush=True)
-
-            def succeeded() -> dict[str, float]:
-                found: dict[str, float] = {}
+            env = operator_env(
+                namespaces[0],
+                mongo_url,
+                s3,
+                bucket,
+                VIDPIPE_OPERATOR_NAMESPACES=json.dumps(namespaces),
+                VIDPIPE_OPERATOR_MAX_RUNNING_PER_NAMESPACE=str(args.max_running),
+                VIDPIPE_OPERATOR_PROCESSOR_NODE_SELECTOR=json.dumps({BENCH_LABEL: "kwok"}),
+                VIDPIPE_OPERATOR_PROCESSOR_TOLERATIONS=json.dumps([TOLERATION]),
+                VIDPIPE_OPERATOR_BACKOFF_LIMIT="3",
+                VIDPIPE_OPERATOR_RESYNC_SECONDS="60",
+                VIDPIPE_OPERATOR_SLOT_RETRY_SECONDS="10",
+            )
+            operator = OperatorProcess(env, work / "operator.log")
+            watches: list[Watch] = []
+            try:
+                for ns in namespaces:
+                    watches.append(Watch(api, ns, "jobs", job_complete))
+                    watches.append(Watch(api, ns, "videojobs", videojob_succeeded))
                 for w in watches:
-                    if w.kind == "videojobs":
-                        found |= w.done
-                return found
+                    w.start()
+                operator.start()
+                assert operator.proc is not None
+                pid = operator.proc.pid
+                rss = VmPeak(pid)
+                rss.start()
+                if args.profile:
+                    # Sampled from outside the process; --idle keeps threads blocked on I/O, where
+                    # an operator spends its time.
+                    spy = [str(REPO / ".venv" / "bin" / "py-spy"), "record", "--pid", str(pid)]
+                    spy += ["--format", "raw", "--idle", "--rate", "20", "-o", str(args.profile)]
+                    subprocess.Popen(spy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                mongo = MongoPoll(mongo_url, args.poll)
+                mongo.start()
+                time.sleep(3)  # Lease taken, watches started
+                cpu_before = process_cpu_seconds(pid)
+                start = time.time()
 
-            deadline = time.monotonic() + args.timeout
-            last_report = 0.0
-            while time.monotonic() < deadline:
-                done = succeeded()
-                if len(done) >= args.n and len(mongo.done) >= args.n:
-                    break
-                if operator.proc.poll() is not None:
-                    raise RuntimeError(f"the operator exited; see {operator.log_path}")
-                if time.monotonic() - last_report > 30:
-                    last_report = time.monotonic()
-                    print(
-                        f"  {time.time() - start:.0f}s: {len(done)} Succeeded, "
-                        f"{len(mongo.done)} in MongoDB, operator RSS peak "
-                        f"{rss.peak_kib / 1024:.0f} MiB",
-                        flush=True,
+                def create(name: str) -> None:
+                    ns = namespaces[int(name.split("-")[1])]
+                    custom.create_namespaced_custom_object(
+                        constants.GROUP, constants.VERSION, ns, constants.PLURAL, videojob(name)
                     )
-                time.sleep(1)
-            cpu = process_cpu_seconds(pid) - cpu_before
-            total = max(succeeded().values(), default=start) - start
-        finally:
+
+                with ThreadPoolExecutor(args.creators) as pool:
+                    list(pool.map(create, names))
+                created = time.time() - start
+                print(f"{args.n} VideoJobs created in {created:.1f}s", flush=True)
+
+                def succeeded() -> dict[str, float]:
+                    found: dict[str, float] = {}
+                    for w in watches:
+                        if w.kind == "videojobs":
+                            found |= w.done
+                    return found
+
+                deadline = time.monotonic() + args.timeout
+                last_report = 0.0
+                while time.monotonic() < deadline:
+                    done = succeeded()
+                    if len(done) >= args.n and len(mongo.done) >= args.n:
+                        break
+                    if operator.proc.poll() is not None:
+                        raise RuntimeError(f"the operator exited; see {operator.log_path}")
+                    if time.monotonic() - last_report > 30:
+                        last_report = time.monotonic()
+                        print(
+                            f"  {time.time() - start:.0f}s: {len(done)} Succeeded, "
+                            f"{len(mongo.done)} in MongoDB, operator RSS peak "
+                            f"{rss.peak_kib / 1024:.0f} MiB",
+                            flush=True,
+                        )
+                    time.sleep(1)
+                cpu = process_cpu_seconds(pid) - cpu_before
+                total = max(succeeded().values(), default=start) - start
+            finally:
+                for w in watches:
+                    w.stop.set()
+                with contextlib.suppress(NameError):
+                    mongo.stop.set()
+                    rss.stop.set()
+                operator.stop()
+            jobs_done: dict[str, float] = {}
+            vj_done = succeeded()
             for w in watches:
-                w.stop.set()
-            with contextlib.suppress(NameError):
-                mongo.stop.set()
-                rss.stop.set()
-            operator.stop()
-        jobs_done: dict[str, float] = {}
-        vj_done = succeeded()
-        for w in watches:
-            if w.kind == "jobs":
-                jobs_done |= w.done
-        to_status, to_mongo = [], []
-        for name in names:
-            finished = jobs_done.get(f"vj-{name}")
-            if finished is None:
-                continue
-            if name in vj_done:
-                to_status.append(vj_done[name] - finished)
-            if name in mongo.done:
-                to_mongo.append(mongo.done[name] - finished)
+                if w.kind == "jobs":
+                    jobs_done |= w.done
+            to_status, to_mongo = [], []
+            for name in names:
+                finished = jobs_done.get(f"vj-{name}")
+                if finished is None:
+                    continue
+                if name in vj_done:
+                    to_status.append(vj_done[name] - finished)
+                if name in mongo.done:
+                    to_mongo.append(mongo.done[name] - finished)
+        except BaseException:  # interrupted or failed: leave no tenant namespaces behind
+            delete_namespaces(core, namespaces, timeout=600)
+            raise
         cleanup = delete_namespaces(core, namespaces, timeout=1800)
     left_behind = args.n - len(vj_done)
     figures = {
