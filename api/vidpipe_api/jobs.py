@@ -26,7 +26,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from vidpipe.errors import BadInput, ErrorCode, VidpipeError
+from vidpipe.errors import ErrorCode, VidpipeError
 from vidpipe.keys import (
     MANIFEST_NAME,
     METADATA_NAME,
@@ -96,16 +96,24 @@ class Ingest:
         filename: str | None,
         content_type: str | None,
         via: str,
+        keep_source_if_unavailable: bool = False,
     ) -> dict[str, Any]:
-        """Steps 2-4 for an object already stored under `source_key(job_id)`."""
+        """Steps 2-4 for an object already stored under `source_key(job_id)`.
+
+        A refused or failed upload's object is deleted, except that `keep_source_if_unavailable`
+        keeps it when a dependency was only unavailable (503): a presigned upload's client sent
+        its parts straight to S3 and can retry the completion, which must find them.
+        """
         key = source_key(job_id)
+
+        async def discard(exc: VidpipeError) -> None:
+            if not (keep_source_if_unavailable and exc.http_status == 503):
+                await self.storage.delete(key)
+
         try:
             info = await self.validator.validate(key)
-        except BadInput:
-            await self.storage.delete(key)
-            raise
-        except VidpipeError:
-            await self.storage.delete(key)
+        except VidpipeError as exc:
+            await discard(exc)
             raise
         at = now()
         doc: dict[str, Any] = {
@@ -128,8 +136,8 @@ class Ingest:
         spec = spec_for(doc)  # validates before anything is recorded
         try:
             await self.db.insert_job(doc)
-        except VidpipeError:
-            await self.storage.delete(key)
+        except VidpipeError as exc:
+            await discard(exc)
             raise
         self.metrics.jobs_created.inc()
         if await self.submit(doc, spec) is Submission.REJECTED:

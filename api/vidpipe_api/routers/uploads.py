@@ -16,6 +16,7 @@ assembled, or the job already recorded). Once the job exists, a retry answers wi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from datetime import datetime, timedelta
@@ -223,7 +224,6 @@ async def complete_upload(
                 f"the parts add up to {size} bytes, the session declared {session['size_bytes']}",
                 {"sizeBytes": size, "declaredBytes": session["size_bytes"]},
             )
-        ctx.metrics.upload_bytes.inc(size)
         doc = await ctx.ingest.accept(
             job_id=upload_id,
             owner=owner,
@@ -232,9 +232,20 @@ async def complete_upload(
             filename=session.get("filename"),
             content_type=session.get("content_type"),
             via="presigned",
+            keep_source_if_unavailable=True,
         )
-    finally:
+    except VidpipeError as exc:
+        if exc.http_status == 503:
+            # MongoDB, S3 or the cluster were unavailable: the assembled source and the session
+            # stay, so retrying the completion finishes it instead of the client uploading
+            # again. The lock is released if the database answers, else it goes stale.
+            with contextlib.suppress(VidpipeError):
+                await ctx.db.release_upload(upload_id)
+            raise
         await ctx.db.delete_upload(upload_id)
+        raise
+    await ctx.db.delete_upload(upload_id)
+    ctx.metrics.upload_bytes.inc(size)
     return accepted(doc, upload_id)
 
 
