@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 
@@ -134,9 +134,6 @@ class Database:
             return_document=ReturnDocument.AFTER,
         )
 
-    async def delete_job_record(self, job_id: str) -> None:
-        await self.run(self.jobs.delete_one, {"_id": job_id})
-
     async def jobs_missing_cr(self, older_than: datetime, limit: int = 100) -> list[Doc]:
         def _find() -> list[Doc]:
             query = {
@@ -227,7 +224,3 @@ class Database:
 
 def terminal(phase: str) -> bool:
     return phase in {p.value for p in TERMINAL_PHASES}
-
-
-def expiry(seconds: float) -> datetime:
-    return now() + timedelta(seconds=seconds)

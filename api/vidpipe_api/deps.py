@@ -10,11 +10,9 @@ from vidpipe_api import auth
 from vidpipe_api.cluster import Cluster
 from vidpipe_api.context import AppContext
 from vidpipe_api.db import Database
-from vidpipe_api.errors import Forbidden, JobNotFound, Unauthenticated
+from vidpipe_api.errors import JobNotFound, Unauthenticated
 from vidpipe_api.settings import Settings
 from vidpipe_api.storage import Storage
-
-JOB_ID_PATH = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
 
 def get_context(request: Request) -> AppContext:
@@ -74,14 +72,6 @@ def get_owner(principal: PrincipalDep) -> str:
 
 CurrentOwner = Annotated[str, Depends(get_owner)]
 
-
-def require_admin(principal: PrincipalDep) -> auth.Principal:
-    if not principal.admin:
-        raise Forbidden("this needs an admin key")
-    return principal
-
-
-AdminDep = Annotated[auth.Principal, Depends(require_admin)]
 
 JobIdPath = Annotated[
     str,

@@ -117,12 +117,6 @@ class Storage:
     async def ping(self) -> None:
         await self.call(self.client.head_bucket, Bucket=self.bucket)
 
-    async def ensure_bucket(self) -> None:
-        try:
-            await self.ping()
-        except ClientError:
-            await self.call(self.client.create_bucket, Bucket=self.bucket)
-
     async def head(self, key: str) -> dict[str, Any] | None:
         try:
             return dict(await self.call(self.client.head_object, Bucket=self.bucket, Key=key))

@@ -47,7 +47,6 @@ class ProcessorSettings(BaseSettings):
         pattern=r"^(ultrafast|superfast|veryfast|faster|fast|medium|slow|slower|veryslow)$",
     )
 
-    termination_log: Path = Path("/dev/termination-log")
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
     # Progress to the VideoJob status: only when both are set (the operator sets them).

@@ -28,7 +28,6 @@ def test_defaults() -> None:
     assert settings.job_spec.job_id == "job-1"
     assert settings.target_bucket == "uploads"
     assert settings.work_dir == Path("/work")
-    assert settings.termination_log == Path("/dev/termination-log")
     assert settings.kubernetes_url() is None
     assert isinstance(build_reporter(settings), LoggingReporter)
 
