@@ -108,6 +108,20 @@ def refusing_policy(kube: Kube) -> Iterator[str]:
     finally:
         admission.delete_validating_admission_policy_binding(name)
         admission.delete_validating_admission_policy(name)
+        # Removal is asynchronous too: wait until the owner's VideoJobs are admitted again, or
+        # the next module's uploads as that owner are refused (seen in CI: test_compat's "bob").
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                custom.create_namespaced_custom_object(
+                    "media.vidpipe.io", "v1alpha1", kube.namespace, "videojobs",
+                    _probe_videojob(kube.namespace, REFUSED_OWNER), dry_run="All",
+                )  # fmt: skip
+                break
+            except ApiException as exc:
+                assert exc.status == 422, exc
+            assert time.monotonic() < deadline, "the removed admission policy still refuses"
+            time.sleep(0.5)
         api_client.close()
 
 
