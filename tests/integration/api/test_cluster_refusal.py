@@ -41,6 +41,25 @@ def _probe_videojob(namespace: str, owner: str) -> dict[str, Any]:
     }
 
 
+def _wait_for_admission(custom: Any, namespace: str, *, refused: bool) -> None:
+    """Until a dry-run VideoJob of REFUSED_OWNER is refused (or admitted, `refused=False`)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            custom.create_namespaced_custom_object(
+                "media.vidpipe.io", "v1alpha1", namespace, "videojobs",
+                _probe_videojob(namespace, REFUSED_OWNER), dry_run="All",
+            )  # fmt: skip
+            now_refused = False
+        except ApiException as exc:
+            assert exc.status == 422, exc
+            now_refused = True
+        if now_refused == refused:
+            return
+        assert time.monotonic() < deadline, f"admission never became refused={refused}"
+        time.sleep(0.5)
+
+
 @pytest.fixture(scope="module")
 def refusing_policy(kube: Kube) -> Iterator[str]:
     """Deny every VideoJob of REFUSED_OWNER in the test namespace; removed afterwards."""
@@ -91,18 +110,7 @@ def refusing_policy(kube: Kube) -> Iterator[str]:
     )
     # Policies take effect asynchronously: wait until a dry-run creation is refused.
     custom = client.CustomObjectsApi(api_client)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            custom.create_namespaced_custom_object(
-                "media.vidpipe.io", "v1alpha1", kube.namespace, "videojobs",
-                _probe_videojob(kube.namespace, REFUSED_OWNER), dry_run="All",
-            )  # fmt: skip
-        except ApiException as exc:
-            assert exc.status == 422, exc
-            break
-        assert time.monotonic() < deadline, "the admission policy never took effect"
-        time.sleep(0.5)
+    _wait_for_admission(custom, kube.namespace, refused=True)
     try:
         yield name
     finally:
@@ -110,18 +118,7 @@ def refusing_policy(kube: Kube) -> Iterator[str]:
         admission.delete_validating_admission_policy(name)
         # Removal is asynchronous too: wait until the owner's VideoJobs are admitted again, or
         # the next module's uploads as that owner are refused (seen in CI: test_compat's "bob").
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                custom.create_namespaced_custom_object(
-                    "media.vidpipe.io", "v1alpha1", kube.namespace, "videojobs",
-                    _probe_videojob(kube.namespace, REFUSED_OWNER), dry_run="All",
-                )  # fmt: skip
-                break
-            except ApiException as exc:
-                assert exc.status == 422, exc
-            assert time.monotonic() < deadline, "the removed admission policy still refuses"
-            time.sleep(0.5)
+        _wait_for_admission(custom, kube.namespace, refused=False)
         api_client.close()
 
 

@@ -26,6 +26,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -308,6 +309,19 @@ def output_bucket(s3: S3Server) -> str:
     return name
 
 
+@contextmanager
+def running_operator(
+    env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """The operator process for one module's fixture: started, then stopped after its tests."""
+    proc = OperatorProcess(env, tmp_path_factory.mktemp("operator") / "operator.log")
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
 @pytest.fixture(scope="module")
 def operator(
     namespace: str,
@@ -317,10 +331,8 @@ def operator(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     env = operator_env(namespace, mongo_url, s3, output_bucket)
-    proc = OperatorProcess(env, tmp_path_factory.mktemp("operator") / "operator.log")
-    proc.start()
-    yield proc
-    proc.stop()
+    with running_operator(env, tmp_path_factory) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from tests.integration.operator.conftest import (
     Cluster,
     OperatorProcess,
     operator_env,
+    running_operator,
     wait_for,
 )
 from tests.utils.servers import S3Server
@@ -39,10 +40,8 @@ def operator(
     """The operator with no retries at all: a disruption counted as a failed attempt would fail
     the Job at once, so the eviction test cannot pass by spending a retry."""
     env = operator_env(namespace, mongo_url, s3, output_bucket, VIDPIPE_OPERATOR_BACKOFF_LIMIT="0")
-    proc = OperatorProcess(env, tmp_path_factory.mktemp("operator") / "operator.log")
-    proc.start()
-    yield proc
-    proc.stop()
+    with running_operator(env, tmp_path_factory) as proc:
+        yield proc
 
 
 def _finished(cluster: Cluster, name: str) -> dict[str, Any] | None:

@@ -23,6 +23,7 @@ from tests.integration.operator.conftest import (
     Cluster,
     OperatorProcess,
     operator_env,
+    running_operator,
     wait_for,
 )
 from tests.utils.servers import S3Server, ServerProcess, mongo_process
@@ -71,10 +72,8 @@ def mirror_operator(
         VIDPIPE_OPERATOR_MONGO_TIMEOUT_MS=str(MONGO_TIMEOUT_MS),
         VIDPIPE_OPERATOR_MAX_RUNNING_PER_NAMESPACE="3",
     )
-    proc = OperatorProcess(env, tmp_path_factory.mktemp("operator") / "operator.log")
-    proc.start()
-    yield proc
-    proc.stop()
+    with running_operator(env, tmp_path_factory) as proc:
+        yield proc
 
 
 @pytest.fixture

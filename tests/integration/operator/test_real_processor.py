@@ -23,6 +23,7 @@ from tests.integration.operator.conftest import (
     PodS3,
     make_media,
     real_processor_env,
+    running_operator,
     wait_for,
 )
 from vidpipe import keys
@@ -61,10 +62,8 @@ def operator(
 ) -> Iterator[OperatorProcess]:
     """backoffLimit 1: a retryable failure gets exactly one more Pod."""
     env = real_processor_env(namespace, mongo_url, pod_s3.server, pod_s3.bucket, processor_image)
-    proc = OperatorProcess(env, tmp_path_factory.mktemp("operator") / "operator.log")
-    proc.start()
-    yield proc
-    proc.stop()
+    with running_operator(env, tmp_path_factory) as proc:
+        yield proc
 
 
 def _upload(store: PodS3, name: str, media: Path) -> None:

@@ -33,6 +33,7 @@ from tests.integration.operator.conftest import (
     PodS3,
     make_media,
     real_processor_env,
+    running_operator,
 )
 from tests.utils.servers import S3Server
 from vidpipe import keys
@@ -160,10 +161,8 @@ def operator(
         processor_image,
         VIDPIPE_OPERATOR_PROCESSOR_S3_ENDPOINT_URL=relay.endpoint_url,
     )
-    proc = OperatorProcess(env, tmp_path_factory.mktemp("operator") / "operator.log")
-    proc.start()
-    yield proc
-    proc.stop()
+    with running_operator(env, tmp_path_factory) as proc:
+        yield proc
 
 
 def _sha256(s3: S3Server, bucket: str, key: str) -> str:

@@ -22,6 +22,7 @@ from tests.integration.operator.conftest import (
     Cluster,
     OperatorProcess,
     operator_env,
+    running_operator,
     wait_for,
 )
 from tests.utils.servers import S3Server
@@ -45,10 +46,8 @@ def operator(
     env = operator_env(
         namespace, mongo_url, s3, output_bucket, VIDPIPE_OPERATOR_MAX_RUNNING_PER_NAMESPACE="6"
     )
-    proc = OperatorProcess(env, tmp_path_factory.mktemp("operator") / "operator.log")
-    proc.start()
-    yield proc
-    proc.stop()
+    with running_operator(env, tmp_path_factory) as proc:
+        yield proc
 
 
 def _phases(cluster: Cluster) -> dict[str, str]:
