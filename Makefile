@@ -57,6 +57,7 @@ test-unit: deps ## Unit tests only (no servers, no cluster)
 .PHONY: bench-operator-scale
 bench-operator-scale: deps tools cluster-up ## 10,000 VideoJobs on KWOK fake nodes (N=... to change)
 	@hack/tools.sh kwok
+	@hack/tools.sh postgres
 	$(PY) bench/operator_scale.py $(if $(N),--n $(N))
 
 ##@ Local cluster

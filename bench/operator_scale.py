@@ -1,6 +1,7 @@
 """Operator at scale: 10,000 VideoJobs through Pending -> Running -> Succeeded on fake nodes.
 
-    hack/tools.sh kwok && .venv/bin/python bench/operator_scale.py [--n 10000] [--namespaces 4]
+    hack/tools.sh kwok && hack/tools.sh postgres
+    .venv/bin/python bench/operator_scale.py [--n 10000] [--namespaces 4]
 
 The local cluster (`make cluster-up`) gets --nodes fake nodes from KWOK (built through the Go
 module proxy by `hack/tools.sh kwok`): kube-scheduler binds processor Pods to them and KWOK plays
@@ -10,8 +11,10 @@ tainted, so nothing else lands on them; the operator's processor Pods get the ma
 toleration and node selector (the chart's jobs.tolerations / jobs.nodeSelector).
 
 The operator runs on the host (as in the operator integration tests) with a private versitygw and
-FerretDB, watching --namespaces namespaces with --max-running slots each; --creators threads
-create the VideoJobs, spread evenly over the namespaces, as fast as the API server takes them.
+FerretDB on a private PostgreSQL (bench/postgres.py; `--mongo sqlite` runs the test suite's
+FerretDB on SQLite instead, which stopped answering at about 1,000 VideoJobs), watching
+--namespaces namespaces with --max-running slots each; --creators threads create the VideoJobs,
+spread evenly over the namespaces, as fast as the API server takes them.
 
 Measured, each from its own side:
 - Job finished: the bench's watch sees the Job's Complete condition; VideoJob Succeeded: the
@@ -19,8 +22,13 @@ Measured, each from its own side:
   --poll seconds (so that figure's resolution is the poll interval).
 - operator peak RSS (VmHWM) and CPU seconds; time from the first create to the last VideoJob
   Succeeded; VideoJobs left behind (not Succeeded when the bench gives up).
+- watch stall: the slowest Job finished -> VideoJob status. A Job event that a stalled watch never
+  delivers is only found by the resync (every RESYNC_SECONDS), so a worst case below that says
+  every finish reached the operator through its watch. Also the operator's own /healthz age (time
+  since its last watch event or resync round), polled every second.
 Goals (issue 13): RSS <= 512 MiB, p99 Job finished -> status <= 5 s and -> MongoDB <= 5 s,
-nothing left behind. Results: bench/results/operator_scale.json.
+nothing left behind, no watch stall. Results: bench/results/operator_scale.json; the git commit
+in it is the operator measured (run from a worktree of that commit to measure a clean tree).
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -47,13 +56,15 @@ import urllib3  # noqa: E402
 from kubernetes.client.exceptions import ApiException  # noqa: E402
 from pymongo import MongoClient  # noqa: E402
 from tests.integration.operator.conftest import (  # noqa: E402
+    CRD_FILE,
     DB,
     KUBECONFIG,
     OperatorProcess,
     operator_env,
 )
-from tests.utils.servers import mongo_server, s3_server  # noqa: E402
+from tests.utils.servers import free_port, mongo_server, s3_server  # noqa: E402
 
+from bench.postgres import ferretdb_on_postgres  # noqa: E402
 from bench.results import Goal, Recorder, process_cpu_seconds, py_spy_argv  # noqa: E402
 from vidpipe import constants  # noqa: E402
 
@@ -63,6 +74,7 @@ STAGES = REPO / "bench" / "kwok" / "stages.yaml"
 BENCH_LABEL = "vidpipe.io/bench"
 TAINT = {"key": BENCH_LABEL, "value": "kwok", "effect": "NoSchedule"}
 TOLERATION = {"key": BENCH_LABEL, "operator": "Exists", "effect": "NoSchedule"}
+RESYNC_SECONDS = 60.0
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -174,6 +186,25 @@ class MongoPoll(threading.Thread):
         self.client.close()
 
 
+class HealthPoll(threading.Thread):
+    """The operator's /healthz each second: the longest time it reported without activity."""
+
+    def __init__(self, port: int):
+        super().__init__(daemon=True, name="healthz")
+        self.url = f"http://127.0.0.1:{port}/healthz"
+        self.max_age, self.failures = 0.0, 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(1.0):
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as resp:
+                    body = json.loads(resp.read())
+                self.max_age = max(self.max_age, float(body["secondsSinceLastActivity"]))
+            except (OSError, ValueError, KeyError):
+                self.failures += 1  # not up yet, or 503 (stale): both count against it
+
+
 class VmPeak(threading.Thread):
     """Peak resident memory of a process (VmHWM), read until it exits."""
 
@@ -256,6 +287,18 @@ def videojob(name: str) -> Body:
     }
 
 
+def apply_crd() -> None:
+    """The committed CRD, as the operator tests and hack/platform.sh apply it (server-side)."""
+    kubectl = [str(REPO / "bin" / "kubectl"), f"--kubeconfig={KUBECONFIG}"]
+    subprocess.run(
+        [*kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    crd = f"crd/{constants.CRD_NAME}"
+    subprocess.run([*kubectl, "wait", "--for=condition=Established", crd], check=True)
+
+
 def make_namespaces(core: Any, count: int) -> list[str]:
     run = secrets.token_hex(3)
     names = [f"bench-scale-{run}-{i}" for i in range(count)]
@@ -298,6 +341,12 @@ def main() -> int:
     parser.add_argument("--poll", type=float, default=1.0, help="MongoDB poll interval, s")
     parser.add_argument("--timeout", type=float, default=3600, help="give up after, s")
     parser.add_argument(
+        "--mongo",
+        choices=["postgresql", "sqlite"],
+        default="postgresql",
+        help="FerretDB's backend (sqlite: the test suite's, which stalls at about 1,000 jobs)",
+    )
+    parser.add_argument(
         "--profile", type=Path, help="write py-spy's collapsed stacks of the operator here"
     )
     args = parser.parse_args()
@@ -309,13 +358,16 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="vidpipe-scale-"))
     for sub in ("s3", "mongo"):
         (work / sub).mkdir()
+    mongo_context = ferretdb_on_postgres if args.mongo == "postgresql" else mongo_server
+    health_port = free_port()
     names = [f"s-{i % args.namespaces}-{i:05d}" for i in range(args.n)]
     with (
         s3_server(work / "s3") as s3,
-        mongo_server(work / "mongo") as mongo_url,
+        mongo_context(work / "mongo") as mongo_url,
         kwok_nodes(core, args.nodes, work / "kwok.log"),
     ):
         bucket = "bench-scale"
+        apply_crd()
         s3.client().create_bucket(Bucket=bucket)
         namespaces = make_namespaces(core, args.namespaces)
         try:
@@ -329,7 +381,8 @@ def main() -> int:
                 VIDPIPE_OPERATOR_PROCESSOR_NODE_SELECTOR=json.dumps({BENCH_LABEL: "kwok"}),
                 VIDPIPE_OPERATOR_PROCESSOR_TOLERATIONS=json.dumps([TOLERATION]),
                 VIDPIPE_OPERATOR_BACKOFF_LIMIT="3",
-                VIDPIPE_OPERATOR_RESYNC_SECONDS="60",
+                VIDPIPE_OPERATOR_RESYNC_SECONDS=str(RESYNC_SECONDS),
+                VIDPIPE_OPERATOR_LIVENESS_PORT=str(health_port),
                 VIDPIPE_OPERATOR_SLOT_RETRY_SECONDS="10",
             )
             operator = OperatorProcess(env, work / "operator.log")
@@ -345,6 +398,8 @@ def main() -> int:
                 pid = operator.proc.pid
                 rss = VmPeak(pid)
                 rss.start()
+                health = HealthPoll(health_port)
+                health.start()
                 if args.profile:
                     # Sampled from outside the process; --idle keeps threads blocked on I/O, where
                     # an operator spends its time.
@@ -399,6 +454,7 @@ def main() -> int:
                 with contextlib.suppress(NameError):
                     mongo.stop.set()
                     rss.stop.set()
+                    health.stop.set()
                 operator.stop()
             jobs_done: dict[str, float] = {}
             vj_done = succeeded()
@@ -431,6 +487,9 @@ def main() -> int:
         "status_p99_seconds": percentile(to_status, 0.99) if to_status else float("inf"),
         "mongo_p50_seconds": percentile(to_mongo, 0.50) if to_mongo else float("inf"),
         "mongo_p99_seconds": percentile(to_mongo, 0.99) if to_mongo else float("inf"),
+        "status_max_seconds": max(to_status, default=float("inf")),
+        "mongo_max_seconds": max(to_mongo, default=float("inf")),
+        "operator_healthz_max_age_seconds": health.max_age,
         "mongo_poll_p50_seconds": percentile(mongo.poll_seconds, 0.5),
         "namespace_cleanup_seconds": cleanup,
     }
@@ -445,6 +504,8 @@ def main() -> int:
             Goal("status_p99_seconds", "<=", 5),
             Goal("mongo_p99_seconds", "<=", 5),
             Goal("left_behind", "<=", 0),
+            # No watch stall: no finish waited for the resync to be found (docstring).
+            Goal("status_max_seconds", "<", RESYNC_SECONDS),
         ],
         figures=figures,
         method={
@@ -455,13 +516,19 @@ def main() -> int:
             "mongo": f"the bench polls MongoDB every {args.poll} s for phase Succeeded "
             "(resolution: the poll interval)",
             "rss": "VmHWM of the operator process",
+            "mongo_server": f"FerretDB ({args.mongo} backend) on the host, private to the run",
+            "watch_stall": f"slowest Job finished -> VideoJob status below the resync interval "
+            f"({RESYNC_SECONDS:g} s); /healthz polled every 1 s for its age",
         },
         # Deciles (and p99) rather than 2 x n raw values: the distribution without the bulk.
         rounds={
             "status_seconds_p0_p10_to_p100_p99": spread(to_status),
             "mongo_seconds_p0_p10_to_p100_p99": spread(to_mongo),
         },
-        notes={"watch_events": {w.name: w.events for w in watches}},
+        notes={
+            "watch_events": {w.name: w.events for w in watches},
+            "healthz_failed_polls": health.failures,
+        },
     )
     print(Recorder.summary(path))
     return 0 if left_behind == 0 else 1

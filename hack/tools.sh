@@ -31,6 +31,20 @@ if [ "${1:-}" = kwok ]; then
   exit 0
 fi
 
+# PostgreSQL under the scale bench's FerretDB (bench/postgres.py runs its own private server from
+# these binaries; no service is used): Debian's package, installed once. Not built through Go.
+if [ "${1:-}" = postgres ]; then
+  if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+      echo "PostgreSQL is missing: install Debian's postgresql package (as root: apt-get install postgresql)" >&2
+      exit 1
+    fi
+    echo "apt: installing postgresql (first run on this machine only)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql
+  fi
+  exit 0
+fi
+
 build_install helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm
 build_install versitygw "$VERSITYGW_VERSION" github.com/versity/versitygw/cmd/versitygw
 

@@ -1,0 +1,129 @@
+"""FerretDB on PostgreSQL for a bench: a MongoDB-protocol server that holds thousands of jobs.
+
+The test suite's FerretDB runs on SQLite (tests/utils/servers.py), which stopped answering under
+the operator scale bench at about 1,000 VideoJobs (docs/operator.md). Here FerretDB's postgresql
+handler (in our build: hack/tools.sh builds upstream's command with its default handlers) talks to
+a private PostgreSQL made for one run: Debian's `postgresql` package (`hack/tools.sh postgres`),
+initdb in a temporary directory, listening on a loopback port, run as a non-root user (PostgreSQL
+refuses to run as root), removed afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.utils.servers import BIN, ServerProcess, free_port
+
+PG_USER = "vidpipe"  # PostgreSQL's superuser in the private cluster (trust auth, loopback only)
+PG_DATABASE = "ferretdb"
+# The OS account PostgreSQL runs as when the bench runs as root (the Debian package creates it).
+OS_USER = "postgres"
+
+
+def pg_bindir() -> Path:
+    """The newest installed PostgreSQL's bin directory (Debian: /usr/lib/postgresql/<v>/bin)."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).resolve().parent
+    raise SystemExit("PostgreSQL is not installed: run `hack/tools.sh postgres` first")
+
+
+def _as_user() -> tuple[list[str], int, int]:
+    """argv prefix that drops root to OS_USER (nothing when not root), with its uid and gid."""
+    if os.geteuid() != 0:
+        return [], os.getuid(), os.getgid()
+    try:
+        account = pwd.getpwnam(OS_USER)
+    except KeyError:
+        raise SystemExit(
+            f"running as root and there is no {OS_USER!r} account to run PostgreSQL as: "
+            "run `hack/tools.sh postgres` (Debian's package creates it)"
+        ) from None
+    uid, gid = account.pw_uid, account.pw_gid
+    # setpriv execs PostgreSQL itself (no parent left in between), so our signals reach it.
+    return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--"], uid, gid
+
+
+def _run(argv: list[str], cwd: Path) -> None:
+    """Run a PostgreSQL tool; on failure, raise with what it printed."""
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{shlex.join(argv)} failed ({done.returncode}): {done.stderr.strip()}")
+
+
+class PostgresProcess(ServerProcess):
+    def stop(self, *, crash: bool = False) -> None:
+        # SIGTERM is PostgreSQL's "smart" shutdown, which waits for every client to leave;
+        # SIGINT ("fast") rolls back open sessions and stops.
+        if not crash and self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=60)
+        super().stop(crash=crash)
+
+
+@contextlib.contextmanager
+def postgres_server(workdir: Path, host: str = "127.0.0.1") -> Iterator[str]:
+    """A private PostgreSQL with an empty database; yields its postgres:// URL."""
+    bindir = pg_bindir()
+    prefix, uid, gid = _as_user()
+    data = Path(tempfile.mkdtemp(prefix="vidpipe-pg-"))  # outside workdir: OS_USER must reach it
+    try:
+        os.chown(data, uid, gid)
+        initdb = [*prefix, str(bindir / "initdb"), "-D", str(data / "db"), "-U", PG_USER]
+        _run([*initdb, "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"], data)
+        port = free_port()
+        argv = [*prefix, str(bindir / "postgres"), "-D", str(data / "db"), "-h", host]
+        argv += ["-p", str(port), "-k", str(data)]  # socket in the temporary directory
+        server = PostgresProcess(argv, {}, workdir / "postgres.log", host, port)
+        server.start()
+        try:
+            # The port opens before the server accepts sessions ("starting up"): ask it.
+            deadline = time.monotonic() + 60
+            ready = [str(bindir / "pg_isready"), "-h", host, "-p", str(port), "-U", PG_USER]
+            while subprocess.run(ready, capture_output=True, check=False).returncode != 0:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"PostgreSQL not ready; see {workdir / 'postgres.log'}")
+                time.sleep(0.2)
+            createdb = [str(bindir / "createdb"), "-h", host, "-p", str(port), "-U", PG_USER]
+            _run([*createdb, PG_DATABASE], data)
+            yield f"postgres://{PG_USER}@{host}:{port}/{PG_DATABASE}"
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def ferretdb_on_postgres(workdir: Path, host: str = "127.0.0.1") -> Iterator[str]:
+    """FerretDB (postgresql handler) on a private PostgreSQL; yields the mongodb:// URL."""
+    ferretdb = BIN / "ferretdb"
+    if not ferretdb.exists():
+        raise SystemExit(f"{ferretdb} is missing: run `make tools` first")
+    with postgres_server(workdir, host) as pg_url:
+        port = free_port()
+        argv = [str(ferretdb), "--handler", "postgresql", "--postgresql-url", pg_url]
+        argv += ["--listen-addr", f"{host}:{port}", "--state-dir", "-", "--debug-addr", "-"]
+        argv += ["--telemetry", "disable", "--log-level", "warn"]
+        server = ServerProcess(argv, {}, workdir / "ferretdb.log", host, port)
+        server.start()
+        try:
+            yield f"mongodb://{host}:{port}/"
+        finally:
+            server.stop()
