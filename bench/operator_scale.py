@@ -352,7 +352,12 @@ def main() -> int:
     args = parser.parse_args()
     arguments = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     recorder = Recorder("operator_scale", arguments)
-    api = kubernetes.config.new_client_from_config(config_file=KUBECONFIG)
+    config = kubernetes.client.Configuration()
+    kubernetes.config.load_kube_config(config_file=KUBECONFIG, client_configuration=config)
+    # The cluster is shared: another session's test may restart the API server. Refused
+    # connections are retried (nothing was sent, so nothing is sent twice).
+    config.retries = urllib3.util.Retry(total=10, connect=10, read=0, status=0, backoff_factor=0.5)
+    api = kubernetes.client.ApiClient(config)
     core = kubernetes.client.CoreV1Api(api)
     custom = kubernetes.client.CustomObjectsApi(api)
     work = Path(tempfile.mkdtemp(prefix="vidpipe-scale-"))

@@ -28,6 +28,14 @@ PG_USER = "vidpipe"  # PostgreSQL's superuser in the private cluster (trust auth
 PG_DATABASE = "ferretdb"
 # The OS account PostgreSQL runs as when the bench runs as root (the Debian package creates it).
 OS_USER = "postgres"
+# FerretDB v1.24's `update` command keeps one backend connection per matched statement until the
+# whole command ends (handler/msg_update.go defers each statement's iterator Close inside its
+# loop), and needs one more for the write: an update of N statements on existing documents
+# deadlocks FerretDB for good once N reaches its pool (pgx: 50 by default; SQLite: 100, fixed),
+# every goroutine waiting in the pool. The operator sends up to `mongo_batch_max` (100) statements
+# per command, so the pool is sized above that plus the concurrent reads.
+FERRETDB_POOL = 300
+PG_MAX_CONNECTIONS = FERRETDB_POOL + 20  # and PostgreSQL admits them (its default is 100)
 
 
 def pg_bindir() -> Path:
@@ -91,6 +99,7 @@ def postgres_server(workdir: Path, host: str = "127.0.0.1") -> Iterator[str]:
         port = free_port()
         argv = [*prefix, str(bindir / "postgres"), "-D", str(data / "db"), "-h", host]
         argv += ["-p", str(port), "-k", str(data)]  # socket in the temporary directory
+        argv += ["-c", f"max_connections={PG_MAX_CONNECTIONS}"]
         server = PostgresProcess(argv, {}, workdir / "postgres.log", host, port)
         server.start()
         try:
@@ -103,7 +112,7 @@ def postgres_server(workdir: Path, host: str = "127.0.0.1") -> Iterator[str]:
                 time.sleep(0.2)
             createdb = [str(bindir / "createdb"), "-h", host, "-p", str(port), "-U", PG_USER]
             _run([*createdb, PG_DATABASE], data)
-            yield f"postgres://{PG_USER}@{host}:{port}/{PG_DATABASE}"
+            yield f"postgres://{PG_USER}@{host}:{port}/{PG_DATABASE}?pool_max_conns={FERRETDB_POOL}"
         finally:
             server.stop()
     finally:
