@@ -1,7 +1,8 @@
 """MongoDB access (sync pymongo, always in worker threads): jobs, API keys, sessions, counters.
 
-The jobs document is the API's read model; the operator mirrors VideoJob status into it
-(`phase`, `progress`, `attempts`, `started_at`, `finished_at`, `error`, `outputs`).
+The jobs document is the API's read model, shared with the operator, which mirrors VideoJob
+status into it: its shape and both writers' updates are `vidpipe.record`. Jobs are parsed into
+`JobRecord` here, once, as they are read.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from functools import partial
 from typing import Any, TypeVar
 
 import anyio
+from pydantic import ValidationError
 from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from vidpipe.constants import JOBS_COLLECTION
-from vidpipe.phases import TERMINAL_PHASES, Phase
+from vidpipe.phases import Phase
+from vidpipe.record import JobRecord, insert_document
 from vidpipe_api.errors import DatabaseUnavailable
 from vidpipe_api.pagination import Cursor
 from vidpipe_api.settings import Settings
@@ -93,17 +96,18 @@ class Database:
 
     # -- jobs ------------------------------------------------------------------------------
 
-    async def insert_job(self, doc: Doc) -> None:
-        await self.run(self.jobs.insert_one, doc)
+    async def insert_job(self, record: JobRecord) -> None:
+        await self.run(self.jobs.insert_one, insert_document(record))
 
-    async def get_job(self, owner: str, job_id: str) -> Doc | None:
-        return await self.run(
+    async def get_job(self, owner: str, job_id: str) -> JobRecord | None:
+        doc = await self.run(
             self.jobs.find_one, {"_id": job_id, "owner": owner, "deleted": {"$ne": True}}
         )
+        return None if doc is None else JobRecord.model_validate(doc)
 
     async def list_jobs(
         self, owner: str, phase: Phase | None, cursor: Cursor | None, limit: int
-    ) -> list[Doc]:
+    ) -> list[JobRecord]:
         query: Doc = {"owner": owner, "deleted": {"$ne": True}}
         if phase is not None:
             query["phase"] = phase.value
@@ -114,9 +118,9 @@ class Database:
                 {"created_at": at, "_id": {"$lt": cursor.job_id}},
             ]
 
-        def _find() -> list[Doc]:
+        def _find() -> list[JobRecord]:
             found = self.jobs.find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-            return list(found.limit(limit))
+            return [JobRecord.model_validate(d) for d in found.limit(limit)]
 
         return await self.run(_find)
 
@@ -125,24 +129,33 @@ class Database:
             self.jobs.update_one, {"_id": job_id}, {"$set": {**fields, "updated_at": now()}}
         )
 
-    async def flag_submitted(self, job_id: str) -> Doc | None:
+    async def flag_submitted(self, job_id: str) -> JobRecord | None:
         """Record that the job's VideoJob exists; returns the record as it is now."""
-        return await self.run(
+        doc = await self.run(
             self.jobs.find_one_and_update,
             {"_id": job_id},
             {"$set": {"cr_created": True, "updated_at": now()}},
             return_document=ReturnDocument.AFTER,
         )
+        return None if doc is None else JobRecord.model_validate(doc)
 
-    async def jobs_missing_cr(self, older_than: datetime, limit: int = 100) -> list[Doc]:
-        def _find() -> list[Doc]:
+    async def jobs_missing_cr(self, older_than: datetime, limit: int = 100) -> list[JobRecord]:
+        def _find() -> list[JobRecord]:
             query = {
                 "cr_created": False,
                 "deleted": {"$ne": True},
                 "phase": Phase.PENDING.value,
                 "created_at": {"$lt": older_than},
             }
-            return list(self.jobs.find(query).sort("created_at", ASCENDING).limit(limit))
+            found = self.jobs.find(query).sort("created_at", ASCENDING).limit(limit)
+            records: list[JobRecord] = []
+            for doc in found:
+                try:
+                    records.append(JobRecord.model_validate(doc))
+                except ValidationError:
+                    # One unreadable document must not stop every job queued behind it.
+                    log.error("job record unreadable", extra={"job_id": str(doc.get("_id"))})
+            return records
 
         return await self.run(_find)
 
@@ -220,7 +233,3 @@ class Database:
 
     async def unlock(self, name: str) -> None:
         await self.run(self.locks.delete_one, {"_id": name})
-
-
-def terminal(phase: str) -> bool:
-    return phase in {p.value for p in TERMINAL_PHASES}

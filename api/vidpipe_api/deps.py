@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request
 
+from vidpipe.record import JobRecord
 from vidpipe_api import auth
 from vidpipe_api.cluster import Cluster
 from vidpipe_api.context import AppContext
 from vidpipe_api.db import Database
 from vidpipe_api.errors import JobNotFound, Unauthenticated
+from vidpipe_api.jobs import Ingest
+from vidpipe_api.metrics import Metrics
 from vidpipe_api.settings import Settings
 from vidpipe_api.storage import Storage
 
@@ -39,10 +42,20 @@ def get_cluster(ctx: ContextDep) -> Cluster:
     return ctx.cluster
 
 
+def get_ingest(ctx: ContextDep) -> Ingest:
+    return ctx.ingest
+
+
+def get_metrics(ctx: ContextDep) -> Metrics:
+    return ctx.metrics
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
 JobsRepoDep = Annotated[Database, Depends(get_db)]
 ClusterDep = Annotated[Cluster, Depends(get_cluster)]
+IngestDep = Annotated[Ingest, Depends(get_ingest)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
 async def get_principal(
@@ -83,12 +96,12 @@ JobIdPath = Annotated[
 ]
 
 
-async def get_job_doc(job_id: JobIdPath, owner: CurrentOwner, db: JobsRepoDep) -> dict[str, Any]:
+async def get_job_record(job_id: JobIdPath, owner: CurrentOwner, db: JobsRepoDep) -> JobRecord:
     """The caller's job or 404: another owner's job is indistinguishable from a missing one."""
-    doc = await db.get_job(owner, job_id)
-    if doc is None:
+    record = await db.get_job(owner, job_id)
+    if record is None:
         raise JobNotFound(job_id)
-    return doc
+    return record
 
 
-JobDoc = Annotated[dict[str, Any], Depends(get_job_doc)]
+JobRecordDep = Annotated[JobRecord, Depends(get_job_record)]

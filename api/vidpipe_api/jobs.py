@@ -1,9 +1,13 @@
 """The accept path shared by every upload route, and the job views returned to clients.
 
+The views render a parsed `vidpipe.record.JobRecord`; the API writes `phase` only for a job that
+never reached the cluster (see that module), and download links come from the record's
+`outputs` only.
+
 Order and undo (never lose an accepted upload, never leave orphans):
   1. the object is already in S3 (streamed or completed by the caller);
   2. probe it; a bad input deletes the object, nothing else exists yet;
-  3. insert the MongoDB document (phase Pending, `cr_created: false`); if MongoDB fails the
+  3. insert the job record (phase Pending, `cr_created: false`); if MongoDB fails the
      object is deleted and the client gets 503;
   4. create the VideoJob; on success set `cr_created: true`. If the Kubernetes API is down the
      upload is still accepted (202): the record is the durable promise, and the reconciler in
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -33,11 +38,13 @@ from vidpipe.keys import (
     POSTER_NAME,
     STORYBOARD_IMAGE_NAME,
     STORYBOARD_VTT_NAME,
+    output_key,
     output_prefix,
     source_key,
 )
-from vidpipe.models import Outputs, SourceObject, VideoJobSpec
+from vidpipe.models import JobError, Outputs, SourceObject, VideoJobSpec
 from vidpipe.phases import SEED_STATUS, Phase
+from vidpipe.record import JobRecord, rejected_fields, unsubmitted_cancel_fields
 from vidpipe_api.cluster import Cluster
 from vidpipe_api.db import Database, now, to_ms
 from vidpipe_api.errors import ClusterUnavailable, VideoJobRejected
@@ -54,15 +61,11 @@ def new_job_id() -> str:
     return f"vj-{uuid.uuid4().hex}"
 
 
-def spec_for(doc: dict[str, Any]) -> VideoJobSpec:
-    return VideoJobSpec.model_validate(
-        {
-            "jobId": doc["_id"],
-            "owner": doc["owner"],
-            "source": doc["source"],
-            "outputs": doc["options"],
-        }
-    )
+def spec_for(record: JobRecord) -> VideoJobSpec:
+    fields: dict[str, Any] = {"jobId": record.id, "owner": record.owner, "source": record.source}
+    if record.options is not None:
+        fields["outputs"] = record.options
+    return VideoJobSpec.model_validate(fields)
 
 
 class Submission(Enum):
@@ -97,7 +100,7 @@ class Ingest:
         content_type: str | None,
         via: str,
         keep_source_if_unavailable: bool = False,
-    ) -> dict[str, Any]:
+    ) -> JobRecord:
         """Steps 2-4 for an object already stored under `source_key(job_id)`.
 
         A refused or failed upload's object is deleted, except that `keep_source_if_unavailable`
@@ -116,148 +119,158 @@ class Ingest:
             await discard(exc)
             raise
         at = now()
-        doc: dict[str, Any] = {
-            "_id": job_id,
-            "owner": owner,
-            "phase": Phase.PENDING.value,
-            "progress": 0,
-            "source": SourceObject(bucket=self.storage.bucket, key=key).model_dump(),
-            "options": outputs_document(outputs),
-            "filename": filename,
-            "content_type": content_type,
-            "size_bytes": size,
-            "media": media_summary(info),
-            "uploaded_via": via,
-            "created_at": at,
-            "updated_at": at,
-            "cr_created": False,
-            "deleted": False,
-        }
-        spec = spec_for(doc)  # validates before anything is recorded
+        record = JobRecord(
+            id=job_id,
+            owner=owner,
+            source=SourceObject(bucket=self.storage.bucket, key=key),
+            options=outputs_document(outputs),
+            filename=filename,
+            content_type=content_type,
+            size_bytes=size,
+            media=media_summary(info),
+            uploaded_via=via,
+            created_at=at,
+            updated_at=at,
+        )
+        spec = spec_for(record)  # validates before anything is recorded
         try:
-            await self.db.insert_job(doc)
+            await self.db.insert_job(record)
         except VidpipeError as exc:
             await discard(exc)
             raise
         self.metrics.jobs_created.inc()
-        if await self.submit(doc, spec) is Submission.REJECTED:
+        outcome, record = await self.submit(record, spec)
+        if outcome is Submission.REJECTED:
             # The record stays (Failed, with the reason) so the client can look it up.
-            message = str(doc["error"]["message"])
+            message = record.error.message if record.error else ""
             raise VidpipeError(ErrorCode.JOB_REJECTED, message, {"jobId": job_id})
         log.info("job accepted", extra={"job_id": job_id, "owner": owner, "size": size})
-        return doc
+        return record
 
-    async def submit(self, doc: dict[str, Any], spec: VideoJobSpec | None = None) -> Submission:
-        """Create the VideoJob and flag the record.
+    async def submit(
+        self, record: JobRecord, spec: VideoJobSpec | None = None
+    ) -> tuple[Submission, JobRecord]:
+        """Create the VideoJob and flag the record; returns the outcome and the record now.
 
         DEFERRED (job kept Pending for the reconciler) if the Kubernetes API is down; REJECTED if
         it refused the VideoJob as invalid: the job is then Failed for good and its source deleted.
         """
-        job_id = doc["_id"]
+        job_id = record.id
         try:
-            await self.cluster.create(spec or spec_for(doc))
+            await self.cluster.create(spec or spec_for(record))
         except ClusterUnavailable:
             log.warning("videojob deferred to the reconciler", extra={"job_id": job_id})
-            return Submission.DEFERRED
+            return Submission.DEFERRED, record
         except VideoJobRejected as exc:
-            await self._reject(doc, exc)
-            return Submission.REJECTED
+            return Submission.REJECTED, await self._reject(record, exc)
         try:
-            record = await self.db.flag_submitted(job_id)
+            stored = await self.db.flag_submitted(job_id)
         except VidpipeError:
             # The VideoJob exists; the reconciler will see the flag unset, get 409, and set it.
-            return Submission.DEFERRED
-        doc["cr_created"] = True
-        if record is not None and record.get("cancel_requested"):
+            return Submission.DEFERRED, record
+        record = record.updated({"cr_created": True})
+        if stored is not None and stored.cancel_requested:
             # Cancelled while the VideoJob was being created: the cancel found none to stop.
-            doc["cancel_requested"] = True
-            if not await self.settle_cancel(doc):
+            record = record.updated({"cancel_requested": True})
+            settled = await self.settle_cancel(record)
+            if settled is None:
                 await self.db.update_job(job_id, {"cr_created": False})  # reconciler retries
-                doc["cr_created"] = False
-                return Submission.DEFERRED
-        return Submission.CREATED
+                return Submission.DEFERRED, record.updated({"cr_created": False})
+            return Submission.CREATED, settled
+        return Submission.CREATED, record
 
-    async def cancel_unsubmitted(self, doc: dict[str, Any]) -> None:
+    async def cancel_unsubmitted(self, record: JobRecord) -> JobRecord:
         """Cancel a job recorded without a VideoJob (the cluster was down when it was accepted)."""
-        await self.db.update_job(doc["_id"], {"cancel_requested": True})
-        doc["cancel_requested"] = True
-        if not await self.settle_cancel(doc):
-            log.warning("cancel deferred to the reconciler", extra={"job_id": doc["_id"]})
+        await self.db.update_job(record.id, {"cancel_requested": True})
+        record = record.updated({"cancel_requested": True})
+        settled = await self.settle_cancel(record)
+        if settled is None:
+            log.warning("cancel deferred to the reconciler", extra={"job_id": record.id})
+            return record
+        return settled
 
-    async def settle_cancel(self, doc: dict[str, Any]) -> bool:
-        """Carry out a recorded cancel of a job; False while the Kubernetes API is down."""
-        job_id = doc["_id"]
+    async def settle_cancel(self, record: JobRecord) -> JobRecord | None:
+        """Carry out a recorded cancel of a job; the record then, or None while the Kubernetes
+        API is down."""
+        job_id = record.id
         try:
             exists = await self.cluster.request_cancel(job_id)
         except ClusterUnavailable:
-            return False
+            return None
         if exists:
-            # The operator stops it, deletes its outputs and mirrors Cancelled.
-            if not doc.get("cr_created"):
+            # The operator stops it, deletes its outputs and records Cancelled: the phase is
+            # its to write now that the job reached the cluster.
+            if not record.cr_created:
                 await self.db.update_job(job_id, {"cr_created": True})
-                doc["cr_created"] = True
-            return True
+                record = record.updated({"cr_created": True})
+            return record
         # Nothing ever ran: no outputs, and nothing will read the source again. The source goes
         # first, so a failure here leaves the request recorded for the reconciler to finish.
         await self.storage.delete(source_key(job_id))
-        fields = {"phase": Phase.CANCELLED.value, "finished_at": now()}
+        fields = unsubmitted_cancel_fields(now())
         await self.db.update_job(job_id, fields)
-        doc.update(fields)
         log.info("unsubmitted job cancelled", extra={"job_id": job_id})
-        return True
+        return record.updated(fields)
 
-    async def _reject(self, doc: dict[str, Any], exc: VideoJobRejected) -> None:
+    async def _reject(self, record: JobRecord, exc: VideoJobRejected) -> JobRecord:
         log.warning(
-            "videojob refused by the cluster", extra={"job_id": doc["_id"], "code": exc.code.value}
+            "videojob refused by the cluster", extra={"job_id": record.id, "code": exc.code.value}
         )
-        error = {"code": exc.code.value, "message": exc.message}
-        fields = {"phase": Phase.FAILED.value, "error": error, "finished_at": now()}
-        await self.storage.delete(source_key(doc["_id"]))
-        await self.db.update_job(doc["_id"], fields)
-        doc.update(fields)
+        fields = rejected_fields(JobError(code=exc.code.value, message=exc.message), now())
+        await self.storage.delete(source_key(record.id))
+        await self.db.update_job(record.id, fields)
+        return record.updated(fields)
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if isinstance(value, datetime) else None
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
-def job_view(doc: dict[str, Any]) -> dict[str, Any]:
+def job_view(record: JobRecord) -> dict[str, Any]:
     """The public JSON of a job (no internal flags, no storage keys)."""
-    phase = str(doc.get("phase", Phase.PENDING.value))
-    media = doc.get("media") or {}
     return {
-        "id": doc["_id"],
-        "url": f"/v1/jobs/{doc['_id']}",
-        "phase": phase,
-        "seedStatus": SEED_STATUS.get(Phase(phase), phase) if phase in set(Phase) else phase,
-        "progress": int(doc.get("progress") or 0),
-        "filename": doc.get("filename"),
-        "sizeBytes": doc.get("size_bytes"),
-        "options": doc.get("options"),
-        "media": media,
-        "attempts": int(doc.get("attempts") or 0),
-        "error": doc.get("error"),
-        "cancelRequested": bool(doc.get("cancel_requested")),
-        "submitted": bool(doc.get("cr_created")),
-        "createdAt": _iso(doc.get("created_at")),
-        "updatedAt": _iso(doc.get("updated_at")),
-        "startedAt": _iso(doc.get("started_at")),
-        "finishedAt": _iso(doc.get("finished_at")),
+        "id": record.id,
+        "url": f"/v1/jobs/{record.id}",
+        "phase": record.phase.value,
+        "seedStatus": SEED_STATUS[record.phase].value,
+        "progress": record.progress,
+        "filename": record.filename,
+        "sizeBytes": record.size_bytes,
+        "options": record.options,
+        "media": record.media,
+        "attempts": record.attempts,
+        "error": record.error.model_dump() if record.error else None,
+        "cancelRequested": record.cancel_requested,
+        "submitted": record.cr_created,
+        "createdAt": _iso(record.created_at),
+        "updatedAt": _iso(record.updated_at),
+        "startedAt": _iso(record.started_at),
+        "finishedAt": _iso(record.finished_at),
     }
 
 
-def cursor_of(doc: dict[str, Any]) -> tuple[int, str]:
-    return to_ms(doc["created_at"]), str(doc["_id"])
+def cursor_of(record: JobRecord) -> tuple[int, str]:
+    return to_ms(record.created_at), record.id
 
 
-def classify_outputs(job_id: str, keys: list[str], presign: Any) -> dict[str, Any]:
-    """Group the job's stored outputs into poster / storyboard / metadata / renditions links."""
-    prefix = output_prefix(job_id)
+def downloads(record: JobRecord, presign: Callable[[str], str]) -> dict[str, Any] | None:
+    """Presigned links to what the job produced, grouped as poster / storyboard / metadata /
+    manifest / renditions: None while Pending, no links unless Succeeded.
+
+    The record's `outputs` (the manifest's list, recorded by the operator) is the only source:
+    an object under the job's prefix that the manifest does not list, such as a rendition still
+    uploading while the job runs, is never offered. The manifest itself is offered with them.
+    """
+    if record.phase is Phase.PENDING:
+        return None
     out: dict[str, Any] = {"renditions": {}}
-    for key in sorted(keys):
-        name = key[len(prefix) :]
-        if "/" in name or not name:
-            continue
+    if not record.succeeded or not record.outputs:
+        return out
+    prefix = output_prefix(record.id)
+    for key in sorted({*record.outputs, output_key(record.id, MANIFEST_NAME)}):
+        name = key.removeprefix(prefix)
+        if not key.startswith(prefix) or "/" in name or not name:
+            continue  # not one of this job's own files
         if name == POSTER_NAME:
             out["poster"] = presign(key)
         elif name == STORYBOARD_IMAGE_NAME:

@@ -23,20 +23,20 @@ async def reconcile_once(ingest: Ingest, min_age_seconds: float) -> int:
     # The age gate leaves jobs whose upload request is still creating the VideoJob alone.
     cutoff = now() - timedelta(seconds=min_age_seconds)
     created = 0
-    for doc in await ingest.db.jobs_missing_cr(cutoff):
-        if doc.get("cancel_requested"):
+    for record in await ingest.db.jobs_missing_cr(cutoff):
+        if record.cancel_requested:
             try:
-                if not await ingest.settle_cancel(doc):
+                if await ingest.settle_cancel(record) is None:
                     break  # the Kubernetes API is still down
             except Exception:
-                log.exception("cancel failed", extra={"job_id": doc["_id"]})
+                log.exception("cancel failed", extra={"job_id": record.id})
             continue
         try:
-            outcome = await ingest.submit(doc)
+            outcome, _ = await ingest.submit(record)
         except Exception:
-            # One bad document (a record that no longer builds a spec, a failed delete) must not
-            # stop every job queued behind it: log it and go on to the next.
-            log.exception("resubmission failed", extra={"job_id": doc["_id"]})
+            # One bad record (one that no longer builds a spec, a failed delete) must not stop
+            # every job queued behind it: log it and go on to the next.
+            log.exception("resubmission failed", extra={"job_id": record.id})
             continue
         if outcome is Submission.DEFERRED:
             break  # the Kubernetes API is still down; try again next round
@@ -44,7 +44,7 @@ async def reconcile_once(ingest: Ingest, min_age_seconds: float) -> int:
             continue  # failed for good by submit(); no longer Pending, never picked again
         created += 1
         ingest.metrics.reconciled.inc()
-        log.info("videojob created by reconciler", extra={"job_id": doc["_id"]})
+        log.info("videojob created by reconciler", extra={"job_id": record.id})
     return created
 
 

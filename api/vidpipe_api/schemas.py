@@ -56,7 +56,8 @@ class JobOut(BaseModel):
     finishedAt: str | None = None
     downloads: dict[str, Any] | None = Field(
         default=None,
-        description="Presigned GET links, generated per request, valid for a short time",
+        description="Presigned GET links to the outputs the job's manifest lists, once it has "
+        "succeeded (none before); generated per request, valid for a short time",
     )
 
 

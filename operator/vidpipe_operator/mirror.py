@@ -1,8 +1,9 @@
 """Mirror VideoJob status into the job's MongoDB document (the API's read model).
 
-The document builder is pure (unit-tested); `JobMirror` runs pymongo in worker threads because
-pymongo is blocking and the kopf event loop must never wait on the network, and sends the
-writes of a burst as one ordered `update` command (see batching.py).
+The updates come from the record's builders (`vidpipe.record`, shared with the API, which
+reads the same document); `JobMirror` only sends them: pymongo runs in worker threads because
+it is blocking and the kopf event loop must never wait on the network, and the writes of a
+burst go out as one ordered `update` command (see batching.py).
 """
 
 from __future__ import annotations
@@ -19,83 +20,15 @@ from pymongo.collection import Collection
 from pymongo.errors import NetworkTimeout, OperationFailure, ServerSelectionTimeoutError
 
 from vidpipe.constants import JOBS_COLLECTION
-from vidpipe.phases import TERMINAL_PHASES, Phase
+from vidpipe.phases import TERMINAL_PHASES
+from vidpipe.record import deleted_update, mirror_update, progress_update
 from vidpipe_operator.batching import Batcher, BatchFailed
-from vidpipe_operator.status import CANCELLED, VIDEOJOB_DELETED, parse_time
+
+# The builders are re-exported for the modules that import them from here.
+__all__ = ["JobMirror", "deleted_update", "mirror_update", "progress_update"]
 
 T = TypeVar("T")
 Doc = dict[str, Any]
-
-
-def mirror_update(videojob: dict[str, Any], status: dict[str, Any], at: datetime) -> Doc:
-    """The update that makes the job document agree with `status` (upsert-safe).
-
-    `$setOnInsert` covers VideoJobs created without the API (kubectl), so the document still has
-    the fields the API lists and sorts by.
-    """
-    spec = videojob.get("spec") or {}
-    conditions = [
-        {k: c.get(k) for k in ("type", "status", "reason", "message")}
-        for c in status.get("conditions") or []
-    ]
-    return {
-        "$set": {
-            "phase": status.get("phase", Phase.PENDING.value),
-            "progress": int(status.get("progress") or 0),
-            "attempts": int(status.get("attempts") or 0),
-            "started_at": parse_time(status.get("startedAt")),
-            "finished_at": parse_time(status.get("finishedAt")),
-            "outputs": list(status.get("outputs") or []),
-            "error": status.get("error"),
-            "conditions": conditions,
-            "job_name": status.get("jobName"),
-            "videojob": {
-                "namespace": videojob["metadata"]["namespace"],
-                "name": videojob["metadata"]["name"],
-            },
-            "updated_at": at,
-        },
-        "$setOnInsert": {
-            "owner": spec.get("owner"),
-            "source": spec.get("source"),
-            "options": spec.get("outputs"),
-            "created_at": parse_time(videojob["metadata"].get("creationTimestamp")) or at,
-            "cr_created": True,
-            "deleted": False,
-        },
-    }
-
-
-def progress_update(progress: int, at: datetime) -> tuple[Doc, Doc]:
-    """Filter and update for a progress report; never touches a finished job's document."""
-    terminal = [p.value for p in TERMINAL_PHASES]
-    return (
-        {"phase": {"$nin": terminal}},
-        {"$set": {"progress": progress, "updated_at": at}},
-    )
-
-
-def deleted_update(doc: Doc, at: datetime) -> Doc:
-    """The update recording a job whose VideoJob was deleted unfinished while no operator ran
-    (the live path has the VideoJob's last status and uses `mirror_update`)."""
-    conditions = [c for c in doc.get("conditions") or [] if c.get("type") != CANCELLED]
-    conditions.append(
-        {
-            "type": CANCELLED,
-            "status": "True",
-            "reason": VIDEOJOB_DELETED,
-            "message": "VideoJob deleted",
-        }
-    )
-    return {
-        "$set": {
-            "phase": Phase.CANCELLED.value,
-            "finished_at": at,
-            "outputs": [],
-            "conditions": conditions,
-            "updated_at": at,
-        }
-    }
 
 
 def _too_slow(exc: Exception) -> bool:

@@ -10,7 +10,6 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
@@ -30,16 +29,10 @@ class ExitStatus:
     exit_code: int
     code: ErrorCode | None
     message: str
-    # On success, the keys written (the manifest last), for the operator to show.
-    outputs: tuple[str, ...] = ()
 
     def termination_message(self) -> str:
-        body: dict[str, Any] = {
-            "code": self.code.value if self.code else "ok",
-            "message": self.message,
-        }
-        if self.outputs:
-            body["outputs"] = list(self.outputs)
+        # What was produced is the manifest's to say (the operator reads it), never this line.
+        body = {"code": self.code.value if self.code else "ok", "message": self.message}
         return json.dumps(body, separators=(",", ":"))
 
 

@@ -50,7 +50,17 @@ from vidpipe_api.compat import (
     validation_body,
 )
 from vidpipe_api.context import AppContext
-from vidpipe_api.deps import ContextDep, CurrentOwner, PrincipalDep, get_job_doc, get_owner
+from vidpipe_api.deps import (
+    ClusterDep,
+    ContextDep,
+    CurrentOwner,
+    JobsRepoDep,
+    PrincipalDep,
+    SettingsDep,
+    StorageDep,
+    get_job_record,
+    get_owner,
+)
 from vidpipe_api.errors import Forbidden, RetryLater
 from vidpipe_api.formstream import ParsedForm
 from vidpipe_api.jobs import job_view
@@ -208,7 +218,7 @@ async def upload(
         check_user(form.fields[USER_FIELD], owner)
 
     with slots.hold(owner):
-        doc = await ingest_form(
+        record = await ingest_form(
             request,
             ctx,
             owner,
@@ -218,7 +228,7 @@ async def upload(
             trailing_fields=frozenset({USER_FIELD}),
             via="compat",
         )
-    return JSONResponse(ok(LegacyUpload, task_id=doc["_id"]))
+    return JSONResponse(ok(LegacyUpload, task_id=record.id))
 
 
 @router.head(
@@ -249,7 +259,7 @@ async def upload_check(_owner: CurrentOwner) -> Response:
     },
 )
 async def tasks(
-    ctx: ContextDep,
+    db: JobsRepoDep,
     owner: CurrentOwner,
     user_id: Annotated[str, Query(max_length=256, description="The API key's owner")],
     task_id: Annotated[str | None, Query(max_length=256)] = None,
@@ -257,9 +267,9 @@ async def tasks(
     """Without `task_id`: the newest 500 tasks; with it: that task, flat. Only the key's own."""
     check_user(user_id, owner)
     if task_id is not None:
-        doc = await get_job_doc(task_id, owner, ctx.db)
-        return JSONResponse(ok(LegacyTaskStatus, **task(job_view(doc))))
-    listed = await jobs_routes.list_jobs(ctx, owner, None, TASK_LIST_LIMIT, None)
+        record = await get_job_record(task_id, owner, db)
+        return JSONResponse(ok(LegacyTaskStatus, **task(job_view(record))))
+    listed = await jobs_routes.list_jobs(db, owner, None, TASK_LIST_LIMIT, None)
     return JSONResponse(
         ok(
             LegacyTaskList,
@@ -296,13 +306,19 @@ async def tasks(
     },
 )
 async def task_detail(
-    ctx: ContextDep,
+    db: JobsRepoDep,
+    storage: StorageDep,
     owner: CurrentOwner,
     kind: Annotated[TaskQuery, Query(alias="type", description="`thumbnail` or `progress`")],
     task_id: Annotated[str, Query(max_length=256)],
 ) -> Response:
-    """The poster's bytes (not a redirect: old clients reach only this address), or progress."""
-    job = job_view(await get_job_doc(task_id, owner, ctx.db))
+    """The poster's bytes (not a redirect: old clients reach only this address), or progress.
+
+    The poster is served only when the job's record lists it among its outputs (the manifest),
+    as `downloads.poster` of `/v1/jobs/{id}`.
+    """
+    record = await get_job_record(task_id, owner, db)
+    job = job_view(record)
     status = SeedStatus(job["seedStatus"])
     if kind is TaskQuery.PROGRESS:
         return JSONResponse(
@@ -318,17 +334,14 @@ async def task_detail(
                 task_id=job["id"],
             )
         )
-    storage = ctx.storage
+    key = output_key(record.id, POSTER_NAME)
+    without = VidpipeError(ErrorCode.NOT_FOUND, "the task was processed without a thumbnail")
+    if key not in record.outputs:
+        raise without
     try:
-        poster = await storage.call(
-            storage.client.get_object,
-            Bucket=storage.bucket,
-            Key=output_key(job["id"], POSTER_NAME),
-        )
+        poster = await storage.call(storage.client.get_object, Bucket=storage.bucket, Key=key)
     except ClientError:  # `call` lets only "no such key" through as ClientError
-        raise VidpipeError(
-            ErrorCode.NOT_FOUND, "the task was processed without a thumbnail"
-        ) from None
+        raise without from None
     return StreamingResponse(
         _chunks(poster["Body"]),
         media_type="image/jpeg",
@@ -354,9 +367,9 @@ def _chunks(body: Any) -> Iterator[bytes]:
     summary="Tasks waiting and running (= GET /v1/stats)",
     responses=REFUSALS,
 )
-async def analytics_queue(ctx: ContextDep, principal: PrincipalDep) -> JSONResponse:
+async def analytics_queue(db: JobsRepoDep, principal: PrincipalDep) -> JSONResponse:
     """The key owner's tasks by status; every user's with an admin key, as `/v1/stats`."""
-    stats = await jobs_routes.stats(ctx, principal)
+    stats = await jobs_routes.stats(db, principal)
     if stats.total is not None:
         return JSONResponse(queue(stats.total, "all"))
     return JSONResponse(queue(stats.owner, "user"))
@@ -369,10 +382,12 @@ async def analytics_queue(ctx: ContextDep, principal: PrincipalDep) -> JSONRespo
     responses=REFUSALS,
     dependencies=[Depends(get_owner)],
 )
-async def analytics_system(ctx: ContextDep) -> JSONResponse:
+async def analytics_system(
+    settings: SettingsDep, storage: StorageDep, db: JobsRepoDep, cluster: ClusterDep
+) -> JSONResponse:
     """What still means something in a cluster; host CPU, memory and disk are Prometheus's."""
-    checks = await system.dependency_checks(ctx)
-    s = ctx.settings
+    checks = await system.dependency_checks(storage, db, cluster)
+    s = settings
     return JSONResponse(
         ok(
             LegacySystem,

@@ -9,8 +9,10 @@ from fastapi.responses import JSONResponse
 
 from vidpipe.errors import VidpipeError
 from vidpipe_api import NAME, __version__
-from vidpipe_api.context import AppContext
-from vidpipe_api.deps import ContextDep
+from vidpipe_api.cluster import Cluster
+from vidpipe_api.db import Database
+from vidpipe_api.deps import ClusterDep, JobsRepoDep, MetricsDep, StorageDep
+from vidpipe_api.storage import Storage
 
 router = APIRouter(tags=["system"])
 
@@ -46,12 +48,14 @@ async def _check(probe: Any) -> dict[str, str]:
     return {"status": "ok"}
 
 
-async def dependency_checks(ctx: AppContext) -> dict[str, dict[str, str]]:
+async def dependency_checks(
+    storage: Storage, db: Database, cluster: Cluster
+) -> dict[str, dict[str, str]]:
     """S3, MongoDB and the Kubernetes API, each `{"status": "ok"}` or why not."""
     return {
-        "s3": await _check(ctx.storage.ping),
-        "mongodb": await _check(ctx.db.ping),
-        "kubernetes": await _check(ctx.cluster.ping),
+        "s3": await _check(storage.ping),
+        "mongodb": await _check(db.ping),
+        "kubernetes": await _check(cluster.ping),
     }
 
 
@@ -60,9 +64,9 @@ async def dependency_checks(ctx: AppContext) -> dict[str, dict[str, str]]:
     summary="Readiness: S3, MongoDB and the Kubernetes API",
     responses={503: {"description": "At least one dependency is unreachable"}},
 )
-async def readyz(ctx: ContextDep) -> JSONResponse:
+async def readyz(storage: StorageDep, db: JobsRepoDep, cluster: ClusterDep) -> JSONResponse:
     """Each dependency reported separately; 503 unless all answer."""
-    checks = await dependency_checks(ctx)
+    checks = await dependency_checks(storage, db, cluster)
     ready = all(c["status"] == "ok" for c in checks.values())
     body = {"status": "ready" if ready else "unavailable", "checks": checks}
     return JSONResponse(body, status_code=200 if ready else 503)
@@ -73,6 +77,6 @@ metrics_router = APIRouter(tags=["system"])
 
 
 @metrics_router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics(ctx: ContextDep) -> Response:
+async def metrics(registry: MetricsDep) -> Response:
     """Requests by route and status, upload bytes, jobs created, rejections by code."""
-    return ctx.metrics.exposition()
+    return registry.exposition()

@@ -29,10 +29,17 @@ from fastapi.responses import JSONResponse
 from vidpipe.errors import VidpipeError
 from vidpipe.keys import source_key
 from vidpipe.models import Outputs
+from vidpipe.record import JobRecord
 from vidpipe_api import ratelimit, sessions
-from vidpipe_api.context import AppContext
-from vidpipe_api.db import now
-from vidpipe_api.deps import ContextDep, CurrentOwner
+from vidpipe_api.db import Database, now
+from vidpipe_api.deps import (
+    CurrentOwner,
+    IngestDep,
+    JobsRepoDep,
+    MetricsDep,
+    SettingsDep,
+    StorageDep,
+)
 from vidpipe_api.errors import (
     InvalidRequest,
     TooManyUploadSessions,
@@ -93,13 +100,16 @@ def part_lengths(size: int, part_size: int) -> list[int]:
     summary="Start a presigned multipart upload",
 )
 async def create_upload(
-    body: UploadSessionIn, ctx: ContextDep, owner: CurrentOwner
+    body: UploadSessionIn,
+    owner: CurrentOwner,
+    settings: SettingsDep,
+    db: JobsRepoDep,
+    storage: StorageDep,
 ) -> UploadSessionOut:
     """Returns one presigned PUT URL per part; upload each part, keep its ETag, then complete.
 
     Each URL accepts exactly its part's length (`partSize`, the last part the remainder).
     """
-    settings = ctx.settings
     if body.sizeBytes > settings.max_upload_bytes:
         raise UploadTooLarge(settings.max_upload_bytes)
     options_json = None if body.options is None else json.dumps(body.options)
@@ -109,14 +119,14 @@ async def create_upload(
     if count > settings.max_session_parts:
         raise InvalidRequest(f"at most {settings.max_session_parts} parts per upload")
     cap = settings.max_open_sessions_per_owner
-    if await sessions.count_open(ctx.db, owner) >= cap:
+    if await sessions.count_open(db, owner) >= cap:
         raise TooManyUploadSessions(cap, SESSION_RETRY_AFTER_SECONDS)
-    await ratelimit.acquire(ctx.db, owner, settings)
+    await ratelimit.acquire(db, owner, settings)
     job_id = new_job_id()
     key = source_key(job_id)
     filename = sanitize_filename(body.filename)
     metadata = {"original-filename": quote(filename)} if filename else {}
-    s3_upload_id = await ctx.storage.create_multipart(key, metadata)
+    s3_upload_id = await storage.create_multipart(key, metadata)
     ttl = settings.upload_session_ttl_seconds
     expires = now() + timedelta(seconds=ttl)
     doc: dict[str, Any] = {
@@ -135,18 +145,18 @@ async def create_upload(
         "expires_at": expires,
     }
     try:
-        await ctx.db.insert_upload(doc)
+        await db.insert_upload(doc)
         # Insert, then count: of racing requests the last to insert sees every other one, so
         # the cap is never exceeded (at worst racing requests all back off, answered 429).
-        if await sessions.count_open(ctx.db, owner) > cap:
-            await ctx.db.delete_upload(job_id)
+        if await sessions.count_open(db, owner) > cap:
+            await db.delete_upload(job_id)
             raise TooManyUploadSessions(cap, SESSION_RETRY_AFTER_SECONDS)
     except VidpipeError:
-        await ctx.storage.abort_multipart(key, s3_upload_id)
+        await storage.abort_multipart(key, s3_upload_id)
         raise
     # Signing is local computation; no I/O per part.
     urls = [
-        PartUrl(partNumber=n, url=ctx.storage.presign_part(key, s3_upload_id, n, length, ttl))
+        PartUrl(partNumber=n, url=storage.presign_part(key, s3_upload_id, n, length, ttl))
         for n, length in enumerate(part_lengths(body.sizeBytes, part_size), start=1)
     ]
     return UploadSessionOut(
@@ -172,31 +182,38 @@ async def create_upload(
     summary="Complete a presigned upload and create the job",
 )
 async def complete_upload(
-    upload_id: str, body: UploadCompleteIn, ctx: ContextDep, owner: CurrentOwner
+    upload_id: str,
+    body: UploadCompleteIn,
+    owner: CurrentOwner,
+    settings: SettingsDep,
+    db: JobsRepoDep,
+    storage: StorageDep,
+    ingest: IngestDep,
+    metrics: MetricsDep,
 ) -> JSONResponse:
     """Assemble the parts, validate the video exactly like `/v1/videos`, and create the job.
 
     Every part of the session must be listed once; a session past `expiresAt` answers 410.
     Safe to retry: 409 `upload_completing` while another request completes it, then its job.
     """
-    session = await claim(ctx, owner, upload_id)
+    session = await claim(db, settings.reaper_grace_seconds, owner, upload_id)
     if session is None:
         # Completed already (the answer was lost on the way): the job is the answer.
-        return accepted(await ctx.db.get_job(owner, upload_id), upload_id)
-    recorded = await ctx.db.get_job(owner, upload_id)
+        return accepted(await db.get_job(owner, upload_id), upload_id)
+    recorded = await db.get_job(owner, upload_id)
     if recorded is not None:
         # A completion that crashed after recording the job: nothing is left to do.
-        await ctx.db.delete_upload(upload_id)
+        await db.delete_upload(upload_id)
         return accepted(recorded, upload_id)
     key, s3_id = session["key"], session["s3_upload_id"]
     if session["expires_at"] <= now():
-        await ctx.storage.abort_multipart(key, s3_id)
-        await ctx.db.delete_upload(upload_id)
+        await storage.abort_multipart(key, s3_id)
+        await db.delete_upload(upload_id)
         raise UploadSessionExpired(upload_id)
     numbers = sorted(p.partNumber for p in body.parts)
     expected = int(session["parts"])
     if numbers != list(range(1, expected + 1)):
-        await ctx.db.release_upload(upload_id)
+        await db.release_upload(upload_id)
         raise InvalidRequest(
             f"list each of the session's {expected} parts exactly once",
             {"expectedParts": expected},
@@ -206,25 +223,25 @@ async def complete_upload(
     try:
         # A retry after a completion that crashed past this step completes it again: versitygw
         # answers a repeated completion with success (a store answering NoSuchUpload would not).
-        await ctx.storage.complete_multipart(key, s3_id, parts)
+        await storage.complete_multipart(key, s3_id, parts)
     except VidpipeError:
         # Wrong ETags, missing parts or an outage: the client can fix or retry the completion.
-        await ctx.db.release_upload(upload_id)
+        await db.release_upload(upload_id)
         raise
     # The session document (and its lock) stays until the job is recorded or refused: while it
     # exists the reaper leaves the assembled source alone.
     try:
-        head = await ctx.storage.head(key)
+        head = await storage.head(key)
         size = int(head.get("ContentLength", 0)) if head else 0
         if size != int(session["size_bytes"]):
-            await ctx.storage.delete(key)
-            if size > ctx.settings.max_upload_bytes:
-                raise UploadTooLarge(ctx.settings.max_upload_bytes)
+            await storage.delete(key)
+            if size > settings.max_upload_bytes:
+                raise UploadTooLarge(settings.max_upload_bytes)
             raise InvalidRequest(
                 f"the parts add up to {size} bytes, the session declared {session['size_bytes']}",
                 {"sizeBytes": size, "declaredBytes": session["size_bytes"]},
             )
-        doc = await ctx.ingest.accept(
+        record = await ingest.accept(
             job_id=upload_id,
             owner=owner,
             outputs=Outputs.model_validate(session["options"]),
@@ -240,26 +257,28 @@ async def complete_upload(
             # stay, so retrying the completion finishes it instead of the client uploading
             # again. The lock is released if the database answers, else it goes stale.
             with contextlib.suppress(VidpipeError):
-                await ctx.db.release_upload(upload_id)
+                await db.release_upload(upload_id)
             raise
-        await ctx.db.delete_upload(upload_id)
+        await db.delete_upload(upload_id)
         raise
-    await ctx.db.delete_upload(upload_id)
-    ctx.metrics.upload_bytes.inc(size)
-    return accepted(doc, upload_id)
+    await db.delete_upload(upload_id)
+    metrics.upload_bytes.inc(size)
+    return accepted(record, upload_id)
 
 
-async def claim(ctx: AppContext, owner: str, upload_id: str) -> dict[str, Any] | None:
+async def claim(
+    db: Database, grace_seconds: float, owner: str, upload_id: str
+) -> dict[str, Any] | None:
     """The session, locked for this request; None if there is none.
 
     Raises 409 `upload_completing` while a live request holds it; the lock of one that crashed
     (older than the reaper's grace) is taken over.
     """
-    session = await ctx.db.get_upload(owner, upload_id)
+    session = await db.get_upload(owner, upload_id)
     if session is None:
         return None
-    grace = timedelta(seconds=ctx.settings.reaper_grace_seconds)
-    holder: datetime | None = await sessions.acquire(ctx.db, f"upload:{upload_id}", now() - grace)
+    grace = timedelta(seconds=grace_seconds)
+    holder: datetime | None = await sessions.acquire(db, f"upload:{upload_id}", now() - grace)
     if holder is not None:
         stale_in = (holder + grace - now()).total_seconds()
         wait = min(COMPLETING_RETRY_AFTER_SECONDS, max(1, math.ceil(stale_in)))
@@ -267,10 +286,10 @@ async def claim(ctx: AppContext, owner: str, upload_id: str) -> dict[str, Any] |
     return session
 
 
-def accepted(doc: dict[str, Any] | None, upload_id: str) -> JSONResponse:
-    if doc is None:
+def accepted(record: JobRecord | None, upload_id: str) -> JSONResponse:
+    if record is None:
         raise UploadNotFound(upload_id)
-    body_out = JobOut.model_validate(job_view(doc)).model_dump(mode="json")
+    body_out = JobOut.model_validate(job_view(record)).model_dump(mode="json")
     return JSONResponse(body_out, status_code=202, headers={"Location": body_out["url"]})
 
 
@@ -280,11 +299,17 @@ def accepted(doc: dict[str, Any] | None, upload_id: str) -> JSONResponse:
     responses={404: {"model": ErrorOut}},
     summary="Abort a presigned upload",
 )
-async def abort_upload(upload_id: str, ctx: ContextDep, owner: CurrentOwner) -> Response:
+async def abort_upload(
+    upload_id: str,
+    owner: CurrentOwner,
+    settings: SettingsDep,
+    db: JobsRepoDep,
+    storage: StorageDep,
+) -> Response:
     """Discard the uploaded parts; the job is never created."""
-    session = await claim(ctx, owner, upload_id)
+    session = await claim(db, settings.reaper_grace_seconds, owner, upload_id)
     if session is None:
         raise UploadNotFound(upload_id)
-    await ctx.storage.abort_multipart(session["key"], session["s3_upload_id"])
-    await ctx.db.delete_upload(upload_id)
+    await storage.abort_multipart(session["key"], session["s3_upload_id"])
+    await db.delete_upload(upload_id)
     return Response(status_code=204)

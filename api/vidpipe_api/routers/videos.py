@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 
 from vidpipe.keys import source_key
 from vidpipe.models import Outputs
+from vidpipe.record import JobRecord
 from vidpipe_api import ratelimit
 from vidpipe_api.context import AppContext
 from vidpipe_api.deps import ContextDep, CurrentOwner
@@ -107,8 +108,8 @@ async def _drain(stream: AsyncIterator[bytes], remaining: int | None) -> None:
                 return
 
 
-def _accepted(doc: dict[str, Any]) -> JSONResponse:
-    body = JobOut.model_validate(job_view(doc)).model_dump(mode="json")
+def _accepted(record: JobRecord) -> JSONResponse:
+    body = JobOut.model_validate(job_view(record)).model_dump(mode="json")
     return JSONResponse(body, status_code=202, headers={"Location": body["url"]})
 
 
@@ -165,13 +166,13 @@ async def upload_form(
 
 
 async def _upload_form(request: Request, ctx: ContextDep, owner: str) -> JSONResponse:
-    doc = await ingest_form(
+    record = await ingest_form(
         request,
         ctx,
         owner,
         on_file_start=lambda form: parse_options(form.fields.get("options"), form.fields),
     )
-    return _accepted(doc)
+    return _accepted(record)
 
 
 async def ingest_form(
@@ -184,11 +185,11 @@ async def ingest_form(
     file_field: str = FILE_FIELD,
     trailing_fields: frozenset[str] = frozenset(),
     via: str = "form",
-) -> dict[str, Any]:
+) -> JobRecord:
     """The multipart upload path, shared by `POST /v1/videos` and the compatibility upload.
 
     Rate limits, then the `file_field` part streamed to storage, then validation and the job
-    record; returns the job document. `on_file_start(form)` sees the fields sent before the file
+    record; returns the job record. `on_file_start(form)` sees the fields sent before the file
     and returns the outputs (it may refuse before a byte is stored); `on_form_end(form)` sees the
     whole form (it may refuse, and the stored bytes are then discarded). The caller holds the
     upload slot.
@@ -297,7 +298,7 @@ async def _upload_raw(
                 await writer.write(chunk)
 
     await _store(ctx, request, writer, consume)
-    doc = await ctx.ingest.accept(
+    record = await ctx.ingest.accept(
         job_id=job_id,
         owner=owner,
         outputs=outputs,
@@ -306,4 +307,4 @@ async def _upload_raw(
         content_type=content_type,
         via="raw",
     )
-    return _accepted(doc)
+    return _accepted(record)

@@ -23,6 +23,7 @@ from tests.integration.api.conftest import Api, Kube, Media
 from tests.integration.api.test_uploads import all_source_keys, job_docs, post_video
 from tests.utils.tcpproxy import TcpProxy
 from vidpipe.keys import source_key
+from vidpipe.record import JobRecord
 from vidpipe_api.reconciler import reconcile_once
 
 pytestmark = pytest.mark.integration
@@ -124,8 +125,27 @@ def test_cancelled_once_the_cluster_is_back_ends_cancelled_at_once(
         assert kube.videojob(job_id) is None
         # The round that read the record before the cancel creates the VideoJob now (the
         # cancel found none to stop). Fails if that VideoJob would run a cancelled job.
-        asyncio.run(api.ctx.ingest.submit(before))
+        asyncio.run(api.ctx.ingest.submit(JobRecord.model_validate(before)))
         videojob = kube.videojob(job_id)
         assert videojob is not None and videojob["spec"].get("cancel") is True
         (doc,) = job_docs(api)
         assert doc["phase"] == "Cancelled" and doc["cr_created"] is True
+
+
+def test_deleting_a_job_that_never_reached_the_cluster_records_it_cancelled(
+    media: Media, kube: Kube, relay: Relayed
+) -> None:
+    # Nothing but the API knows the phase of a job without a VideoJob: fails if deleting one
+    # leaves it Pending (no operator will ever record it), keeps its source, or lets a later
+    # reconciler round create its VideoJob.
+    with relay.app(min_age=3600) as api:
+        job_id = accepted_unsubmitted(api, media, relay.proxy)
+        relay.proxy.start()
+        with httpx.Client(base_url=api.url, timeout=60) as http:
+            assert http.delete(f"/v1/jobs/{job_id}", headers=api.headers()).status_code == 204
+        (doc,) = job_docs(api)
+        assert doc["deleted"] is True and doc["phase"] == "Cancelled"
+        assert doc["finished_at"] is not None and doc["cr_created"] is False
+        assert source_key(job_id) not in all_source_keys(api)
+        assert asyncio.run(reconcile_once(api.ctx.ingest, 0)) == 0
+        assert kube.videojob(job_id) is None

@@ -153,7 +153,9 @@ def test_old_client_uploads_lists_and_follows_a_task(
     poster = b"\xff\xd8\xff" + b"poster" * 20_000  # > one 64 KiB chunk
     s3 = api.ctx.storage.client
     s3.put_object(Bucket=api.settings.s3_bucket, Key=output_key(task_id, POSTER_NAME), Body=poster)
-    set_job(api, task_id, {"phase": "Succeeded", "progress": 100})
+    assert thumbnail(http, api, task_id).json()["internal_status_code"] == 7  # still Running
+    outputs = [output_key(task_id, POSTER_NAME)]
+    set_job(api, task_id, {"phase": "Succeeded", "progress": 100, "outputs": outputs})
     assert progress(http, api, task_id)["task_status"] == "Processed"
     thumb = thumbnail(http, api, task_id)
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
@@ -305,9 +307,12 @@ def test_missing_or_unknown_parameters_are_fastapis_422(
 def test_thumbnail_of_a_job_made_without_a_poster(
     api: Api, media: Media, http: httpx.Client
 ) -> None:
-    # Fails if a processed task without a poster answers anything but "invalid input" (2).
+    # Fails if a processed task without a poster answers anything but "invalid input" (2), or
+    # serves a poster.jpg its manifest (the record's outputs) does not list.
     task_id = accepted(old_upload(api, media.ok.read_bytes()))
-    set_job(api, task_id, {"phase": "Succeeded", "progress": 100})
+    stray = output_key(task_id, POSTER_NAME)
+    api.ctx.storage.client.put_object(Bucket=api.settings.s3_bucket, Key=stray, Body=b"\xff\xd8")
+    set_job(api, task_id, {"phase": "Succeeded", "progress": 100, "outputs": []})
     refused_body = thumbnail(http, api, task_id).json()
     assert refused_body["internal_status_code"] == 2 and refused_body["code"] == "not_found"
 

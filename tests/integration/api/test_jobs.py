@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -14,6 +15,8 @@ import pytest
 from tests.integration.api.conftest import REPO, Api, Kube, Media
 from tests.integration.api.test_uploads import job_docs, post_video, source_exists
 from vidpipe.keys import output_key, source_key
+from vidpipe.record import mirror_update
+from vidpipe_api.db import now
 
 pytestmark = pytest.mark.integration
 
@@ -148,27 +151,85 @@ def test_list_pagination_and_phase_filter(api_factory: Any, media: Media) -> Non
         assert root["total"]["Pending"] == 4
 
 
-def test_detail_with_presigned_downloads(api: Api, media: Media, http: httpx.Client) -> None:
+def set_videojob_status(kube: Kube, job_id: str, status: dict[str, Any]) -> dict[str, Any]:
+    """Write the VideoJob's status as the operator does (status subresource); returns the
+    VideoJob as the API server has it then."""
+    kube.custom.patch_namespaced_custom_object_status(
+        "media.vidpipe.io", "v1alpha1", kube.namespace, "videojobs", job_id, {"status": status}
+    )
+    videojob = kube.videojob(job_id)
+    assert videojob is not None
+    return videojob
+
+
+def mirror(api: Api, videojob: dict[str, Any]) -> None:
+    """Mirror the VideoJob into the record with the operator's own builder and write."""
+    update = mirror_update(videojob, videojob["status"], now())
+    with api.mongo() as mc:
+        jobs = mc[api.settings.mongo_database]["jobs"]
+        jobs.update_one({"_id": videojob["spec"]["jobId"]}, update, upsert=True)
+
+
+def test_downloads_only_for_a_succeeded_job_and_only_its_recorded_outputs(
+    api: Api, media: Media, kube: Kube, http: httpx.Client
+) -> None:
+    # Fails if a running job offers a link to what its Pod has stored so far (a half-uploaded
+    # rendition), or if a succeeded job's links are not exactly the outputs its record lists
+    # (plus the manifest that listed them): an object under the prefix the manifest does not
+    # list is never offered.
     job_id = upload(api, media)
     s3 = api.ctx.storage.client
     bucket = api.settings.s3_bucket
-    for name, body in [
-        ("poster.jpg", b"jpeg"),
-        ("storyboard.jpg", b"sprite"),
-        ("storyboard.vtt", b"WEBVTT"),
-        ("metadata.json", b"{}"),
-        ("720p.mp4", b"mp4"),
-    ]:
-        s3.put_object(Bucket=bucket, Key=output_key(job_id, name), Body=body)
-    set_job(
-        api,
+    s3.put_object(Bucket=bucket, Key=output_key(job_id, "720p.mp4"), Body=b"half a rendition")
+    running = set_videojob_status(
+        kube,
         job_id,
-        {"phase": "Succeeded", "progress": 100, "outputs": ["720p.mp4"], "attempts": 1},
+        {"phase": "Running", "progress": 40, "attempts": 1, "startedAt": "2026-01-01T00:00:05Z"},
     )
+    mirror(api, running)
+    detail = http.get(f"/v1/jobs/{job_id}", headers=api.headers()).json()
+    assert detail["phase"] == "Running" and detail["progress"] == 40
+    assert detail["downloads"] == {"renditions": {}}
+
+    produced = {
+        "poster.jpg": b"jpeg",
+        "storyboard.jpg": b"sprite",
+        "storyboard.vtt": b"WEBVTT",
+        "metadata.json": b"{}",
+        "720p.mp4": b"mp4",
+        "manifest.json": b"{}",
+    }
+    for name, body in produced.items():
+        s3.put_object(Bucket=bucket, Key=output_key(job_id, name), Body=body)
+    s3.put_object(Bucket=bucket, Key=output_key(job_id, "480p.mp4"), Body=b"not in the manifest")
+    outputs = sorted(output_key(job_id, n) for n in produced if n != "manifest.json")
+    succeeded = set_videojob_status(
+        kube,
+        job_id,
+        {
+            "phase": "Succeeded",
+            "progress": 100,
+            "finishedAt": "2026-01-01T00:01:05Z",
+            "outputs": outputs,
+        },
+    )
+    mirror(api, succeeded)
     detail = http.get(f"/v1/jobs/{job_id}", headers=api.headers()).json()
     assert detail["phase"] == "Succeeded" and detail["seedStatus"] == "Processed"
     downloads = detail["downloads"]
-    assert set(downloads) == {"poster", "storyboard", "metadata", "renditions"}
+    assert set(downloads) == {"poster", "storyboard", "metadata", "manifest", "renditions"}
+    assert set(downloads["renditions"]) == {"720p"}
+    links = [
+        downloads["poster"],
+        downloads["storyboard"]["image"],
+        downloads["storyboard"]["vtt"],
+        downloads["metadata"],
+        downloads["manifest"],
+        downloads["renditions"]["720p"],
+    ]
+    assert sorted(urlsplit(u).path.split(f"/{bucket}/", 1)[1] for u in links) == sorted(
+        [*outputs, output_key(job_id, "manifest.json")]
+    )
     assert httpx.get(downloads["poster"]).content == b"jpeg"
     assert httpx.get(downloads["renditions"]["720p"]).content == b"mp4"
     assert httpx.get(downloads["storyboard"]["vtt"]).content == b"WEBVTT"
@@ -209,7 +270,9 @@ def test_delete_keeps_audit_record(api: Api, media: Media, kube: Kube, http: htt
     with api.mongo() as mc:
         doc = mc[api.settings.mongo_database]["jobs"].find_one({"_id": job_id})
     assert doc is not None and doc["deleted"] is True and doc["deleted_at"]
-    assert doc["phase"] == "Cancelled"
+    # The job reached the cluster: its phase is the operator's to record when it sees the
+    # VideoJob go. Fails if the API writes it (two writers of one field).
+    assert doc["phase"] == "Running"
 
 
 # -- presigned uploads ----------------------------------------------------------------------

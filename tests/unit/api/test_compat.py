@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.utils.records import job_record
 from vidpipe.errors import ErrorCode, VidpipeError
 from vidpipe.phases import SEED_STATUS, Phase, SeedStatus
 from vidpipe_api.compat import (
@@ -102,7 +103,7 @@ def test_every_phase_maps_to_one_old_task_status() -> None:
         "Cancelled": "Failed",
     }
     for phase in Phase:
-        view = job_view({"_id": "vj-1", "phase": phase.value})
+        view = job_view(job_record(phase=phase.value))
         assert view["seedStatus"] == SEED_STATUS[phase]
         assert task(view)["task_status"] == SEED_STATUS[phase].value
 
@@ -155,16 +156,16 @@ def test_task_and_queue_views() -> None:
     # Fails if a task loses its id, status, progress or name, or the queue miscounts a status
     # that several phases share (Failed = Failed + Cancelled).
     at = datetime(2025, 1, 1, tzinfo=UTC)
-    doc = {
-        "_id": "vj-2",
-        "phase": "Failed",
-        "progress": 30,
-        "filename": "a.mp4",
-        "created_at": at,
-        "updated_at": at,
-        "error": {"code": "corrupt_media", "message": "damaged"},
-    }
-    assert task(job_view(doc)) == {
+    record = job_record(
+        "vj-2",
+        phase="Failed",
+        progress=30,
+        filename="a.mp4",
+        created_at=at,
+        updated_at=at,
+        error={"code": "corrupt_media", "message": "damaged"},
+    )
+    assert task(job_view(record)) == {
         "task_id": "vj-2",
         "task_status": "Failed",
         "progress": 30,

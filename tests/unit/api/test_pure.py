@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
 
+from tests.utils.records import job_record
 from vidpipe.errors import CATALOGUE, BadInput, ErrorCode
 from vidpipe.models import VideoJobSpec
 from vidpipe_api import auth
@@ -18,7 +19,7 @@ from vidpipe_api.cluster import build_videojob
 from vidpipe_api.errors import InvalidRequest, RateLimited, install_error_handlers
 from vidpipe_api.filenames import sanitize_filename
 from vidpipe_api.formstream import read_form
-from vidpipe_api.jobs import classify_outputs, job_view, new_job_id
+from vidpipe_api.jobs import downloads, job_view, new_job_id
 from vidpipe_api.logs import JsonFormatter
 from vidpipe_api.options import parse_options
 from vidpipe_api.pagination import Cursor, decode_cursor, encode_cursor
@@ -199,7 +200,7 @@ def test_api_keys() -> None:
 
 def test_placeholder_secrets_refused() -> None:
     with pytest.raises(ValidationError):
-        Settings(s3_secret_key="changeme")
+        Settings(s3_secret_access_key="changeme")
     with pytest.raises(ValidationError):
         Settings(mongo_url="mongodb://admin:password@db/")
 
@@ -229,16 +230,30 @@ def test_videojob_manifest() -> None:
     assert manifest["spec"]["outputs"]["renditions"][0]["height"] == 720
 
 
-def test_classify_outputs_and_view() -> None:
-    keys = [f"outputs/vj-1/{n}" for n in ("poster.jpg", "480p.mp4", "metadata.json", "x/y")]
-    out = classify_outputs("vj-1", keys, lambda k: "signed:" + k)
-    assert out == {
+def test_downloads_come_from_the_recorded_outputs_of_a_succeeded_job() -> None:
+    # Fails if links are offered before the job succeeded, for a key the record does not list,
+    # or for another job's key.
+    names = ("poster.jpg", "480p.mp4", "metadata.json", "storyboard.vtt", "x/y")
+    keys = [f"outputs/vj-1/{n}" for n in names] + ["outputs/vj-2/720p.mp4"]
+
+    def sign(key: str) -> str:
+        return "signed:" + key
+
+    assert downloads(job_record(outputs=keys), sign) is None  # Pending
+    for phase in ("Running", "Failed", "Cancelled"):
+        assert downloads(job_record(phase=phase, outputs=keys), sign) == {"renditions": {}}
+    assert downloads(job_record(phase="Succeeded"), sign) == {"renditions": {}}
+    assert downloads(job_record(phase="Succeeded", outputs=keys), sign) == {
         "poster": "signed:outputs/vj-1/poster.jpg",
         "metadata": "signed:outputs/vj-1/metadata.json",
+        "storyboard": {"vtt": "signed:outputs/vj-1/storyboard.vtt"},
+        "manifest": "signed:outputs/vj-1/manifest.json",
         "renditions": {"480p": "signed:outputs/vj-1/480p.mp4"},
     }
-    view = job_view({"_id": "vj-1", "phase": "Failed", "error": {"code": "not_a_video"}})
+    failed = job_record(phase="Failed", error={"code": "not_a_video", "message": "no"})
+    view = job_view(failed)
     assert view["seedStatus"] == "Failed" and view["url"] == "/v1/jobs/vj-1"
+    assert view["error"] == {"code": "not_a_video", "message": "no"}
 
 
 def test_part_size_grows_for_huge_files() -> None:

@@ -83,10 +83,11 @@ def test_termination_message_is_one_json_line(tmp_path: Path) -> None:
     assert len(body["message"]) <= 1000
 
 
-def test_success_message_lists_outputs(tmp_path: Path) -> None:
+def test_success_message_is_code_and_message_only(tmp_path: Path) -> None:
+    # Fails if the message lists outputs again: the manifest is the only list of them.
     path = tmp_path / "termination-log"
-    write_termination_message(path, SUCCESS.__class__(0, None, "done", ("a", "m")))
-    assert json.loads(path.read_text()) == {"code": "ok", "message": "done", "outputs": ["a", "m"]}
+    write_termination_message(path, SUCCESS)
+    assert json.loads(path.read_text()) == {"code": "ok", "message": "all outputs written"}
 
 
 def test_unwritable_termination_log_is_not_fatal(
