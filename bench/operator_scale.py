@@ -205,6 +205,28 @@ class HealthPoll(threading.Thread):
                 self.failures += 1  # not up yet, or 503 (stale): both count against it
 
 
+class ApiServerProbe(threading.Thread):
+    """Seconds the API server did not answer (the cluster is shared: other sessions' tests restart
+    it). A run with any is disturbed: its latencies include the outage."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True, name="apiserver-probe")
+        config = kubernetes.client.Configuration()
+        kubernetes.config.load_kube_config(config_file=KUBECONFIG, client_configuration=config)
+        config.retries = False  # a failed probe is the figure, not something to hide
+        self.version = kubernetes.client.VersionApi(kubernetes.client.ApiClient(config))
+        self.unreachable_seconds = 0.0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(1.0):
+            start = time.monotonic()
+            try:
+                self.version.get_code(_request_timeout=5)
+            except (urllib3.exceptions.HTTPError, OSError, ApiException):
+                self.unreachable_seconds += 1.0 + time.monotonic() - start
+
+
 class VmPeak(threading.Thread):
     """Peak resident memory of a process (VmHWM), read until it exits."""
 
@@ -396,6 +418,8 @@ def main() -> int:
                 for ns in namespaces:
                     watches.append(Watch(api, ns, "jobs", job_complete))
                     watches.append(Watch(api, ns, "videojobs", videojob_succeeded))
+                probe = ApiServerProbe()
+                probe.start()
                 for w in watches:
                     w.start()
                 operator.start()
@@ -447,7 +471,8 @@ def main() -> int:
                         print(
                             f"  {time.time() - start:.0f}s: {len(done)} Succeeded, "
                             f"{len(mongo.done)} in MongoDB, operator RSS peak "
-                            f"{rss.peak_kib / 1024:.0f} MiB",
+                            f"{rss.peak_kib / 1024:.0f} MiB, API server unreachable "
+                            f"{probe.unreachable_seconds:.0f}s",
                             flush=True,
                         )
                     time.sleep(1)
@@ -460,6 +485,7 @@ def main() -> int:
                     mongo.stop.set()
                     rss.stop.set()
                     health.stop.set()
+                    probe.stop.set()
                 operator.stop()
             jobs_done: dict[str, float] = {}
             vj_done = succeeded()
@@ -496,6 +522,7 @@ def main() -> int:
         "mongo_max_seconds": max(to_mongo, default=float("inf")),
         "operator_healthz_max_age_seconds": health.max_age,
         "mongo_poll_p50_seconds": percentile(mongo.poll_seconds, 0.5),
+        "api_server_unreachable_seconds": probe.unreachable_seconds,
         "namespace_cleanup_seconds": cleanup,
     }
     for key, value in figures.items():
@@ -521,6 +548,8 @@ def main() -> int:
             "mongo": f"the bench polls MongoDB every {args.poll} s for phase Succeeded "
             "(resolution: the poll interval)",
             "rss": "VmHWM of the operator process",
+            "api_server": "probed every 1 s; unreachable seconds > 0: the run was disturbed "
+            "(the shared cluster's API server restarted) and its latencies include the outage",
             "mongo_server": f"FerretDB ({args.mongo} backend) on the host, private to the run",
             "watch_stall": f"slowest Job finished -> VideoJob status below the resync interval "
             f"({RESYNC_SECONDS:g} s); /healthz polled every 1 s for its age",
