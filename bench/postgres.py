@@ -112,7 +112,7 @@ def postgres_server(workdir: Path, host: str = "127.0.0.1") -> Iterator[str]:
                 time.sleep(0.2)
             createdb = [str(bindir / "createdb"), "-h", host, "-p", str(port), "-U", PG_USER]
             _run([*createdb, PG_DATABASE], data)
-            yield f"postgres://{PG_USER}@{host}:{port}/{PG_DATABASE}?pool_max_conns={FERRETDB_POOL}"
+            yield f"postgres://{PG_USER}@{host}:{port}/{PG_DATABASE}"
         finally:
             server.stop()
     finally:
@@ -120,12 +120,19 @@ def postgres_server(workdir: Path, host: str = "127.0.0.1") -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def ferretdb_on_postgres(workdir: Path, host: str = "127.0.0.1") -> Iterator[str]:
-    """FerretDB (postgresql handler) on a private PostgreSQL; yields the mongodb:// URL."""
+def ferretdb_on_postgres(
+    workdir: Path, host: str = "127.0.0.1", pool: int | None = FERRETDB_POOL
+) -> Iterator[str]:
+    """FerretDB (postgresql handler) on a private PostgreSQL; yields the mongodb:// URL.
+
+    `pool`: FerretDB's connections to PostgreSQL (None: FerretDB's default, 50).
+    """
     ferretdb = BIN / "ferretdb"
     if not ferretdb.exists():
         raise SystemExit(f"{ferretdb} is missing: run `make tools` first")
     with postgres_server(workdir, host) as pg_url:
+        if pool is not None:
+            pg_url += f"?pool_max_conns={pool}"
         port = free_port()
         argv = [str(ferretdb), "--handler", "postgresql", "--postgresql-url", pg_url]
         argv += ["--listen-addr", f"{host}:{port}", "--state-dir", "-", "--debug-addr", "-"]
