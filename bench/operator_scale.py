@@ -93,7 +93,7 @@ def spread(values: list[float]) -> list[float]:
 
 
 class Watch(threading.Thread):
-    """First time each object of `kind` in `namespace` is seen, and first time it is done.
+    """First time each object of `kind` in `namespace` is done, keyed by its VideoJob's name.
 
     Keeps its resourceVersion across the periodic reconnects, so reconnecting does not re-list
     thousands of objects (which would load the API server the bench measures).
@@ -144,12 +144,21 @@ class Watch(threading.Thread):
                 if event["type"] != "BOOKMARK":
                     self.events += 1
                     if self.is_done(raw):
-                        self.done.setdefault(raw["metadata"]["name"], at)
+                        self.done.setdefault(videojob_name(raw), at)
                 yield raw
                 if self.stop.is_set():
                     return
         finally:
             resp.release_conn()
+
+
+def videojob_name(raw: Body) -> str:
+    """A VideoJob's own name, or the name of the VideoJob that owns a Job (whatever the Job's
+    name: the operator's naming may change)."""
+    for ref in raw["metadata"].get("ownerReferences") or []:
+        if ref.get("kind") == constants.KIND:
+            return str(ref["name"])
+    return str(raw["metadata"]["name"])
 
 
 def job_complete(raw: Body) -> bool:
@@ -361,7 +370,7 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=10, help="fake nodes (2,000 Pods each)")
     parser.add_argument("--creators", type=int, default=8, help="threads creating VideoJobs")
     parser.add_argument("--poll", type=float, default=1.0, help="MongoDB poll interval, s")
-    parser.add_argument("--timeout", type=float, default=3600, help="give up after, s")
+    parser.add_argument("--timeout", type=float, default=7200, help="give up after, s")
     parser.add_argument(
         "--mongo",
         choices=["postgresql", "sqlite"],
@@ -493,14 +502,21 @@ def main() -> int:
                 if w.kind == "jobs":
                     jobs_done |= w.done
             to_status, to_mongo = [], []
+            # The slowest finishes, with when their Job finished (seconds after the first create):
+            # lines them up with the resync rounds and whatever else happened then.
+            slowest: list[tuple[float, str, float, float]] = []
             for name in names:
-                finished = jobs_done.get(f"vj-{name}")
+                finished = jobs_done.get(name)
                 if finished is None:
                     continue
+                status = vj_done[name] - finished if name in vj_done else float("inf")
+                in_mongo = mongo.done[name] - finished if name in mongo.done else float("inf")
                 if name in vj_done:
-                    to_status.append(vj_done[name] - finished)
+                    to_status.append(status)
                 if name in mongo.done:
-                    to_mongo.append(mongo.done[name] - finished)
+                    to_mongo.append(in_mongo)
+                slowest.append((max(status, in_mongo), name, finished - start, status))
+            slowest.sort(reverse=True)
         except BaseException:  # interrupted or failed: leave no tenant namespaces behind
             delete_namespaces(core, namespaces, timeout=600)
             raise
@@ -562,6 +578,15 @@ def main() -> int:
         notes={
             "watch_events": {w.name: w.events for w in watches},
             "healthz_failed_polls": health.failures,
+            "slowest_finishes": [
+                {
+                    "videojob": name,
+                    "job_finished_at_seconds": round(at, 2),
+                    "status_seconds": round(status, 3),
+                    "slowest_of_status_and_mongo_seconds": round(worst, 3),
+                }
+                for worst, name, at, status in slowest[:10]
+            ],
         },
     )
     print(Recorder.summary(path))
