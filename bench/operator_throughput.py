@@ -234,7 +234,7 @@ class Bench:
             processor_image_pull_policy="Never",
             processor_command=STUB_COMMAND,
             processor_node_selector=NOWHERE,
-            output_bucket=OUTPUT_BUCKET,
+            s3_bucket=OUTPUT_BUCKET,
         )
         self.presign = presigner(s3, "http://s3.invalid:9000").presign
 

@@ -1,4 +1,6 @@
 """vidpipe upload API: authenticated streaming uploads to S3, validated, recorded, submitted."""
 
-__version__ = "0.1.0"
+from vidpipe import __version__
+
+__all__ = ["NAME", "__version__"]
 NAME = "vidpipe-api"

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from vidpipe import __version__
 from vidpipe.errors import ErrorCode, VidpipeError
 from vidpipe.phases import SEED_STATUS, Phase, SeedStatus
 
@@ -244,7 +245,7 @@ class LegacyQueue(LegacyEnvelope):
 class LegacySystem(LegacyEnvelope):
     model_config = _example(
         service="vidpipe-api",
-        version="0.1.0",
+        version=__version__,
         dependencies={"s3": "ok", "mongodb": "ok", "kubernetes": "ok"},
         limits={
             "max_upload_bytes": 10 * 1024**3,

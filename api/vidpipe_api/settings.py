@@ -1,6 +1,8 @@
 """API configuration: one pydantic-settings class read from `VIDPIPE_API_*` environment variables.
 
-Tests build `Settings(...)` directly and hand it to `create_app`; the process uses `get_settings()`.
+The facts it shares with the operator and the processor (S3, MongoDB, media limits) come from
+vidpipe.settings under their shared `VIDPIPE_*` names. Tests build `Settings(...)` directly and
+hand it to `create_app`; the process uses `get_settings()`.
 """
 
 from __future__ import annotations
@@ -9,39 +11,29 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from vidpipe.settings import MediaLimitSettings, MongoSettings, S3Settings
 
 MiB = 1024 * 1024
 # S3 requires every part but the last to be at least 5 MiB; 8 MiB matches boto3's default chunk.
 MIN_PART_SIZE = 5 * MiB
 
-# Values copied from examples and tutorials; refusing them stops a demo secret reaching production.
-_PLACEHOLDERS = frozenset(
-    {"changeme", "change-me", "secret", "password", "minioadmin", "admin", "example", "xxx", "todo"}
-)
 
-
-class Settings(BaseSettings):
+class Settings(S3Settings, MongoSettings, MediaLimitSettings):
     model_config = SettingsConfigDict(env_prefix="VIDPIPE_API_", env_file=None, extra="ignore")
 
-    # Object storage
-    s3_endpoint_url: str | None = None
+    # Object storage (bucket, endpoint, region and keys: S3Settings)
     s3_public_endpoint_url: Annotated[
         str | None,
         Field(description="Endpoint used in presigned URLs handed to clients, if it differs"),
     ] = None
-    s3_access_key: SecretStr | None = None
-    s3_secret_key: SecretStr | None = None
-    s3_region: str = "us-east-1"
-    s3_bucket: str = "vidpipe"
     s3_connect_timeout_seconds: float = 3.0
     s3_read_timeout_seconds: float = 60.0
     s3_max_attempts: int = 2
 
-    # MongoDB
-    mongo_url: SecretStr = SecretStr("mongodb://localhost:27017/")
-    mongo_database: str = "vidpipe"
+    # MongoDB (URL and database: MongoSettings)
     mongo_timeout_ms: int = 3000
 
     # Kubernetes: a kubeconfig path, or in-cluster service account credentials when unset.
@@ -58,14 +50,8 @@ class Settings(BaseSettings):
     upload_session_ttl_seconds: Annotated[int, Field(ge=60)] = 24 * 3600
     max_session_parts: Annotated[int, Field(ge=1, le=10_000)] = 10_000
 
-    # Validation: None keeps the shared ProbeLimits default, so API and processor agree by default.
-    max_duration_seconds: float | None = None
-    max_pixels: int | None = None
-    max_streams: int | None = None
-    probe_timeout_seconds: float | None = None
-    # ffprobe's sandbox (address space and CPU time); see vidpipe.probe.ProbeLimits for defaults.
-    probe_memory_bytes: Annotated[int | None, Field(ge=256 * MiB)] = None
-    probe_cpu_seconds: Annotated[int | None, Field(ge=1)] = None
+    # Validation: the media limits and ffprobe's sandbox are MediaLimitSettings (shared with the
+    # processor, which checks again).
     # ffprobe processes run at once; more requests wait, so a burst cannot fork-bomb the pod.
     probe_concurrency: Annotated[int, Field(ge=1)] = 4
 
@@ -113,16 +99,6 @@ class Settings(BaseSettings):
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9090
 
     log_level: str = "INFO"
-
-    @field_validator("s3_access_key", "s3_secret_key", "mongo_url")
-    @classmethod
-    def _refuse_placeholders(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None:
-            return value
-        secret = value.get_secret_value().lower()
-        if secret in _PLACEHOLDERS or any(f":{p}@" in secret for p in _PLACEHOLDERS):
-            raise ValueError("placeholder secret refused; configure a real credential")
-        return value
 
 
 @lru_cache

@@ -71,12 +71,13 @@ class Storage:
 
     def _client(self, endpoint: str | None) -> S3Client:
         s = self.settings
+        key_id, secret = s.s3_credentials()
         return boto3.client(
             "s3",
             endpoint_url=endpoint,
             region_name=s.s3_region,
-            aws_access_key_id=s.s3_access_key.get_secret_value() if s.s3_access_key else None,
-            aws_secret_access_key=s.s3_secret_key.get_secret_value() if s.s3_secret_key else None,
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
             config=Config(
                 signature_version="s3v4",
                 # No SHA-256 of every part in the signature (UNSIGNED-PAYLOAD): over plain HTTP

@@ -7,31 +7,16 @@ probe module masks it in ffprobe's messages).
 
 from __future__ import annotations
 
-import dataclasses
 from functools import partial
 from typing import Any
 
 import anyio
 
 from vidpipe.errors import BadInput, ErrorCode, VidpipeError
-from vidpipe.probe import MediaInfo, ProbeFailed, ProbeLimits, probe
+from vidpipe.probe import MediaInfo, ProbeFailed, probe
 from vidpipe_api.errors import StorageUnavailable
 from vidpipe_api.settings import Settings
 from vidpipe_api.storage import Storage
-
-
-def probe_limits(settings: Settings) -> ProbeLimits:
-    """The shared defaults, overridden only where the operator configured the API explicitly."""
-    overrides: dict[str, float | int | None] = {
-        "max_duration_seconds": settings.max_duration_seconds,
-        "max_pixels": settings.max_pixels,
-        "max_streams": settings.max_streams,
-        "timeout_seconds": settings.probe_timeout_seconds,
-        "memory_bytes": settings.probe_memory_bytes,
-        "cpu_seconds": settings.probe_cpu_seconds,
-    }
-    chosen: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
-    return dataclasses.replace(ProbeLimits(), **chosen)
 
 
 def media_summary(info: MediaInfo) -> dict[str, Any]:
@@ -51,7 +36,7 @@ def media_summary(info: MediaInfo) -> dict[str, Any]:
 class Validator:
     def __init__(self, settings: Settings, storage: Storage) -> None:
         self.storage = storage
-        self.limits = probe_limits(settings)
+        self.limits = settings.probe_limits
         self.limiter = anyio.CapacityLimiter(settings.probe_concurrency)
 
     async def validate(self, key: str) -> MediaInfo:

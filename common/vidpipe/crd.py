@@ -19,6 +19,8 @@ from vidpipe.models import (
     CANCEL_IS_ONE_WAY,
     IMMUTABLE,
     IMMUTABLE_FIELDS,
+    MAX_NAME_LENGTH,
+    NAME_TOO_LONG,
     RESOURCES_NEED_ONE,
     SPEC_IMMUTABLE,
     UNIQUE_RENDITION_NAMES,
@@ -71,6 +73,17 @@ SPEC_RULES: dict[str, list[dict[str, str]]] = {
 SPEC_RULES["resources"].append(
     {"rule": "has(self.cpu) || has(self.memory)", "message": RESOURCES_NEED_ONE}
 )
+
+# Rules on the whole object, where metadata.name is visible. optionalOldSelf makes the name rule
+# apply at creation only: a VideoJob created before it (0.2.0) can still be updated, its status
+# written and its deletion finished (Kubernetes >= 1.30, the chart's kubeVersion).
+ROOT_RULES: list[dict[str, Any]] = [
+    {
+        "rule": f"oldSelf.hasValue() || size(self.metadata.name) <= {MAX_NAME_LENGTH}",
+        "optionalOldSelf": True,
+        "message": NAME_TOO_LONG,
+    },
+]
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
@@ -178,6 +191,7 @@ def build_crd() -> dict[str, Any]:
                             "description": "A request to process one uploaded video.",
                             "type": "object",
                             "required": ["spec"],
+                            "x-kubernetes-validations": copy.deepcopy(ROOT_RULES),
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},

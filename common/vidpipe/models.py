@@ -27,6 +27,11 @@ SPEC_IMMUTABLE = "spec is immutable except spec.cancel"
 UNIQUE_RENDITION_NAMES = "rendition names must be unique"
 RESOURCES_NEED_ONE = "resources needs cpu or memory (omit it for the defaults)"
 CANCEL_IS_ONE_WAY = "cancel cannot be undone"
+# A VideoJob's name is its Job's name, which the Job controller puts in a label on every Pod, and
+# label values hold at most 63 characters. The API names a VideoJob after its job id, whose own
+# limit (below) is the twin of this rule.
+MAX_NAME_LENGTH = 63
+NAME_TOO_LONG = f"metadata.name must be at most {MAX_NAME_LENGTH} characters: it names the Job"
 # Fields that can never change after creation, by their camelCase name.
 IMMUTABLE_FIELDS = ("jobId", "owner", "source", "outputs", "activeDeadlineSeconds", "resources")
 
@@ -174,7 +179,7 @@ class VideoJobSpec(_Model):
         Field(
             alias="jobId",
             pattern=JOB_ID_PATTERN,
-            max_length=63,
+            max_length=MAX_NAME_LENGTH,
             description="Job id chosen by the API; the MongoDB _id and the S3 key prefix",
         ),
     ]

@@ -7,11 +7,11 @@ unit-tested without a cluster and rebuilt identically after an operator restart.
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any
 
 from vidpipe import constants, exitcodes
-from vidpipe.models import VideoJobSpec
+from vidpipe.models import MAX_NAME_LENGTH, VideoJobSpec
+from vidpipe.settings import env_name
 from vidpipe_operator.settings import OperatorSettings
 
 CONTAINER = "processor"
@@ -24,16 +24,19 @@ WORK_DIR = "/work"
 # The per-job Secret (see access.py) is mounted here; its one key holds the presigned URLs.
 ACCESS_KEY = "access.json"
 ACCESS_MOUNT = "/var/run/secrets/vidpipe.io/access"
-_MAX_NAME = 63  # the Job name becomes a label value on its Pods
 
 
 def job_name(videojob_name: str) -> str:
-    """Deterministic Job name: the same VideoJob always maps to the same Job (409 = exists)."""
-    base = "vj-" + re.sub(r"[^a-z0-9-]", "-", videojob_name.lower())
-    if len(base) <= _MAX_NAME:
-        return base
+    """The Job's name: the VideoJob's own, so `kubectl get job NAME` finds it (409 = exists).
+
+    The Job name becomes a label value on its Pods, at most 63 characters; the CRD refuses longer
+    VideoJob names (MAX_NAME_LENGTH). One created before that rule (0.2.0) keeps its first 52
+    characters plus a hash of the whole name, so it still maps to one Job of its own.
+    """
+    if len(videojob_name) <= MAX_NAME_LENGTH:
+        return videojob_name
     digest = hashlib.sha256(videojob_name.encode()).hexdigest()[:10]
-    return f"{base[: _MAX_NAME - 11].rstrip('-')}-{digest}"
+    return f"{videojob_name[: MAX_NAME_LENGTH - 11].rstrip('-.')}-{digest}"
 
 
 def job_labels(videojob_name: str, spec: VideoJobSpec) -> dict[str, str]:
@@ -43,24 +46,27 @@ def job_labels(videojob_name: str, spec: VideoJobSpec) -> dict[str, str]:
         constants.LABEL_PART_OF: constants.PART_OF,
         constants.LABEL_MANAGED_BY: MANAGED_BY,
         constants.LABEL_JOB_ID: spec.job_id,
-        LABEL_VIDEOJOB: videojob_name[:63],
+        LABEL_VIDEOJOB: job_name(videojob_name),
     }
 
 
 def _env(videojob: dict[str, Any], spec: VideoJobSpec, settings: OperatorSettings) -> list[Any]:
     meta = videojob["metadata"]
-    # No S3 endpoint and no AWS_* keys: the processor reaches S3 only through the presigned URLs
-    # in its Secret (a file, so they are in no environment a child process or a dump could see).
+    # No S3 setting at all: the processor reaches S3 only through the presigned URLs in its
+    # Secret (a file, so they are in no environment a child process or a dump could see), which
+    # also names the bucket. The media limits and the preset are the operator's own, passed on
+    # under their shared names, so the chart's values reach the processor too.
     return [
         {
             "name": "VIDPIPE_JOB_SPEC",
             "value": spec.model_dump_json(by_alias=True, exclude_none=True),
         },
-        {"name": "VIDPIPE_OUTPUT_BUCKET", "value": settings.output_bucket},
         {"name": "VIDPIPE_VIDEOJOB_NAME", "value": meta["name"]},
         {"name": "VIDPIPE_VIDEOJOB_NAMESPACE", "value": meta["namespace"]},
         {"name": "VIDPIPE_WORK_DIR", "value": WORK_DIR},
         {"name": "VIDPIPE_ACCESS_FILE", "value": f"{ACCESS_MOUNT}/{ACCESS_KEY}"},
+        *settings.limits_env(),
+        {"name": env_name("x264_preset"), "value": settings.x264_preset},
     ]
 
 

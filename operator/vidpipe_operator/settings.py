@@ -1,6 +1,9 @@
 """Operator settings: one typed class read from `VIDPIPE_OPERATOR_*` environment variables.
 
-docs/operator.md lists every setting; tests build instances directly instead of patching env.
+The facts it shares with the API and the processor (S3, MongoDB, media limits, x264 preset) come
+from vidpipe.settings under their shared `VIDPIPE_*` names; the operator hands the limits and the
+preset on to every processor Job. docs/operator.md lists every setting; tests build instances
+directly instead of patching env.
 """
 
 from __future__ import annotations
@@ -8,11 +11,13 @@ from __future__ import annotations
 import socket
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from vidpipe.settings import EncodeSettings, MediaLimitSettings, MongoSettings, S3Settings
 
 
-class OperatorSettings(BaseSettings):
+class OperatorSettings(S3Settings, MongoSettings, MediaLimitSettings, EncodeSettings):
     model_config = SettingsConfigDict(env_prefix="VIDPIPE_OPERATOR_", frozen=True, extra="ignore")
 
     # What to watch. Empty means every namespace (cluster-wide RBAC needed).
@@ -50,26 +55,18 @@ class OperatorSettings(BaseSettings):
     # Safety-net re-read of unfinished VideoJobs in case a watch event was lost.
     resync_seconds: float = Field(default=60.0, gt=0)
 
-    # Object storage: the operator reads manifests, deletes the outputs of failed and cancelled
-    # jobs, and presigns the URLs that are a processor's only access to S3 (access.py).
-    output_bucket: str = "vidpipe-media"
-    s3_endpoint_url: str | None = None
+    # Object storage (S3Settings): the operator reads manifests, deletes the outputs of failed
+    # and cancelled jobs, and presigns the URLs that are a processor's only access to S3
+    # (access.py). Presigned URLs are signed with its keys, so they must be long-lived keys, not
+    # session credentials that expire before the Job's deadline.
     # The endpoint in the URLs handed to processor Pods (the host is part of the signature);
     # defaults to s3_endpoint_url (differs when the operator runs outside the cluster network).
     processor_s3_endpoint_url: str | None = None
-    aws_region: str = "us-east-1"
-    # The operator's own credentials; None falls back to boto3's chain (env, IRSA...). Presigned
-    # URLs are signed with them, so they must be long-lived keys, not session credentials that
-    # expire before the Job's deadline.
-    s3_access_key_id: SecretStr | None = None
-    s3_secret_access_key: SecretStr | None = None
     # The processor's URLs stay valid for the Job's activeDeadlineSeconds plus this margin
     # (Pod start, retries' last upload), capped at SigV4's 7 days.
     presign_margin_seconds: int = Field(default=900, ge=60)
 
-    # MongoDB read model.
-    mongo_url: SecretStr = SecretStr("mongodb://localhost:27017/")
-    mongo_database: str = "vidpipe"
+    # MongoDB read model (MongoSettings).
     mongo_timeout_ms: int = Field(default=5000, ge=100)
     # Most job updates in one `update` command; a batch that times out halves it (batching.py).
     mongo_batch_max: int = Field(default=100, ge=1, le=1000)
@@ -91,13 +88,6 @@ class OperatorSettings(BaseSettings):
     liveness_stale_seconds: float = Field(default=300.0, gt=0)
     metrics_port: int = Field(default=8080, ge=0, le=65535)  # 0 disables the endpoint
 
-    @field_validator("mongo_url")
-    @classmethod
-    def _mongo_url_scheme(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().startswith(("mongodb://", "mongodb+srv://")):
-            raise ValueError("mongo_url must be a mongodb:// or mongodb+srv:// URL")
-        return value
-
     @model_validator(mode="after")
     def _stale_after_resync(self) -> OperatorSettings:
         # The resync loop beats the heartbeat once per round: a shorter limit would restart a
@@ -109,3 +99,13 @@ class OperatorSettings(BaseSettings):
     @property
     def processor_endpoint(self) -> str | None:
         return self.processor_s3_endpoint_url or self.s3_endpoint_url
+
+    # 0.2.0's attribute names, for the modules being restructured (issue 13) until they read
+    # s3_bucket and s3_region. Exit: removed once reconcile.py and s3.py use the shared names.
+    @property
+    def output_bucket(self) -> str:
+        return self.s3_bucket
+
+    @property
+    def aws_region(self) -> str:
+        return self.s3_region

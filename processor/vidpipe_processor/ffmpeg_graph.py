@@ -15,9 +15,9 @@ from typing import Any
 import ffmpeg
 
 from vidpipe.probe import CODEC_WHITELIST, FORMAT_WHITELIST, LOCAL_PROTOCOLS, MediaInfo
+from vidpipe.settings import X264_PRESET
 from vidpipe_processor.plan import OutputPlan, PosterPlan, RenditionPlan, StoryboardPlan
 
-X264_PRESET = "veryfast"
 # x264's default quality; visually good for web delivery at a reasonable size.
 X264_CRF = 23
 POSTER_JPEG_QUALITY = 2

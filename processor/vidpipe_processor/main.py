@@ -109,13 +109,14 @@ def _outcome() -> ExitStatus:
 
 
 def _run(settings: ProcessorSettings) -> ExitStatus:
-    reporter = build_reporter(settings)
     spec = settings.job_spec
+    access = JobAccess.load(settings.access_file, spec)
+    reporter = build_reporter(settings)
     log.info(
         "job started",
         extra={
             "source": f"s3://{spec.source.bucket}/{spec.source.key}",
-            "outputBucket": settings.target_bucket,
+            "outputBucket": access.bucket,
             "renditions": [r.name for r in spec.outputs.renditions],
             "progressToVideoJob": isinstance(reporter, FanoutReporter),
         },
@@ -124,14 +125,14 @@ def _run(settings: ProcessorSettings) -> ExitStatus:
         result = process(
             JobRequest(
                 spec=spec,
-                output_bucket=settings.target_bucket,
+                output_bucket=access.bucket,
                 work_dir=settings.work_dir,
                 limits=settings.probe_limits,
                 ffmpeg_path=settings.ffmpeg_path,
                 ffprobe_path=settings.ffprobe_path,
                 x264_preset=settings.x264_preset,
             ),
-            Storage(JobAccess.load(settings.access_file, spec), settings.transfer),
+            Storage(access, settings.transfer),
             ProgressTracker(reporter),
         )
     finally:

@@ -24,6 +24,7 @@ from pathlib import Path
 from vidpipe import keys
 from vidpipe.models import VideoJobSpec
 from vidpipe.probe import MediaInfo, ProbeLimits, probe
+from vidpipe.settings import X264_PRESET, X264Preset
 from vidpipe_processor import outputs
 from vidpipe_processor.errors import ProcessingFailed
 from vidpipe_processor.ffmpeg_graph import (
@@ -54,7 +55,7 @@ class JobRequest:
     limits: ProbeLimits
     ffmpeg_path: str = "ffmpeg"
     ffprobe_path: str = "ffprobe"
-    x264_preset: str = "veryfast"
+    x264_preset: X264Preset = X264_PRESET
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """Everything the processor is told, from environment variables (the operator fills them in).
 
 One pydantic-settings class with the `VIDPIPE_` prefix; docs/processor.md documents every
-variable. There are no S3 credentials: S3 is reached only through the presigned URLs in the access
-file (the per-job Secret the operator mounts), see storage.py.
+variable. The media limits and the x264 preset are the shared ones (vidpipe.settings), which the
+operator passes on from its own settings. There are no S3 settings: S3 is reached only through the
+presigned URLs in the access file (the per-job Secret the operator mounts), which also names the
+bucket; see storage.py.
 """
 
 from __future__ import annotations
@@ -10,22 +12,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from vidpipe.models import VideoJobSpec
-from vidpipe.probe import ProbeLimits
+from vidpipe.settings import EncodeSettings, MediaLimitSettings
 from vidpipe_processor.reporter import SERVICE_ACCOUNT_DIR
 from vidpipe_processor.storage import TransferConfig
 
 
-class ProcessorSettings(BaseSettings):
+class ProcessorSettings(MediaLimitSettings, EncodeSettings):
     model_config = SettingsConfigDict(env_prefix="VIDPIPE_", extra="ignore", frozen=True)
 
     # The VideoJob spec as JSON (camelCase, exactly as in the resource).
     job_spec: VideoJobSpec
-    # Where outputs go; the source bucket when unset. Keys are always outputs/{jobId}/...
-    output_bucket: str | None = Field(default=None, min_length=3, max_length=63)
-
     # The presigned URLs (JSON written by the operator into the job's Secret).
     access_file: Path = Path("/var/run/secrets/vidpipe.io/access/access.json")
     s3_max_attempts: int = Field(default=10, ge=1, le=50)
@@ -35,17 +34,8 @@ class ProcessorSettings(BaseSettings):
     # An emptyDir in the Pod: the only place the processor writes (read-only root filesystem).
     work_dir: Path = Path("/work")
 
-    max_duration_seconds: float = Field(default=4 * 3600, gt=0)
-    max_pixels: int = Field(default=3840 * 2160, gt=0)
-    max_streams: int = Field(default=16, ge=1)
-    probe_timeout_seconds: float = Field(default=60, gt=0)
-
     ffmpeg_path: str = "ffmpeg"
     ffprobe_path: str = "ffprobe"
-    x264_preset: str = Field(
-        default="veryfast",
-        pattern=r"^(ultrafast|superfast|veryfast|faster|fast|medium|slow|slower|veryslow)$",
-    )
 
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
@@ -63,7 +53,6 @@ class ProcessorSettings(BaseSettings):
     progress_interval_seconds: float = Field(default=2.0, ge=0)
 
     @field_validator(
-        "output_bucket",
         "videojob_name",
         "videojob_namespace",
         "kubernetes_api_url",
@@ -74,19 +63,6 @@ class ProcessorSettings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # Templates often render an unset value as an empty string; mean "unset" by it.
         return None if value == "" else value
-
-    @property
-    def target_bucket(self) -> str:
-        return self.output_bucket or self.job_spec.source.bucket
-
-    @property
-    def probe_limits(self) -> ProbeLimits:
-        return ProbeLimits(
-            max_duration_seconds=self.max_duration_seconds,
-            max_pixels=self.max_pixels,
-            max_streams=self.max_streams,
-            timeout_seconds=self.probe_timeout_seconds,
-        )
 
     @property
     def transfer(self) -> TransferConfig:

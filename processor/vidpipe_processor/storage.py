@@ -79,6 +79,8 @@ class JobAccess:
     source: ObjectURL
     outputs: dict[str, ObjectURL]
     expires_at: str = ""
+    # Where the outputs go: named here, not in the environment, as the URLs are bound to it.
+    bucket: str = ""
 
     @classmethod
     def load(cls, path: Path, spec: VideoJobSpec) -> JobAccess:
@@ -95,6 +97,7 @@ class JobAccess:
                 str(name): ObjectURL(str(entry["key"]), str(entry["url"]))
                 for name, entry in dict(document["outputs"]).items()
             }
+            bucket = str(document["outputBucket"])
         except FileNotFoundError as exc:
             raise InvalidJob(f"no S3 access file at {path} (the Job's Secret is missing)") from exc
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -105,7 +108,7 @@ class JobAccess:
         for name, url in outputs.items():
             if url.key != keys.output_key(spec.job_id, name):
                 raise InvalidJob(f"the S3 access file grants {url.key} for output {name}")
-        return cls(source, outputs, str(document.get("expiresAt", "")))
+        return cls(source, outputs, str(document.get("expiresAt", "")), bucket)
 
     def output(self, name: str) -> ObjectURL:
         try:

@@ -128,12 +128,12 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
             "PYTHONPATH": os.pathsep.join(
                 str(REPO / p) for p in ("common", "api", "operator", "processor", ".")
             ),
-            "VIDPIPE_API_S3_ENDPOINT_URL": s3.endpoint_url,
-            "VIDPIPE_API_S3_ACCESS_KEY": s3.access_key,
-            "VIDPIPE_API_S3_SECRET_KEY": s3.secret_key,
-            "VIDPIPE_API_S3_BUCKET": bucket,
-            "VIDPIPE_API_MONGO_URL": mongo_url,
-            "VIDPIPE_API_MONGO_DATABASE": database,
+            "VIDPIPE_S3_ENDPOINT_URL": s3.endpoint_url,
+            "VIDPIPE_S3_ACCESS_KEY_ID": s3.access_key,
+            "VIDPIPE_S3_SECRET_ACCESS_KEY": s3.secret_key,
+            "VIDPIPE_S3_BUCKET": bucket,
+            "VIDPIPE_MONGO_URL": mongo_url,
+            "VIDPIPE_MONGO_DATABASE": database,
             "VIDPIPE_API_KUBECONFIG": str(_dead_kubeconfig(work / "dead.kubeconfig")),
             "VIDPIPE_API_KUBE_TIMEOUT_SECONDS": "1",
             "VIDPIPE_API_RECONCILE_INTERVAL_SECONDS": "0",

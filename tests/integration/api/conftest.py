@@ -260,8 +260,8 @@ def base_settings(
 ) -> Settings:
     values: dict[str, Any] = {
         "s3_endpoint_url": s3.endpoint_url,
-        "s3_access_key": s3.access_key,
-        "s3_secret_key": s3.secret_key,
+        "s3_access_key_id": s3.access_key,
+        "s3_secret_access_key": s3.secret_key,
         "s3_bucket": bucket,
         "mongo_url": mongo_url,
         "mongo_database": f"api{uuid.uuid4().hex[:10]}",

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import yaml
-from pydantic import SecretStr
+from pydantic import AliasChoices, SecretStr
 from pymongo import MongoClient
 
 from tests.integration.api.conftest import REPO, Kube, Media, base_settings, make_keys
@@ -68,13 +68,18 @@ def black_hole(dead_kubeconfig: Path, tmp_path: Path) -> Iterator[Path]:
 def api_process(settings: Settings, log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """The API as its own process, configured through its environment like the Pod."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIDPIPE_")}
-    for name in Settings.model_fields:
+    for name, field in Settings.model_fields.items():
         value = getattr(settings, name)
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
         if value is not None:
             text = value if isinstance(value, str | Path) else json.dumps(value)
-            env[f"VIDPIPE_API_{name.upper()}"] = str(text)
+            # Shared settings (vidpipe.settings) are read first from their VIDPIPE_* name.
+            alias = field.validation_alias
+            var = f"VIDPIPE_API_{name.upper()}"
+            if isinstance(alias, AliasChoices):
+                var = str(alias.choices[0])
+            env[var] = str(text)
     env["PYTHONPATH"] = os.pathsep.join(str(REPO / p) for p in ("common", "api"))
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "--factory", "vidpipe_api.main:create_app",

@@ -48,7 +48,7 @@ CRD_FILE = REPO / "crds" / f"{constants.CRD_NAME}.yaml"
 KUBECONFIG = os.environ.get("KUBECONFIG") or str(REPO / ".local" / "cluster" / "kubeconfig")
 STUB_IMAGE = os.environ.get("VIDPIPE_STUB_IMAGE", "localhost/vidpipe-stub:latest")
 DB = "vidpipe_optest"
-# The processor image's user (processor/Dockerfile `USER 10001`).
+# The processor image's user (Dockerfile `USER 10001`).
 PROCESSOR_UID = "10001"
 
 # The stub processor: behaviour by owner. Exit codes are the processor's contract
@@ -212,13 +212,13 @@ def operator_env(
         "VIDPIPE_OPERATOR_MAX_RUNNING_PER_NAMESPACE": "3",
         "VIDPIPE_OPERATOR_SLOT_RETRY_SECONDS": "3",
         "VIDPIPE_OPERATOR_RESYNC_SECONDS": "30",
-        "VIDPIPE_OPERATOR_OUTPUT_BUCKET": bucket,
-        "VIDPIPE_OPERATOR_S3_ENDPOINT_URL": s3.endpoint_url,
+        "VIDPIPE_S3_BUCKET": bucket,
+        "VIDPIPE_S3_ENDPOINT_URL": s3.endpoint_url,
         "VIDPIPE_OPERATOR_PROCESSOR_S3_ENDPOINT_URL": "http://s3.invalid:9000",
-        "VIDPIPE_OPERATOR_S3_ACCESS_KEY_ID": s3.access_key,
-        "VIDPIPE_OPERATOR_S3_SECRET_ACCESS_KEY": s3.secret_key,
-        "VIDPIPE_OPERATOR_MONGO_URL": mongo_url,
-        "VIDPIPE_OPERATOR_MONGO_DATABASE": DB,
+        "VIDPIPE_S3_ACCESS_KEY_ID": s3.access_key,
+        "VIDPIPE_S3_SECRET_ACCESS_KEY": s3.secret_key,
+        "VIDPIPE_MONGO_URL": mongo_url,
+        "VIDPIPE_MONGO_DATABASE": DB,
         "VIDPIPE_OPERATOR_LEASE_NAMESPACE": namespace,
         "VIDPIPE_OPERATOR_LEASE_DURATION_SECONDS": "6",
         "VIDPIPE_OPERATOR_IDENTITY": f"test-{namespace}",

@@ -10,6 +10,15 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.integration.operator.conftest import Cluster
 from vidpipe import constants
+from vidpipe.models import MAX_NAME_LENGTH, NAME_TOO_LONG
+from vidpipe_operator.access import (
+    build_access_secret,
+    build_role,
+    build_role_binding,
+    build_service_account,
+)
+from vidpipe_operator.jobs import build_job
+from vidpipe_operator.settings import OperatorSettings
 
 pytestmark = pytest.mark.integration
 
@@ -228,3 +237,45 @@ def test_short_name_and_printer_columns(
     )
     names = [c["name"] for c in table["columnDefinitions"] if c["priority"] == 0]
     assert names == ["Name", "Phase", "Progress", "Owner", "Duration", "Age"]
+
+
+def test_a_videojob_name_too_long_for_its_job_is_refused(cluster: Cluster) -> None:
+    # Fails if the CRD accepts a name whose Job the API server would refuse (the VideoJob would
+    # then wait forever), or refuses the longest name a Job can take.
+    body = _refused(lambda: _create(cluster, "n" * (MAX_NAME_LENGTH + 1), _spec()))
+    assert NAME_TOO_LONG in body, body
+    assert _create(cluster, "n" * MAX_NAME_LENGTH, _spec())["metadata"]["name"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "n" * MAX_NAME_LENGTH,  # the longest the CRD accepts: the Job takes the name as it is
+        "o" * 100 + "-." + "p" * 100,  # only under 0.2.0's CRD: the Job gets a shortened name
+    ],
+)
+def test_the_api_server_accepts_the_job_and_access_objects_of_any_videojob_name(
+    cluster: Cluster, name: str
+) -> None:
+    # Fails if job_name gives a name the API server refuses for the Job (its Pods carry it as a
+    # label, at most 63 characters; the server refuses 64) or for the per-job objects.
+    videojob = {
+        "apiVersion": constants.API_VERSION,
+        "kind": constants.KIND,
+        "metadata": {"name": name, "namespace": cluster.namespace, "uid": "uid-of-the-test"},
+        "spec": _spec(),
+    }
+    job = build_job(videojob, OperatorSettings())
+    cluster.batch.create_namespaced_job(cluster.namespace, job, dry_run="All")
+    access = {"version": 1, "jobId": "j-1", "source": {}, "outputs": {}}
+    cluster.core.create_namespaced_secret(
+        cluster.namespace, build_access_secret(videojob, access), dry_run="All"
+    )
+    cluster.core.create_namespaced_service_account(
+        cluster.namespace, build_service_account(videojob), dry_run="All"
+    )
+    rbac = kubernetes.client.RbacAuthorizationV1Api(cluster.api)
+    rbac.create_namespaced_role(cluster.namespace, build_role(videojob), dry_run="All")
+    rbac.create_namespaced_role_binding(
+        cluster.namespace, build_role_binding(videojob), dry_run="All"
+    )

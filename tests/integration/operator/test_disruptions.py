@@ -23,6 +23,7 @@ from tests.integration.operator.conftest import (
 )
 from tests.utils.servers import S3Server
 from vidpipe.errors import ErrorCode
+from vidpipe_operator.jobs import job_name
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +77,7 @@ def test_evicted_pod_is_retried_without_spending_an_attempt(
     # Fails if the Job lacks the DisruptionTarget Ignore rule (with backoffLimit 0 the eviction
     # fails the Job), if the operator counts the evicted Pod in `attempts`, or if no new Pod runs.
     name = "evict-1"
-    job = f"vj-{name}"
+    job = job_name(name)
     cluster.create_videojob(name, owner="evictable")
     first = wait_for(
         "a running Pod", lambda: _running_pod(cluster, job), 60, on_timeout=operator.log_tail
@@ -142,7 +143,7 @@ def test_deadline_fails_the_job_with_its_code(
     assert failed["attempts"] == 1
     # It ran until the deadline, not shorter: the stub sleeps 600 s, so only the deadline ends it.
     assert _seconds(failed["startedAt"], failed["finishedAt"]) >= 29
-    (batch_job,) = [j for j in cluster.jobs() if j.metadata.name == f"vj-{name}"]
+    (batch_job,) = [j for j in cluster.jobs() if j.metadata.name == job_name(name)]
     assert batch_job.spec.active_deadline_seconds == 30
     # The Job says FailureTarget first (1.31+), Failed once its Pod is gone; the operator acts on
     # the first.

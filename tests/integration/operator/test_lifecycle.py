@@ -12,6 +12,7 @@ import pytest
 from tests.integration.operator.conftest import Cluster, OperatorProcess, wait_for
 from tests.utils.servers import S3Server
 from vidpipe.keys import output_key
+from vidpipe_operator.jobs import job_name
 
 pytestmark = pytest.mark.integration
 
@@ -41,8 +42,8 @@ def test_success_fills_status_and_mongo(
     running = wait_for(
         "Running", lambda: _phase(cluster, name, "Running"), 60, on_timeout=operator.log_tail
     )
-    assert running["jobName"] == "vj-ok-1"
-    (job,) = [j for j in cluster.jobs() if j.metadata.name == "vj-ok-1"]
+    assert running["jobName"] == job_name(name) == name
+    (job,) = [j for j in cluster.jobs() if j.metadata.name == name]
     assert job.metadata.owner_references[0].name == name
     assert wait_for(
         "Mongo Running",
@@ -113,7 +114,7 @@ def test_bad_input_fails_at_once_without_retry(
     assert failed["attempts"] == 1
     conds = {c["type"]: c for c in failed["conditions"]}
     assert conds["Failed"]["reason"] == "BadInput"
-    assert len(cluster.pods(f"batch.kubernetes.io/job-name=vj-{name}")) == 1
+    assert len(cluster.pods(f"batch.kubernetes.io/job-name={job_name(name)}")) == 1
     doc = wait_for(
         "Mongo Failed",
         lambda: (d := jobs_collection.find_one({"_id": name})) and d["phase"] == "Failed" and d,
@@ -141,7 +142,7 @@ def test_retryable_exit_is_retried_up_to_the_limit(
     assert failed["error"]["code"] == "storage_unavailable"
     assert failed["error"]["message"].startswith("failed after 2 attempt(s)")
     assert {c["type"]: c for c in failed["conditions"]}["Failed"]["reason"] == "RetriesExhausted"
-    assert len(cluster.pods(f"batch.kubernetes.io/job-name=vj-{name}")) == 2
+    assert len(cluster.pods(f"batch.kubernetes.io/job-name={job_name(name)}")) == 2
     assert "Retrying" in {e.reason for e in cluster.events(name)}
     listed = s3.client().list_objects_v2(Bucket=output_bucket, Prefix=f"outputs/{name}/")
     assert listed.get("KeyCount", 0) == 0, "a failed job's partial outputs must be deleted"
@@ -164,9 +165,9 @@ def test_cancel_stops_pods_and_deletes_partial_outputs(
     )
     assert {c["type"]: c for c in status["conditions"]}["Cancelled"]["reason"] == "CancelRequested"
     wait_for(
-        "Job gone", lambda: not [j for j in cluster.jobs() if j.metadata.name == f"vj-{name}"], 60
+        "Job gone", lambda: not [j for j in cluster.jobs() if j.metadata.name == job_name(name)], 60
     )
-    assert not cluster.pods(f"batch.kubernetes.io/job-name=vj-{name}")
+    assert not cluster.pods(f"batch.kubernetes.io/job-name={job_name(name)}")
     listed = s3.client().list_objects_v2(Bucket=output_bucket, Prefix=f"outputs/{name}/")
     assert listed.get("KeyCount", 0) == 0
     doc = wait_for(
@@ -185,9 +186,11 @@ def test_delete_removes_job_and_pods(
     cluster.delete(name)
     wait_for("VideoJob gone", lambda: cluster.get(name) is None, 30, on_timeout=operator.log_tail)
     wait_for(
-        "Job gone", lambda: not [j for j in cluster.jobs() if j.metadata.name == f"vj-{name}"], 60
+        "Job gone", lambda: not [j for j in cluster.jobs() if j.metadata.name == job_name(name)], 60
     )
-    wait_for("Pods gone", lambda: not cluster.pods(f"batch.kubernetes.io/job-name=vj-{name}"), 60)
+    wait_for(
+        "Pods gone", lambda: not cluster.pods(f"batch.kubernetes.io/job-name={job_name(name)}"), 60
+    )
     doc = jobs_collection.find_one({"_id": name})
     assert doc["phase"] == "Cancelled"
     assert {c["reason"] for c in doc["conditions"]} >= {"VideoJobDeleted"}
@@ -214,7 +217,7 @@ def test_concurrency_limit_is_honoured_in_creation_order(
     max_seen = 0
     while True:
         active = [
-            j for j in cluster.jobs() if j.metadata.name.startswith("vj-queue-") and not _ended(j)
+            j for j in cluster.jobs() if j.metadata.name.startswith("queue-") and not _ended(j)
         ]
         max_seen = max(max_seen, len(active))
         phases = [cluster.status(n).get("phase") for n in names]

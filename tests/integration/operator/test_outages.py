@@ -28,6 +28,7 @@ from tests.integration.operator.conftest import (
 )
 from tests.utils.servers import S3Server, ServerProcess, mongo_process
 from vidpipe import constants
+from vidpipe_operator.jobs import job_name
 
 pytestmark = pytest.mark.integration
 
@@ -211,8 +212,8 @@ def test_mongodb_down_while_jobs_run_then_the_mirror_converges(
     assert docs[queued]["phase"] == "Pending"
     assert "WaitingForSlot" in {c["reason"] for c in docs[queued]["conditions"]}
     # One Job per admitted VideoJob: nothing was started twice because MongoDB writes failed.
-    ours = sorted(j.metadata.name for j in cluster.jobs() if j.metadata.name[3:] in plan)
-    assert ours == sorted(f"vj-{n}" for n in names if n != queued)
+    ours = sorted(j.metadata.name for j in cluster.jobs() if j.metadata.name in plan)
+    assert ours == sorted(job_name(n) for n in names if n != queued)
     assert mirror_operator.starts == 1
     assert mirror_operator.proc is not None and mirror_operator.proc.poll() is None
 

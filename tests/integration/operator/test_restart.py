@@ -27,6 +27,7 @@ from tests.integration.operator.conftest import (
 )
 from tests.utils.servers import S3Server
 from vidpipe.keys import output_key
+from vidpipe_operator.jobs import job_name
 from vidpipe_operator.leader import LeaseElector
 
 pytestmark = pytest.mark.integration
@@ -126,7 +127,7 @@ def test_kill_9_mid_flight_then_restart_converges(
     # Exactly one Job per finished VideoJob, and the same one as before the kill.
     after = _job_uids(cluster)
     for name, owner in plan.items():
-        job = f"vj-{name}"
+        job = job_name(name)
         if owner == "slow":
             gone: Callable[[], bool] = partial(lambda j: j not in _job_uids(cluster), job)
             wait_for(f"{job} deleted", gone, 60)
@@ -199,7 +200,7 @@ def test_job_deleted_while_the_operator_is_down_is_run_again(
     # again. Fails if the restarted operator leaves the VideoJob Running for ever (it waits for
     # events of a Job that no longer exists) or records it finished without running it.
     name = "vanish-0"
-    jname = f"vj-{name}"
+    jname = job_name(name)
     cluster.create_videojob(name, owner="slow")
     wait_for(
         "Running", lambda: _phases(cluster).get(name) == "Running", 60, on_timeout=operator.log_tail
@@ -328,7 +329,7 @@ def test_a_paused_leader_that_lost_its_lease_exits_without_acting(
         operator.resume()
     try:
         assert _exit_code(operator) == 1
-        acted = {f"vj-{n}" for n in names} & _per_job_objects(cluster)
+        acted = {job_name(n) for n in names} & _per_job_objects(cluster)
         assert not acted, f"the old leader acted after losing its Lease: {acted}"
         assert all(cluster.status(n) == {} for n in names)
         assert _holder(cluster) == "successor"

@@ -56,7 +56,7 @@ def presigner(s3: S3Server, endpoint: str | None = None) -> OutputStorage:
         processor_s3_endpoint_url=endpoint,
         s3_access_key_id=s3.access_key,
         s3_secret_access_key=s3.secret_key,
-        aws_region=s3.region,
+        s3_region=s3.region,
     )
     with ThreadPoolExecutor(1) as pool:
         return OutputStorage(settings, pool)

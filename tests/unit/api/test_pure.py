@@ -200,7 +200,7 @@ def test_api_keys() -> None:
 
 def test_placeholder_secrets_refused() -> None:
     with pytest.raises(ValidationError):
-        Settings(s3_secret_key="changeme")
+        Settings(s3_secret_access_key="changeme")
     with pytest.raises(ValidationError):
         Settings(mongo_url="mongodb://admin:password@db/")
 

@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from vidpipe.crd import build_crd
-from vidpipe.models import VideoJobSpec, spec_update_violations
+from vidpipe.models import MAX_NAME_LENGTH, NAME_TOO_LONG, VideoJobSpec, spec_update_violations
 
 pytestmark = pytest.mark.unit
 
@@ -57,6 +57,9 @@ UPDATE_TWINS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "resources is immutable; create a new VideoJob instead": (BASE, _with(resources={"cpu": "2"})),
     "cancel cannot be undone": (_with(cancel=True), BASE),
 }  # fmt: skip
+# The name rule sits on the root (metadata.name). Its twin is the job id's limit: the API names
+# every VideoJob after its job id.
+NAME_TWINS: dict[str, str] = {NAME_TOO_LONG: "j" * (MAX_NAME_LENGTH + 1)}
 
 
 def _rules(node: dict[str, Any]) -> Iterator[dict[str, str]]:
@@ -75,10 +78,12 @@ def cel_rules() -> list[dict[str, str]]:
 def test_every_cel_rule_has_a_twin() -> None:
     messages = {rule["message"] for rule in cel_rules()}
     assert len(messages) >= 9
-    assert messages == set(CREATE_TWINS) | set(UPDATE_TWINS)
+    assert messages == set(CREATE_TWINS) | set(UPDATE_TWINS) | set(NAME_TWINS)
     for rule in cel_rules():
-        # Transition rules (oldSelf) can only be twinned by the update check, others at creation.
-        expected = UPDATE_TWINS if "oldSelf" in rule["rule"] else CREATE_TWINS
+        # Transition rules (oldSelf) can only be twinned by the update check, others at creation;
+        # an optionalOldSelf rule also runs at creation.
+        transition = "oldSelf" in rule["rule"] and not rule.get("optionalOldSelf")
+        expected = UPDATE_TWINS if transition else {**CREATE_TWINS, **NAME_TWINS}
         assert rule["message"] in expected, rule
 
 
@@ -87,6 +92,13 @@ def test_the_model_refuses_what_the_rule_refuses_at_creation(message: str) -> No
     with pytest.raises(ValidationError) as caught:
         VideoJobSpec.model_validate(CREATE_TWINS[message])
     assert message in str(caught.value)
+
+
+def test_the_job_id_limit_refuses_what_the_name_rule_refuses() -> None:
+    # Fails if the API could pick a job id (so a VideoJob name) the API server refuses.
+    with pytest.raises(ValidationError, match="jobId"):
+        VideoJobSpec.model_validate(_with(jobId=NAME_TWINS[NAME_TOO_LONG]))
+    assert VideoJobSpec.model_validate(_with(jobId="j" * MAX_NAME_LENGTH))
 
 
 @pytest.mark.parametrize("message", sorted(UPDATE_TWINS))

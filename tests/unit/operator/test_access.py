@@ -113,7 +113,7 @@ def test_real_presigned_urls_name_the_pod_endpoint_and_expire() -> None:
 
 def _owned(manifest: dict[str, Any]) -> None:
     meta = manifest["metadata"]
-    assert (meta["name"], meta["namespace"]) == ("vj-j-1", "jobs")
+    assert (meta["name"], meta["namespace"]) == ("j-1", "jobs")
     (ref,) = meta["ownerReferences"]
     assert (ref["kind"], ref["name"], ref["uid"], ref["controller"]) == (
         "VideoJob",
@@ -163,8 +163,6 @@ def test_service_account_and_binding_tie_the_pod_to_that_role() -> None:
         "kind": "Role",
         "name": build_role(body)["metadata"]["name"],
     }
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "vj-j-1", "namespace": "jobs"}
-    ]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "j-1", "namespace": "jobs"}]
     pod = build_job(body, OperatorSettings())["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == account["metadata"]["name"]

@@ -9,6 +9,7 @@ import pytest
 
 from tests.unit.operator.conftest import videojob
 from vidpipe import constants, exitcodes
+from vidpipe.probe import ProbeLimits
 from vidpipe_operator.jobs import (
     ACCESS_KEY,
     ACCESS_MOUNT,
@@ -18,6 +19,7 @@ from vidpipe_operator.jobs import (
     job_name,
 )
 from vidpipe_operator.settings import OperatorSettings
+from vidpipe_processor.settings import ProcessorSettings
 
 pytestmark = pytest.mark.unit
 
@@ -31,18 +33,27 @@ def _env(manifest: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in _container(manifest)["env"]}
 
 
-def test_name_is_deterministic_and_a_valid_label() -> None:
-    assert job_name("j-1") == job_name("j-1") == "vj-j-1"
-    long = "a" * 200
-    assert job_name(long) == job_name(long) and len(job_name(long)) <= 63
-    assert job_name(long) != job_name("a" * 199)
-    assert job_name("My.Job") == "vj-my-job"
+def test_the_job_is_named_after_the_videojob() -> None:
+    # Fails if a prefix comes back (`vj-vj-<hex>`) or a name that fits is changed.
+    assert job_name("j-1") == "j-1"
+    assert job_name("a" * 63) == "a" * 63
+    assert job_name("vj-3f2b1c0d9e8f4a7b6c5d4e3f2a1b0c9d") == "vj-3f2b1c0d9e8f4a7b6c5d4e3f2a1b0c9d"
+
+
+def test_a_name_too_long_for_a_label_keeps_one_job_of_its_own() -> None:
+    # Only a VideoJob created before the CRD's name rule (0.2.0) can be this long. Fails if its
+    # Job name is not a valid label value, changes between calls or collides with a neighbour's.
+    long = "a" * 100 + "-." + "b" * 100
+    assert job_name(long) == job_name(long)
+    assert len(job_name(long)) <= 63 and job_name(long)[-1].isalnum()
+    assert job_name(long) != job_name(long[:-1])
+    assert job_name("a" * 64).startswith("a" * 52 + "-")
 
 
 def test_owned_by_the_videojob_and_labelled(settings: OperatorSettings) -> None:
     manifest = build_job(videojob("j-1"), settings)
     meta = manifest["metadata"]
-    assert (meta["name"], meta["namespace"]) == ("vj-j-1", "jobs")
+    assert (meta["name"], meta["namespace"]) == ("j-1", "jobs")
     (ref,) = meta["ownerReferences"]
     assert ref == {
         "apiVersion": "media.vidpipe.io/v1alpha1",
@@ -96,10 +107,10 @@ def test_hardened_pod(settings: OperatorSettings) -> None:
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert all("emptyDir" in volumes[n] for n in ("work", "tmp"))
     # The presigned URLs come from the job's own Secret, readable by its group only.
-    assert volumes["access"]["secret"] == {"secretName": "vj-j-1", "defaultMode": 0o440}
+    assert volumes["access"]["secret"] == {"secretName": "j-1", "defaultMode": 0o440}
     assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
     # The token is mounted only for progress reports, with the job's own ServiceAccount.
-    assert pod["serviceAccountName"] == "vj-j-1"
+    assert pod["serviceAccountName"] == "j-1"
     assert pod["automountServiceAccountToken"] is True
 
 
@@ -107,7 +118,7 @@ def test_processor_environment(settings: OperatorSettings) -> None:
     settings = OperatorSettings(
         s3_endpoint_url="http://127.0.0.1:9000",
         processor_s3_endpoint_url="http://s3.svc:9000",
-        output_bucket="out",
+        s3_bucket="out",
         s3_access_key_id="operator-key",
         s3_secret_access_key="operator-secret",
     )
@@ -116,16 +127,36 @@ def test_processor_environment(settings: OperatorSettings) -> None:
     spec = json.loads(env["VIDPIPE_JOB_SPEC"])
     assert spec["jobId"] == "j-1" and spec["outputs"]["renditions"][0]["height"] == 720
     assert "resources" not in spec  # None is omitted, not sent as null
-    assert env["VIDPIPE_OUTPUT_BUCKET"] == "out"
     assert env["VIDPIPE_VIDEOJOB_NAME"] == "j-1"
     assert env["VIDPIPE_VIDEOJOB_NAMESPACE"] == "jobs"
     assert env["VIDPIPE_WORK_DIR"] == "/work"
     assert env["VIDPIPE_ACCESS_FILE"] == f"{ACCESS_MOUNT}/{ACCESS_KEY}"
-    # No credentials, no endpoint: S3 only through the presigned URLs in the mounted Secret.
+    # No credentials, no endpoint, no bucket: S3 only through the presigned URLs in the mounted
+    # Secret, which names the bucket too.
     assert not [name for name in env if name.startswith("AWS_") or "S3" in name]
+    assert "out" not in {e.get("value") for e in _container(manifest)["env"]}
     text = json.dumps(manifest)
     assert "operator-key" not in text and "operator-secret" not in text
     assert "secretKeyRef" not in text
+
+
+def test_the_media_limits_and_preset_reach_the_processor(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Fails if build_job drops one of the shared limits or the preset, or passes it under a name
+    # the processor does not read: the processor would then apply its default instead.
+    chosen = OperatorSettings(
+        max_duration_seconds=90,
+        max_pixels=1280 * 720,
+        max_streams=3,
+        probe_timeout_seconds=20,
+        probe_memory_bytes=300 * 1024 * 1024,
+        probe_cpu_seconds=7,
+        x264_preset="slow",
+    )
+    for variable in _container(build_job(videojob("j-1"), chosen))["env"]:
+        monkeypatch.setenv(variable["name"], variable["value"])
+    processor = ProcessorSettings()
+    assert processor.probe_limits == chosen.probe_limits != ProbeLimits()
+    assert processor.x264_preset == "slow"
 
 
 def test_resources_default_and_override(settings: OperatorSettings) -> None:

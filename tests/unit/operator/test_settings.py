@@ -22,8 +22,9 @@ def test_environment_with_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VIDPIPE_OPERATOR_MAX_RUNNING_PER_NAMESPACE", "7")
     monkeypatch.setenv("VIDPIPE_OPERATOR_NAMESPACES", '["a","b"]')
     monkeypatch.setenv("VIDPIPE_OPERATOR_PROCESSOR_COMMAND", '["/bin/sh","-c"]')
-    monkeypatch.setenv("VIDPIPE_OPERATOR_S3_ENDPOINT_URL", "http://s3:9000")
-    monkeypatch.setenv("VIDPIPE_OPERATOR_MONGO_URL", "mongodb://db:27017/")
+    # Shared facts under their one name (vidpipe.settings), the rest with the prefix.
+    monkeypatch.setenv("VIDPIPE_S3_ENDPOINT_URL", "http://s3:9000")
+    monkeypatch.setenv("VIDPIPE_MONGO_URL", "mongodb://db:27017/")
     settings = OperatorSettings()
     assert settings.max_running_per_namespace == 7
     assert settings.namespaces == ["a", "b"]
@@ -38,7 +39,7 @@ def test_environment_with_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ("MAX_RUNNING_PER_NAMESPACE", "0"),
         ("PROCESSOR_IMAGE_PULL_POLICY", "Sometimes"),
-        ("MONGO_URL", "http://db"),
+        ("MONGO_URL", "http://db"),  # the 0.2.0 name, still read (vidpipe.settings)
         ("BACKOFF_LIMIT", "-1"),
     ],
 )

@@ -6,7 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from vidpipe.probe import ProbeLimits
+from vidpipe.settings import X264_PRESET
 from vidpipe_processor.main import build_reporter
 from vidpipe_processor.reporter import FanoutReporter, LoggingReporter
 from vidpipe_processor.settings import ProcessorSettings
@@ -26,7 +29,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_defaults() -> None:
     settings = ProcessorSettings()
     assert settings.job_spec.job_id == "job-1"
-    assert settings.target_bucket == "uploads"
+    assert settings.probe_limits == ProbeLimits()
+    assert settings.x264_preset == X264_PRESET
     assert settings.work_dir == Path("/work")
     assert settings.kubernetes_url() is None
     assert isinstance(build_reporter(settings), LoggingReporter)
@@ -34,19 +38,19 @@ def test_defaults() -> None:
 
 def test_everything_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     env = {
-        "VIDPIPE_OUTPUT_BUCKET": "results",
         "VIDPIPE_ACCESS_FILE": "/secrets/access.json",
         "VIDPIPE_S3_MAX_ATTEMPTS": "3",
         "VIDPIPE_WORK_DIR": "/scratch",
         "VIDPIPE_MAX_DURATION_SECONDS": "60",
         "VIDPIPE_MAX_PIXELS": "2073600",
         "VIDPIPE_MAX_STREAMS": "4",
+        "VIDPIPE_X264_PRESET": "slow",
         "VIDPIPE_TERMINATION_LOG": "/tmp/term",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     settings = ProcessorSettings()
-    assert settings.target_bucket == "results"
+    assert settings.x264_preset == "slow"
     assert settings.access_file == Path("/secrets/access.json")
     assert settings.transfer.max_attempts == 3
     assert settings.probe_limits.max_pixels == 2073600
@@ -73,8 +77,13 @@ def test_videojob_progress_needs_name_namespace_and_an_api(monkeypatch: pytest.M
 
 
 def test_empty_strings_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("VIDPIPE_OUTPUT_BUCKET", "")
     monkeypatch.setenv("VIDPIPE_VIDEOJOB_NAME", "")
     settings = ProcessorSettings()
-    assert settings.target_bucket == "uploads"
     assert settings.videojob_name is None
+
+
+def test_an_unknown_preset_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Fails if any string reaches ffmpeg's -preset (a typo would fail every job at encode time).
+    monkeypatch.setenv("VIDPIPE_X264_PRESET", "fastest")
+    with pytest.raises(ValidationError, match="VIDPIPE_X264_PRESET"):
+        ProcessorSettings()

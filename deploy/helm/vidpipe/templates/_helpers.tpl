@@ -49,20 +49,34 @@ app.kubernetes.io/part-of: vidpipe
 {{- if $root.Values.image.registry }}{{ printf "%s/%s:%s" $root.Values.image.registry $repo $tag }}{{ else }}{{ printf "%s:%s" $repo $tag }}{{ end }}
 {{- end }}
 
-{{/* S3 credentials as env vars, from the existing Secret. */}}
-{{- define "vidpipe.s3CredentialsEnv" -}}
-- name: {{ index . 0 }}
+{{/*
+The settings the API and the operator share (common/vidpipe/settings.py), rendered once under their
+one name each; the operator passes the media limits on to every processor Job.
+*/}}
+{{- define "vidpipe.sharedEnv" -}}
+- {name: VIDPIPE_S3_BUCKET, value: {{ .Values.s3.bucket | quote }}}
+- {name: VIDPIPE_S3_REGION, value: {{ .Values.s3.region | quote }}}
+{{- with .Values.s3.endpoint }}
+- {name: VIDPIPE_S3_ENDPOINT_URL, value: {{ . | quote }}}
+{{- end }}
+- name: VIDPIPE_S3_ACCESS_KEY_ID
   valueFrom:
-    secretKeyRef: {name: {{ (index . 2).Values.s3.existingSecret }}, key: {{ (index . 2).Values.s3.accessKeyIdKey }}}
-- name: {{ index . 1 }}
+    secretKeyRef: {name: {{ .Values.s3.existingSecret }}, key: {{ .Values.s3.accessKeyIdKey }}}
+- name: VIDPIPE_S3_SECRET_ACCESS_KEY
   valueFrom:
-    secretKeyRef: {name: {{ (index . 2).Values.s3.existingSecret }}, key: {{ (index . 2).Values.s3.secretAccessKeyKey }}}
+    secretKeyRef: {name: {{ .Values.s3.existingSecret }}, key: {{ .Values.s3.secretAccessKeyKey }}}
+{{ include "vidpipe.mongoEnv" . }}
+- {name: VIDPIPE_MAX_DURATION_SECONDS, value: {{ .Values.limits.maxDurationSeconds | quote }}}
+- {name: VIDPIPE_MAX_PIXELS, value: {{ .Values.limits.maxPixels | int64 | quote }}}
+- {name: VIDPIPE_MAX_STREAMS, value: {{ .Values.limits.maxStreams | quote }}}
 {{- end }}
 
-{{- define "vidpipe.mongoUrlEnv" -}}
-- name: {{ index . 0 }}
+{{/* MongoDB's URL (from the existing Secret: it may hold a password) and database. */}}
+{{- define "vidpipe.mongoEnv" -}}
+- name: VIDPIPE_MONGO_URL
   valueFrom:
-    secretKeyRef: {name: {{ (index . 1).Values.mongo.existingSecret }}, key: {{ (index . 1).Values.mongo.urlKey }}}
+    secretKeyRef: {name: {{ .Values.mongo.existingSecret }}, key: {{ .Values.mongo.urlKey }}}
+- {name: VIDPIPE_MONGO_DATABASE, value: {{ .Values.mongo.database | quote }}}
 {{- end }}
 
 {{/* The TCP port of an http(s) URL: the explicit one, else 80 for http and 443 otherwise. */}}
