@@ -32,10 +32,11 @@ tools: ## Build pinned Go tools (Kubernetes, helm, versitygw, FerretDB) into ~/.
 	@hack/tools.sh >/dev/null
 
 .PHONY: lint
-lint: deps ## ruff (lint + format check) and mypy --strict
+lint: deps ## ruff (lint + format check), mypy --strict and vulture (dead code)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy common api operator processor tests bench hack
+	$(VENV)/bin/vulture
 
 .PHONY: fmt
 fmt: deps ## Format the code with ruff

@@ -150,12 +150,6 @@ class VidpipeError(Exception):
     def http_status(self) -> int:
         return CATALOGUE[self.code].http_status
 
-    def to_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"code": self.code.value, "message": self.message}
-        if self.details:
-            body["details"] = self.details
-        return body
-
 
 class BadInput(VidpipeError):
     """The input can never be processed; retrying will not help."""

@@ -153,10 +153,6 @@ class MediaInfo:
     audio_streams: tuple[AudioStream, ...] = ()
     streams: tuple[StreamInfo, ...] = field(default_factory=tuple)
 
-    @property
-    def has_audio(self) -> bool:
-        return bool(self.audio_streams)
-
     def to_json_dict(self) -> dict[str, Any]:
         """camelCase, like the VideoJob resource: this is what metadata.json contains."""
         return {

@@ -1,42 +1,39 @@
-"""The kopf handlers: thin, typed, each delegating to a handle_* function.
+"""The kopf handlers: thin, typed, each delegating to the controller.
 
 Only watch-event handlers and an index: no change-detection handlers (on.create, on.delete,
-timers), so kopf never adds a finalizer or annotations to a VideoJob (see triggers.py for what
+timers), so kopf never adds a finalizer or annotations to a VideoJob (see controller.py for what
 replaces them). Import this module (or run `python -m vidpipe_operator`) to register them.
 """
 
 from __future__ import annotations
 
+import contextvars
 from typing import Any
 
 import kopf
 
 from vidpipe import constants
-from vidpipe_operator.handle_job import handle_job_event
-from vidpipe_operator.handle_videojob import handle_videojob_event
-from vidpipe_operator.jobs import MANAGED_BY
+from vidpipe_operator.controller import on_job_event, on_videojob_event, resync_forever
 from vidpipe_operator.liveness import HEARTBEAT
-from vidpipe_operator.reconcile import Entries
+from vidpipe_operator.migrations import migrate
+from vidpipe_operator.names import MANAGED_BY
+from vidpipe_operator.queue import QueueEntry, queue_entry
 from vidpipe_operator.runtime import Runtime
-from vidpipe_operator.scheduler import QueueEntry, queue_entry
 from vidpipe_operator.settings import OperatorSettings
 from vidpipe_operator.startup import handle_startup
-from vidpipe_operator.triggers import resync_forever
 
 VJ = (constants.GROUP, constants.VERSION, constants.PLURAL)
 JOBS = ("batch", "v1", "jobs")
 OUR_JOBS = {constants.LABEL_MANAGED_BY: MANAGED_BY}
 
 
-def _entries(rt: Runtime, index: kopf.Index[str, QueueEntry] | None) -> Entries:
+def _rt(memo: kopf.Memo, index: kopf.Index[str, QueueEntry] | None) -> Runtime:
+    runtime: Runtime = memo["runtime"]
     if index is None:  # kopf passes every index to every handler; None means a wiring bug
         raise RuntimeError("the videojob_queue index is not registered")
-    rt.index = index  # the same live object every time; the resync loop reads it too
-    return rt.entries
-
-
-def _rt(memo: kopf.Memo) -> Runtime:
-    runtime: Runtime = memo["runtime"]
+    runtime.index = index  # the same live object every time; the resync loop reads it too
+    if runtime.handler_context is None:
+        runtime.handler_context = contextvars.copy_context()
     return runtime
 
 
@@ -46,12 +43,14 @@ async def startup(
 ) -> None:
     runtime = handle_startup(settings, OperatorSettings(), logger, elector=memo.get("elector"))
     runtime.spawn(resync_forever(runtime))
+    runtime.spawn(migrate(runtime.kube, list(runtime.settings.namespaces) or [None]))
     memo["runtime"] = runtime
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    _rt(memo).close()
+    runtime: Runtime = memo["runtime"]
+    runtime.close()
 
 
 @kopf.index(*VJ)
@@ -71,11 +70,9 @@ async def videojob_event(
     **_: Any,
 ) -> None:
     HEARTBEAT.beat()
-    rt = _rt(memo)
-    entries = _entries(rt, videojob_queue)
-    if not await rt.may_act():
-        return  # the Lease is lost: the process is stopping
-    await handle_videojob_event(rt, type, dict(body), entries=entries, logger=logger)
+    rt = _rt(memo, videojob_queue)
+    if await rt.may_act():  # False: the Lease is lost and the process is stopping
+        await on_videojob_event(rt, type, dict(body), logger)
 
 
 @kopf.on.event(*JOBS, labels=OUR_JOBS)
@@ -88,9 +85,6 @@ async def job_event(
     **_: Any,
 ) -> None:
     HEARTBEAT.beat()
-    rt = _rt(memo)
-    if not await rt.may_act():
-        return  # the Lease is lost: the process is stopping
-    await handle_job_event(
-        rt, type, dict(body), entries=_entries(rt, videojob_queue), logger=logger
-    )
+    rt = _rt(memo, videojob_queue)
+    if await rt.may_act():  # False: the Lease is lost and the process is stopping
+        await on_job_event(rt, type, dict(body), logger)

@@ -7,7 +7,6 @@ handlers, and what the pure functions in `status` and `jobs` take).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -18,7 +17,8 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from vidpipe import constants
-from vidpipe_operator.jobs import LABEL_POD_JOB_NAME
+from vidpipe_operator.names import LABEL_POD_JOB_NAME
+from vidpipe_operator.offload import offload
 
 T = TypeVar("T")
 Body = dict[str, Any]
@@ -51,7 +51,7 @@ class Kube:
         self._executor = executor
 
     async def _run(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        return await offload(self._executor, fn)
 
     async def _body_or_none(self, call: Callable[[], Any]) -> Body | None:
         """The response body, or None when the object does not exist (404)."""
@@ -74,8 +74,8 @@ class Kube:
         )
         return await self._body_or_none(call)
 
-    async def videojob_job_ids(self, namespace: str | None) -> set[str]:
-        """spec.jobId of every VideoJob in `namespace` (None: all namespaces)."""
+    async def list_videojobs(self, namespace: str | None) -> list[Body]:
+        """Every VideoJob in `namespace` (None: all namespaces)."""
         g, v, p = constants.GROUP, constants.VERSION, constants.PLURAL
         if namespace is None:
             call = partial(self.custom.list_cluster_custom_object, g, v, p, _preload_content=False)
@@ -88,13 +88,17 @@ class Kube:
                 p,
                 _preload_content=False,
             )
-        items = _json(await self._run(call)).get("items", [])
-        return {str(item["spec"]["jobId"]) for item in items}
+        items: list[Body] = _json(await self._run(call)).get("items", [])
+        return items
+
+    async def videojob_job_ids(self, namespace: str | None) -> set[str]:
+        """spec.jobId of every VideoJob in `namespace` (None: all namespaces)."""
+        return {str(item["spec"]["jobId"]) for item in await self.list_videojobs(namespace)}
 
     async def remove_finalizer(self, namespace: str, name: str, finalizer: str) -> None:
         """Drop one finalizer. The merge patch carries the resourceVersion it was computed from,
-        so a concurrent change makes it fail (409) rather than drop someone else's finalizer; a
-        later event retries. (The client sends custom-object patches as merge patches only.)"""
+        so a concurrent change makes it fail (409) rather than drop someone else's finalizer; the
+        caller retries. (The client sends custom-object patches as merge patches only.)"""
         current = await self.get_videojob(namespace, name)
         meta = (current or {}).get("metadata") or {}
         finalizers = list(meta.get("finalizers") or [])

@@ -11,7 +11,7 @@ from prometheus_client import start_http_server
 
 from vidpipe_operator import handlers  # noqa: F401  (registers the handlers with kopf)
 from vidpipe_operator.kube import load_config
-from vidpipe_operator.leader import LeaseElector
+from vidpipe_operator.lease import LeaseElector
 from vidpipe_operator.liveness import HEARTBEAT, serve
 from vidpipe_operator.settings import OperatorSettings
 

@@ -3,13 +3,17 @@
 Every entry point (creation, resume after a restart, cancel, Job events, resync) ends here, so the
 result depends only on what the API server holds now, never on what this process remembers. That
 is what makes a kill -9 at any point harmless: the next run recomputes the same status.
+
+This module reads, decides and writes (the VideoJob's status, MongoDB, the Job and its access
+objects), and returns a `Result`: it spawns no task and touches none of the controller's caches;
+the controller (controller.py) acts on the result.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
 
@@ -17,6 +21,7 @@ import kopf
 
 from vidpipe.models import VideoJobSpec
 from vidpipe.phases import Phase
+from vidpipe.record import mirror_update
 from vidpipe_operator import metrics
 from vidpipe_operator.access import (
     access_document,
@@ -27,13 +32,12 @@ from vidpipe_operator.access import (
     url_lifetime,
 )
 from vidpipe_operator.jobs import build_job, job_name
-from vidpipe_operator.mirror import mirror_update
+from vidpipe_operator.names import ADMITTED, CANCEL_REQUESTED, VIDEOJOB_DELETED
+from vidpipe_operator.offload import offload
+from vidpipe_operator.queue import admit
 from vidpipe_operator.runtime import Runtime
-from vidpipe_operator.scheduler import Admission, QueueEntry, Slot, admit
+from vidpipe_operator.s3 import manifest_keys
 from vidpipe_operator.status import (
-    ADMITTED,
-    CANCEL_REQUESTED,
-    VIDEOJOB_DELETED,
     JobView,
     Outcome,
     cancelled,
@@ -46,10 +50,9 @@ from vidpipe_operator.status import (
     view_job,
     waiting,
 )
-from vidpipe_operator.storage import manifest_keys
 
 Body = dict[str, Any]
-Entries = Callable[[str], Iterable[QueueEntry]]
+Logger = logging.Logger | kopf.Logger
 log = logging.getLogger(__name__)
 
 
@@ -58,18 +61,29 @@ FAILED_OUTCOMES = frozenset(
 )
 
 
-class WaitingForSlot(Exception):
-    """The namespace is at its concurrency limit; the VideoJob stays Pending."""
+@dataclass(frozen=True)
+class Result:
+    phase: Phase | None  # None: the VideoJob no longer exists
+    # At the concurrency limit, its waiting status written: a freed slot starts it.
+    waiting: bool = False
+    # The Job facts (outcome, attempts) the status now reflects, so Job events carrying only
+    # those need no reconcile (controller.on_job_event).
+    job_name: str | None = None
+    job_facts: tuple[str, int] | None = None
+    # A Job was just created and no status written: its first Pod event records Pending ->
+    # Running in one write; the controller records Pending later if none comes.
+    created: bool = False
 
-    def __init__(self, admission: Admission):
-        super().__init__(
-            f"waiting for a slot: {admission.holding} running, position {admission.position}"
+
+def _post(videojob: Body, kind: str, reason: str, message: str) -> None:
+    """One Kubernetes Event on the VideoJob. Best effort: a status already written must never
+    be retried because its Event could not be queued."""
+    try:
+        kopf.event(
+            kopf.Body(cast(kopf.RawBody, videojob)), type=kind, reason=reason, message=message
         )
-        self.admission = admission
-
-
-def _ref(videojob: Body) -> kopf.Body:
-    return kopf.Body(cast(kopf.RawBody, videojob))
+    except LookupError:  # outside kopf's processing context (see Runtime.handler_context)
+        log.warning(f"event {reason} not posted: no kopf event queue in this task")
 
 
 def _announce(videojob: Body, old: Body, new: Body) -> None:
@@ -87,20 +101,13 @@ def _announce(videojob: Body, old: Body, new: Body) -> None:
             Phase.CANCELLED.value: "stopped; partial outputs deleted",
             Phase.PENDING.value: "waiting",
         }.get(str(after), "")
-        kopf.event(_ref(videojob), type=kind, reason=str(after), message=text)
+        _post(videojob, kind, str(after), text)
     was = get_condition(list(old.get("conditions") or []), ADMITTED) or {}
     now_ = get_condition(list(new.get("conditions") or []), ADMITTED) or {}
     if now_.get("reason") != was.get("reason") and now_:
-        kopf.event(
-            _ref(videojob), type="Normal", reason=str(now_["reason"]), message=now_["message"]
-        )
+        _post(videojob, "Normal", str(now_["reason"]), str(now_["message"]))
     if int(new.get("attempts") or 0) > max(1, int(old.get("attempts") or 0)):
-        kopf.event(
-            _ref(videojob),
-            type="Warning",
-            reason="Retrying",
-            message=f"attempt {new['attempts']}",
-        )
+        _post(videojob, "Warning", "Retrying", f"attempt {new['attempts']}")
 
 
 async def _write(
@@ -128,27 +135,12 @@ async def _write(
     return Phase(merged.get("phase", Phase.PENDING.value))
 
 
-async def _outputs(rt: Runtime, job_id: str, logger: logging.Logger | kopf.Logger) -> list[str]:
-    try:
-        manifest = await rt.storage.read_manifest(job_id)
-    except Exception as exc:  # S3 down must not hide the success; the event says why
-        logger.warning(f"cannot read the manifest of {job_id}: {exc}")
-        return []
+async def _outputs(rt: Runtime, job_id: str) -> list[str]:
+    """What the processor produced, from its manifest (the one source: the API offers exactly
+    these). S3 unreachable raises, so the reconcile is retried with backoff instead of recording
+    a success without outputs for good (or re-running a finished job whose Job is gone)."""
+    manifest = await rt.storage.read_manifest(job_id)
     return manifest_keys(job_id, manifest) if manifest is not None else []
-
-
-async def _record_later(rt: Runtime, namespace: str, name: str, entries: Entries) -> None:
-    """Record a new Job's VideoJob as Pending if no Job event has recorded it meanwhile."""
-    await asyncio.sleep(rt.settings.job_settle_seconds)
-    mine = [e for e in entries(namespace) if e.name == name]
-    if not mine or mine[0].slot is not Slot.WAITING:
-        return  # recorded (status.jobName set), finished or deleted
-    try:
-        await reconcile(rt, namespace, name, entries=entries, logger=log)
-    except WaitingForSlot:
-        pass  # cannot happen to a VideoJob holding a Job; recorded as waiting if it does
-    except Exception as exc:  # the periodic resync records it later
-        log.warning(f"recording the Job of {namespace}/{name} failed: {exc}")
 
 
 async def grant_access(rt: Runtime, videojob: Body) -> None:
@@ -159,11 +151,9 @@ async def grant_access(rt: Runtime, videojob: Body) -> None:
     spec = VideoJobSpec.model_validate(videojob["spec"])
     seconds = url_lifetime(spec, rt.settings)
     # Presigning is CPU work in botocore (about a millisecond per URL): off the event loop.
-    document = await asyncio.get_running_loop().run_in_executor(
+    document = await offload(
         rt.executor,
-        partial(
-            access_document, spec, rt.settings.output_bucket, rt.storage.presign, seconds, now()
-        ),
+        partial(access_document, spec, rt.settings.s3_bucket, rt.storage.presign, seconds, now()),
     )
     await asyncio.gather(
         rt.kube.put_secret(build_access_secret(videojob, document)),
@@ -173,16 +163,22 @@ async def grant_access(rt: Runtime, videojob: Body) -> None:
     )
 
 
-async def cancel(
-    rt: Runtime, videojob: Body, *, reason: str, logger: logging.Logger | kopf.Logger
-) -> None:
+def recorded_job_name(videojob: Body) -> str:
+    """The Job this VideoJob runs in: the recorded name first (releases before 0.3 named Jobs
+    differently, and a Job in flight keeps its name across an upgrade), else today's rule."""
+    return str(
+        (videojob.get("status") or {}).get("jobName") or job_name(videojob["metadata"]["name"])
+    )
+
+
+async def cancel(rt: Runtime, videojob: Body, *, reason: str, logger: Logger) -> None:
     """Stop the Job's Pods, record Cancelled (CR and MongoDB), delete partial outputs.
 
     For a VideoJob already deleted (reason VIDEOJOB_DELETED) only MongoDB is left to record it.
     """
     meta, status = videojob["metadata"], dict(videojob.get("status") or {})
     # Job first: if we die after this, the next reconcile (or sweep) sees the request again.
-    await rt.kube.delete_job(meta["namespace"], job_name(meta["name"]))
+    await rt.kube.delete_job(meta["namespace"], recorded_job_name(videojob))
     new = cancelled(status, reason=reason, at=now(), generation=meta.get("generation"))
     if reason == VIDEOJOB_DELETED:
         await rt.mirror.write(videojob["spec"]["jobId"], mirror_update(videojob, new, now()))
@@ -197,36 +193,26 @@ async def reconcile(
     namespace: str,
     name: str,
     *,
-    entries: Entries,
-    logger: logging.Logger | kopf.Logger,
+    logger: Logger,
     force_mirror: bool = False,
     body: Body | None = None,
     job: Body | None = None,
-) -> Phase | None:
-    """Bring VideoJob `name` one step closer to its Job's truth; None if it no longer exists.
+) -> Result:
+    """Bring VideoJob `name` one step closer to its Job's truth.
 
     `body` may be passed only when the caller holds a copy at least as new as anything this
     process wrote (kopf's creation event), `job` when it holds the Job from its latest watch
-    event: each saves a read on the hot path. Raises WaitingForSlot when it must wait for the
-    concurrency limit.
+    event: each saves a read on the hot path. The caller serialises runs per VideoJob.
     """
-    if not await rt.may_act():
-        return None  # the Lease is lost: the process is stopping
-    async with rt.lock(namespace, name):
-        videojob = body if body is not None else await rt.kube.get_videojob(namespace, name)
-        if videojob is None:
-            return None
-        return await _reconcile_locked(rt, videojob, job, entries, logger, force_mirror)
+    videojob = body if body is not None else await rt.kube.get_videojob(namespace, name)
+    if videojob is None:
+        return Result(None)
+    return await _reconcile(rt, videojob, job, logger, force_mirror)
 
 
-async def _reconcile_locked(
-    rt: Runtime,
-    videojob: Body,
-    job: Body | None,
-    entries: Entries,
-    logger: logging.Logger | kopf.Logger,
-    force_mirror: bool,
-) -> Phase | None:
+async def _reconcile(
+    rt: Runtime, videojob: Body, job: Body | None, logger: Logger, force_mirror: bool
+) -> Result:
     meta, spec = videojob["metadata"], videojob["spec"]
     status: Body = dict(videojob.get("status") or {})
     namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
@@ -234,29 +220,29 @@ async def _reconcile_locked(
     if phase.terminal:
         if force_mirror:
             await rt.mirror.write(spec["jobId"], mirror_update(videojob, status, now()))
-        return phase
+        return Result(phase)
     if meta.get("deletionTimestamp"):
-        return phase  # its DELETED event cancels it (see handle_videojob_deleted)
+        return Result(phase)  # its DELETED event cancels it (controller.on_videojob_deleted)
     if spec.get("cancel"):
         await cancel(rt, videojob, reason=CANCEL_REQUESTED, logger=logger)
-        return Phase.CANCELLED
-    jname = job_name(name)
+        return Result(Phase.CANCELLED)
+    jname = recorded_job_name(videojob)
     if status.get("jobName"):
         job = job or await rt.kube.get_job(namespace, jname)
         if job is None:
             # We created a Job before, and it is gone: collected by its TTL while the operator
             # was down, or deleted by hand. A manifest means the processor finished; else rerun.
-            found = await _outputs(rt, spec["jobId"], logger)
+            found = await _outputs(rt, spec["jobId"])
             if found:
                 attempts = max(1, int(status.get("attempts") or 0))
                 done = JobView(Outcome.SUCCEEDED, attempts, None, None, "")
                 new = from_job(status, jname, done, at=now(), generation=generation, outputs=found)
-                return await _write(rt, videojob, status, new, force_mirror=force_mirror)
+                return Result(await _write(rt, videojob, status, new, force_mirror=force_mirror))
             logger.warning(f"Job {jname} disappeared before finishing; creating it again")
     elif job is None:
         # No Job recorded (nor seen): usually there is none, so skip the read and let create
         # say 409.
-        admission = admit(entries(namespace), name, rt.settings.max_running_per_namespace)
+        admission = admit(rt.entries(namespace), name, rt.settings.max_running_per_namespace)
         if not admission.admitted:
             # A Job created just before a crash (status not yet written) holds its slot.
             job = await rt.kube.get_job(namespace, jname)
@@ -269,8 +255,10 @@ async def _reconcile_locked(
                     at=now(),
                     generation=generation,
                 )
-                await _write(rt, videojob, status, new, force_mirror=force_mirror)
-                raise WaitingForSlot(admission)
+                return Result(
+                    await _write(rt, videojob, status, new, force_mirror=force_mirror),
+                    waiting=True,
+                )
     if job is None:
         await grant_access(rt, videojob)
         job, created = await rt.kube.create_job(build_job(videojob, rt.settings))
@@ -279,16 +267,18 @@ async def _reconcile_locked(
             if view_job(job).outcome is Outcome.NOT_STARTED and not status:
                 # A fresh Job: its first Pod usually follows within a second, and that Job event
                 # records Pending -> Running in one status write instead of two. Until then the
-                # VideoJob keeps its place at the head of the queue (see scheduler.admit);
-                # record_later writes Pending if no Pod comes.
-                rt.seen_jobs[(namespace, jname)] = (Outcome.NOT_STARTED.value, 0)
-                rt.spawn(_record_later(rt, namespace, name, entries))
-                return Phase.PENDING
+                # VideoJob keeps its place at the head of the queue (see queue.admit).
+                return Result(
+                    Phase.PENDING,
+                    job_name=jname,
+                    job_facts=(Outcome.NOT_STARTED.value, 0),
+                    created=True,
+                )
     view = view_job(job)
     outputs: list[str] | None = None
     pod_message: str | None = None
     if view.outcome is Outcome.SUCCEEDED:
-        outputs = await _outputs(rt, spec["jobId"], logger)
+        outputs = await _outputs(rt, spec["jobId"])
     elif view.outcome in {Outcome.BAD_INPUT, Outcome.RETRIES_EXHAUSTED}:
         pod_message = termination_message(await rt.kube.list_job_pods(namespace, jname))
     if view.outcome in FAILED_OUTCOMES:
@@ -306,7 +296,8 @@ async def _reconcile_locked(
         outputs=outputs,
         pod_message=pod_message,
     )
-    result = await _write(rt, videojob, status, new, force_mirror=force_mirror)
-    # Job events carrying what we just wrote need no second look (see handle_job_event).
-    rt.seen_jobs[(namespace, jname)] = (view.outcome.value, view.attempts)
-    return result
+    return Result(
+        await _write(rt, videojob, status, new, force_mirror=force_mirror),
+        job_name=jname,
+        job_facts=(view.outcome.value, view.attempts),
+    )

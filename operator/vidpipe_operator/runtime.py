@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Collection, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -10,11 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vidpipe_operator.kube import Kube
-from vidpipe_operator.leader import LeaseElector
-from vidpipe_operator.mirror import JobMirror
-from vidpipe_operator.scheduler import QueueEntry
+from vidpipe_operator.lease import LeaseElector
+from vidpipe_operator.mongo import JobMirror
+from vidpipe_operator.queue import QueueEntry
+from vidpipe_operator.s3 import OutputStorage
 from vidpipe_operator.settings import OperatorSettings
-from vidpipe_operator.storage import OutputStorage
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +38,22 @@ class Runtime:
     # Last progress mirrored to MongoDB per VideoJob.
     progress: dict[tuple[str, str], int] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    # VideoJobs with a reconcile in progress (see triggers.kick), and those to run once more.
+    # VideoJobs with a reconcile in progress (see controller.kick), and those to run once more.
     kicking: set[tuple[str, str]] = field(default_factory=set)
     rerun: set[tuple[str, str]] = field(default_factory=set)
-    # kopf's live index of VideoJobs per namespace (scheduler.queue_entry), handed over by the
+    # kopf's live index of VideoJobs per namespace (queue.queue_entry), handed over by the
     # first handler call so the resync loop can read it too.
     index: Mapping[str, Collection[QueueEntry]] | None = None
+    # A kopf handler call's context (handlers.py keeps the first). kopf.event() needs the event
+    # queue kopf sets only while it processes an object, so a reconcile kicked by the resync
+    # loop (started by the startup activity, outside any object) could not post its Events.
+    handler_context: contextvars.Context | None = None
     # The Lease this replica acts under (None: leader election is off).
     elector: LeaseElector | None = None
 
     async def may_act(self) -> bool:
         """Wait until this replica may write (its Lease renewal is fresh); False once the Lease
-        is lost: the process is stopping and must do nothing more (see leader.py)."""
+        is lost: the process is stopping and must do nothing more (see lease.py)."""
         elector = self.elector
         if elector is None:
             return True
@@ -76,8 +81,11 @@ class Runtime:
         return list((self.index or {}).get(namespace, []))
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        # Every task runs in a copy of a handler's context, wherever it was started (the resync
+        # loop is started outside any handler): see `handler_context`.
+        context = self.handler_context.copy() if self.handler_context is not None else None
+        task = asyncio.get_running_loop().create_task(coro, context=context)
         # Keep a reference: the event loop holds tasks only weakly.
-        task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 

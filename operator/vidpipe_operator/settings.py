@@ -99,13 +99,3 @@ class OperatorSettings(S3Settings, MongoSettings, MediaLimitSettings, EncodeSett
     @property
     def processor_endpoint(self) -> str | None:
         return self.processor_s3_endpoint_url or self.s3_endpoint_url
-
-    # 0.2.0's attribute names, for the modules being restructured (issue 13) until they read
-    # s3_bucket and s3_region. Exit: removed once reconcile.py and s3.py use the shared names.
-    @property
-    def output_bucket(self) -> str:
-        return self.s3_bucket
-
-    @property
-    def aws_region(self) -> str:
-        return self.s3_region

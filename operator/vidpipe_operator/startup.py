@@ -10,11 +10,11 @@ import kopf
 
 from vidpipe import constants
 from vidpipe_operator.kube import Kube, load_config
-from vidpipe_operator.leader import LeaseElector
-from vidpipe_operator.mirror import JobMirror
+from vidpipe_operator.lease import LeaseElector
+from vidpipe_operator.mongo import JobMirror
 from vidpipe_operator.runtime import Runtime
+from vidpipe_operator.s3 import OutputStorage
 from vidpipe_operator.settings import OperatorSettings
-from vidpipe_operator.storage import OutputStorage
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -49,7 +49,7 @@ def handle_startup(
     # No finalizer, no handler progress or diff-base annotations: the operator registers only
     # watch-event handlers (handlers.py), which kopf runs without writing to the object.
     p.persistence.diffbase_storage = NoDiffBase()
-    # One active replica is guaranteed by our Lease (leader.py); kopf peering would need its own
+    # One active replica is guaranteed by our Lease (lease.py); kopf peering would need its own
     # CRDs and still lets replicas of equal priority run together.
     p.peering.standalone = True
     # Namespaces named in settings need no discovery: scanning would list every namespace and CRD

@@ -14,29 +14,23 @@ from typing import Any
 
 from vidpipe.errors import ErrorCode
 from vidpipe.phases import Phase
-from vidpipe_operator.jobs import CONTAINER
-
-# VideoJob condition types: one per question an on-call engineer asks.
-ADMITTED = "Admitted"  # has it got a slot and a Job?
-RUNNING = "Running"  # is a processor Pod working on it?
-COMPLETE = "Complete"  # did it succeed?
-FAILED = "Failed"  # did it fail, and why?
-CANCELLED = "Cancelled"  # was it stopped on request?
-CONDITION_TYPES = (ADMITTED, RUNNING, COMPLETE, FAILED, CANCELLED)
-
-# Reasons (CamelCase, stable: alerting may match them).
-WAITING_FOR_SLOT = "WaitingForSlot"
-JOB_CREATED = "JobCreated"
-POD_PENDING = "PodPending"
-PROCESSING = "Processing"
-RETRYING = "Retrying"
-FINISHED = "Finished"
-SUCCEEDED = "Succeeded"
-BAD_INPUT = "BadInput"
-RETRIES_EXHAUSTED = "RetriesExhausted"
-DEADLINE_EXCEEDED = "DeadlineExceeded"
-CANCEL_REQUESTED = "CancelRequested"
-VIDEOJOB_DELETED = "VideoJobDeleted"
+from vidpipe_operator.names import (
+    ADMITTED,
+    CANCEL_REQUESTED,
+    CANCELLED,
+    COMPLETE,
+    CONDITION_TYPES,
+    CONTAINER,
+    FAILED,
+    FINISHED,
+    JOB_CREATED,
+    POD_PENDING,
+    PROCESSING,
+    RETRYING,
+    RUNNING,
+    SUCCEEDED,
+    WAITING_FOR_SLOT,
+)
 
 MAX_MESSAGE = 1024
 

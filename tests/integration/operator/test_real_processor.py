@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,33 @@ def _mongo(jobs_collection: Any, name: str, phase: str) -> dict[str, Any]:
         30,
     )
     return doc
+
+
+@contextmanager
+def _finished_unobserved(
+    cluster: Cluster, operator: OperatorProcess, store: PodS3, media: Path, name: str
+) -> Iterator[list[str]]:
+    """Run job `name` until its Job succeeds while no operator runs; yields the manifest's keys
+    and starts the operator again on the way out (if the test has not)."""
+    jname = job_name(name)
+    _submit(cluster, store, name, media)
+    wait_for(
+        "Running",
+        lambda: cluster.status(name).get("phase") == "Running",
+        120,
+        on_timeout=operator.log_tail,
+    )
+    operator.kill()
+    try:
+        wait_for(
+            "the Job to complete while no operator runs",
+            lambda: any(j.metadata.name == jname and j.status.succeeded for j in cluster.jobs()),
+            240,
+        )
+        yield _manifest_keys(store, name)
+    finally:
+        if operator.proc is None or operator.proc.poll() is not None:
+            operator.start()
 
 
 def test_bad_input_exits_65_and_fails_at_once_with_the_processors_code(
@@ -250,28 +278,12 @@ def test_job_finished_and_deleted_while_the_operator_was_down_is_judged_by_its_m
     # manifest.
     name = "rp-vanished"
     jname = job_name(name)
-    _submit(cluster, pod_s3, name, media.clip)
-    wait_for(
-        "Running",
-        lambda: cluster.status(name).get("phase") == "Running",
-        120,
-        on_timeout=operator.log_tail,
-    )
-    operator.kill()
-    try:
-        wait_for(
-            "the Job to complete while no operator runs",
-            lambda: any(j.metadata.name == jname and j.status.succeeded for j in cluster.jobs()),
-            240,
-        )
-        manifest = _manifest_keys(pod_s3, name)
+    with _finished_unobserved(cluster, operator, pod_s3, media.clip, name) as manifest:
         cluster.batch.delete_namespaced_job(
             jname, cluster.namespace, propagation_policy="Background"
         )
         wait_for("the Job gone", lambda: all(j.metadata.name != jname for j in cluster.jobs()))
         assert cluster.status(name)["phase"] == "Running"  # nobody has recorded the success
-    finally:
-        operator.start()
     done = wait_for(
         "Succeeded", lambda: _finished(cluster, name), 120, on_timeout=operator.log_tail
     )
@@ -281,3 +293,32 @@ def test_job_finished_and_deleted_while_the_operator_was_down_is_judged_by_its_m
     assert all(j.metadata.name != jname for j in cluster.jobs()), "the job was run again"
     doc = _mongo(jobs_collection, name, "Succeeded")
     assert doc["outputs"] == manifest
+
+
+def test_s3_down_when_the_job_finishes_delays_success_until_the_manifest_is_read(
+    cluster: Cluster,
+    operator: OperatorProcess,
+    pod_s3: PodS3,
+    media: Media,
+    jobs_collection: Any,
+) -> None:
+    # The manifest is the only record of what a job produced. Fails if the operator, unable to
+    # read it (S3 down), records Succeeded without outputs (for good: the API would never offer
+    # a download) instead of retrying until S3 is back.
+    name = "rp-manifest-late"
+    with _finished_unobserved(cluster, operator, pod_s3, media.clip, name) as manifest:
+        pod_s3.process.stop()
+        try:
+            operator.start()
+            # The restarted operator sees the finished Job and cannot read its manifest.
+            failed = f"reconcile of {cluster.namespace}/{name} failed"
+            wait_for("a failed manifest read", lambda: failed in operator.log_tail(400), 60)
+            assert cluster.status(name)["phase"] == "Running", cluster.status(name)
+        finally:
+            pod_s3.process.start()
+    done = wait_for(
+        "Succeeded", lambda: _finished(cluster, name), 120, on_timeout=operator.log_tail
+    )
+    assert done["phase"] == "Succeeded", done
+    assert done["outputs"] == manifest
+    assert _mongo(jobs_collection, name, "Succeeded")["outputs"] == manifest

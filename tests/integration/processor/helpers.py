@@ -21,8 +21,8 @@ from tests.utils.servers import REPO, S3Server
 from vidpipe import keys
 from vidpipe.models import VideoJobSpec
 from vidpipe_operator.access import access_document
+from vidpipe_operator.s3 import OutputStorage
 from vidpipe_operator.settings import OperatorSettings
-from vidpipe_operator.storage import OutputStorage
 
 if TYPE_CHECKING:
     from types_boto3_s3 import S3Client

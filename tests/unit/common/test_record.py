@@ -11,8 +11,6 @@ from tests.utils.records import CREATED, job_record
 from vidpipe.models import JobError
 from vidpipe.phases import Phase
 from vidpipe.record import (
-    CANCELLED_CONDITION,
-    VIDEOJOB_DELETED_REASON,
     JobRecord,
     deleted_fields,
     deleted_update,
@@ -244,16 +242,6 @@ def test_deleted_update_records_cancelled_and_keeps_the_other_conditions() -> No
         "message": "VideoJob deleted",
     }
     assert len(fields["conditions"]) == 2
-
-
-def test_the_sweep_names_its_condition_as_the_operator_does() -> None:
-    # Fails if the operator renames the condition or reason and the sweep's copy is left behind.
-    from vidpipe_operator import names
-
-    assert (CANCELLED_CONDITION, VIDEOJOB_DELETED_REASON) == (
-        names.CANCELLED,
-        names.VIDEOJOB_DELETED,
-    )
 
 
 def test_the_api_writes_phase_only_for_a_job_that_never_reached_the_cluster() -> None:

@@ -24,8 +24,8 @@ from vidpipe_operator.access import (
     url_lifetime,
 )
 from vidpipe_operator.jobs import ACCESS_KEY, build_job
+from vidpipe_operator.s3 import OutputStorage
 from vidpipe_operator.settings import OperatorSettings
-from vidpipe_operator.storage import OutputStorage
 
 pytestmark = pytest.mark.unit
 

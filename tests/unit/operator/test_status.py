@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.unit.operator.conftest import cond, job
+from vidpipe_operator import names
 from vidpipe_operator import status as st
 from vidpipe_operator.status import Outcome, view_job
 
@@ -62,7 +63,7 @@ def test_pending_until_a_pod_exists() -> None:
     new = st.from_job({}, "vj-j", view_job(job(start=None)), at=AT, generation=1)
     assert new["phase"] == "Pending" and new["jobName"] == "vj-j"
     assert _conds(new)["Admitted"]["status"] == "True"
-    assert _conds(new)["Running"]["reason"] == st.POD_PENDING
+    assert _conds(new)["Running"]["reason"] == names.POD_PENDING
     assert "startedAt" not in new
 
 
@@ -72,12 +73,12 @@ def test_running_keeps_processor_progress_untouched() -> None:
     assert new["phase"] == "Running" and "progress" not in new
     assert new["startedAt"] == "2026-01-01T00:00:05Z"
     assert "progress" not in st.status_patch(old, new)
-    assert _conds(new)["Running"]["reason"] == st.PROCESSING
+    assert _conds(new)["Running"]["reason"] == names.PROCESSING
 
 
 def test_retry_is_visible() -> None:
     new = st.from_job({}, "vj-j", view_job(job(active=1, failed=1)), at=AT, generation=1)
-    assert new["attempts"] == 2 and _conds(new)["Running"]["reason"] == st.RETRYING
+    assert new["attempts"] == 2 and _conds(new)["Running"]["reason"] == names.RETRYING
 
 
 def test_success() -> None:
@@ -103,7 +104,7 @@ def test_bad_input_uses_the_processor_message() -> None:
     new = st.from_job({}, "vj-j", view_job(failed), at=AT, generation=1, pod_message=message)
     assert new["phase"] == "Failed"
     assert new["error"] == {"code": "no_video_stream", "message": "no video stream"}
-    assert _conds(new)["Failed"]["reason"] == st.BAD_INPUT
+    assert _conds(new)["Failed"]["reason"] == names.BAD_INPUT
 
 
 def test_bad_input_without_message() -> None:
@@ -119,7 +120,7 @@ def test_retries_exhausted_with_log_tail() -> None:
     )
     assert new["error"]["code"] == "processing_failed"
     assert new["error"]["message"] == "failed after 2 attempt(s): Traceback...\nBoom"
-    assert _conds(new)["Failed"]["reason"] == st.RETRIES_EXHAUSTED
+    assert _conds(new)["Failed"]["reason"] == names.RETRIES_EXHAUSTED
 
 
 def test_deadline() -> None:
@@ -147,7 +148,7 @@ def test_waiting_condition_says_why() -> None:
     new = st.waiting({"progress": 0}, running=3, limit=3, position=2, at=AT, generation=1)
     assert new["phase"] == "Pending"
     admitted = _conds(new)["Admitted"]
-    assert admitted["status"] == "False" and admitted["reason"] == st.WAITING_FOR_SLOT
+    assert admitted["status"] == "False" and admitted["reason"] == names.WAITING_FOR_SLOT
     assert "3/3" in admitted["message"] and "position 2" in admitted["message"]
     assert "progress" not in new
 
@@ -155,12 +156,12 @@ def test_waiting_condition_says_why() -> None:
 def test_cancelled() -> None:
     old: dict[str, Any] = {"phase": "Running", "startedAt": "2026-01-01T00:00:05Z"}
     old["conditions"] = st.set_condition(
-        [], st.RUNNING, "True", st.PROCESSING, "", at=AT - timedelta(minutes=1), generation=1
+        [], names.RUNNING, "True", names.PROCESSING, "", at=AT - timedelta(minutes=1), generation=1
     )
-    new = st.cancelled(old, reason=st.CANCEL_REQUESTED, at=AT, generation=2)
+    new = st.cancelled(old, reason=names.CANCEL_REQUESTED, at=AT, generation=2)
     assert new["phase"] == "Cancelled" and new["finishedAt"] == "2026-01-01T00:02:00Z"
     assert new["duration"] == "1m55s" and new["observedGeneration"] == 2
-    assert _conds(new)["Cancelled"]["reason"] == st.CANCEL_REQUESTED
+    assert _conds(new)["Cancelled"]["reason"] == names.CANCEL_REQUESTED
     assert _conds(new)["Running"]["status"] == "False"
 
 

@@ -62,7 +62,7 @@ def test_odd_dimensions_and_444_are_accepted() -> None:
     info = parse_probe(canned("odd_444_mkv"), LIMITS)
     assert (info.width, info.height, info.pixel_format) == (321, 241, "yuv444p")
     assert info.container == "matroska"
-    assert not info.has_audio
+    assert info.audio_streams == ()
 
 
 def test_ten_bit_depth() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from vidpipe_operator.storage import manifest_keys
+from vidpipe_operator.s3 import manifest_keys
 
 pytestmark = pytest.mark.unit
 

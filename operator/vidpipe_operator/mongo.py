@@ -8,7 +8,6 @@ burst go out as one ordered `update` command (see batching.py).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import datetime
@@ -21,11 +20,9 @@ from pymongo.errors import NetworkTimeout, OperationFailure, ServerSelectionTime
 
 from vidpipe.constants import JOBS_COLLECTION
 from vidpipe.phases import TERMINAL_PHASES
-from vidpipe.record import deleted_update, mirror_update, progress_update
+from vidpipe.record import progress_update
 from vidpipe_operator.batching import Batcher, BatchFailed
-
-# The builders are re-exported for the modules that import them from here.
-__all__ = ["JobMirror", "deleted_update", "mirror_update", "progress_update"]
+from vidpipe_operator.offload import offload
 
 T = TypeVar("T")
 Doc = dict[str, Any]
@@ -58,7 +55,7 @@ class JobMirror:
         self._writes: Batcher[Doc] = Batcher(self._bulk, batch_max, shrink_on=_too_slow)
 
     async def _run(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        return await offload(self._executor, fn)
 
     def _update_command(self, ops: list[Doc]) -> None:
         # The `update` command itself rather than bulk_write: pymongo's bulk result merging

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.unit.operator.conftest import videojob
-from vidpipe_operator.scheduler import (
+from vidpipe_operator.queue import (
     QueueEntry,
     Slot,
     admit,

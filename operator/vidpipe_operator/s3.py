@@ -7,7 +7,6 @@ pool. Presigning is local (an HMAC over the request), no S3 round trip.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -19,6 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from vidpipe.keys import MANIFEST_NAME, output_key, output_prefix
+from vidpipe_operator.offload import offload
 from vidpipe_operator.settings import OperatorSettings
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class OutputStorage:
         self._s3: S3Client = boto3.client(
             "s3",
             endpoint_url=settings.s3_endpoint_url,
-            region_name=settings.aws_region,
+            region_name=settings.s3_region,
             aws_access_key_id=access.get_secret_value() if access else None,
             aws_secret_access_key=secret.get_secret_value() if secret else None,
             config=Config(
@@ -78,7 +78,7 @@ class OutputStorage:
         self._presigner: S3Client = boto3.client(
             "s3",
             endpoint_url=endpoint,
-            region_name=settings.aws_region,
+            region_name=settings.s3_region,
             aws_access_key_id=access.get_secret_value() if access else None,
             aws_secret_access_key=secret.get_secret_value() if secret else None,
             config=Config(
@@ -87,11 +87,11 @@ class OutputStorage:
                 s3={"addressing_style": "path" if endpoint else "virtual"},
             ),
         )
-        self.bucket = settings.output_bucket
+        self.bucket = settings.s3_bucket
         self._executor = executor
 
     async def _run(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        return await offload(self._executor, fn)
 
     def presign(self, method: str, bucket: str, key: str, seconds: int) -> str:
         """A URL allowing exactly `method` on `bucket/key` for `seconds` (no network)."""

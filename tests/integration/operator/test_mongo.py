@@ -13,7 +13,7 @@ import pytest
 from pymongo import MongoClient
 
 from vidpipe import constants
-from vidpipe_operator.mirror import JobMirror
+from vidpipe_operator.mongo import JobMirror
 
 pytestmark = pytest.mark.integration
 
