@@ -69,7 +69,7 @@ from vidpipe_operator.access import (  # noqa: E402
     build_service_account,
     url_lifetime,
 )
-from vidpipe_operator.jobs import build_job  # noqa: E402
+from vidpipe_operator.jobspec import build_job  # noqa: E402
 from vidpipe_operator.settings import OperatorSettings  # noqa: E402
 
 Body = dict[str, Any]

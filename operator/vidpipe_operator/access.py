@@ -22,7 +22,7 @@ from typing import Any
 
 from vidpipe import constants, keys
 from vidpipe.models import VideoJobSpec
-from vidpipe_operator.jobs import ACCESS_KEY, job_labels, job_name, owner_reference
+from vidpipe_operator.jobspec import ACCESS_KEY, job_labels, job_name, owner_reference
 from vidpipe_operator.settings import OperatorSettings
 
 # A SigV4 presigned URL is valid for at most 7 days (X-Amz-Expires <= 604800).

@@ -31,7 +31,7 @@ from vidpipe_operator.access import (
     build_service_account,
     url_lifetime,
 )
-from vidpipe_operator.jobs import build_job, job_name
+from vidpipe_operator.jobspec import build_job, job_name
 from vidpipe_operator.names import ADMITTED, CANCEL_REQUESTED, VIDEOJOB_DELETED
 from vidpipe_operator.offload import offload
 from vidpipe_operator.queue import admit

@@ -33,7 +33,7 @@ from tests.utils.cluster import REPO, LocalCluster, local_cluster
 from tests.utils.servers import S3Server
 from vidpipe import constants, keys
 from vidpipe_operator.access import build_role, build_role_binding
-from vidpipe_operator.jobs import ACCESS_KEY, job_name
+from vidpipe_operator.jobspec import ACCESS_KEY, job_name
 
 pytestmark = pytest.mark.security
 

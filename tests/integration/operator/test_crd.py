@@ -17,7 +17,7 @@ from vidpipe_operator.access import (
     build_role_binding,
     build_service_account,
 )
-from vidpipe_operator.jobs import build_job
+from vidpipe_operator.jobspec import build_job
 from vidpipe_operator.settings import OperatorSettings
 
 pytestmark = pytest.mark.integration

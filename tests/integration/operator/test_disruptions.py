@@ -23,7 +23,7 @@ from tests.integration.operator.conftest import (
 )
 from tests.utils.servers import S3Server
 from vidpipe.errors import ErrorCode
-from vidpipe_operator.jobs import job_name
+from vidpipe_operator.jobspec import job_name
 
 pytestmark = pytest.mark.integration
 

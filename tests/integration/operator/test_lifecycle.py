@@ -12,7 +12,7 @@ import pytest
 from tests.integration.operator.conftest import Cluster, OperatorProcess, wait_for
 from tests.utils.servers import S3Server
 from vidpipe.keys import output_key
-from vidpipe_operator.jobs import job_name
+from vidpipe_operator.jobspec import job_name
 
 pytestmark = pytest.mark.integration
 

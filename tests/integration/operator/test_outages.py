@@ -28,7 +28,7 @@ from tests.integration.operator.conftest import (
 )
 from tests.utils.servers import S3Server, ServerProcess, mongo_process
 from vidpipe import constants
-from vidpipe_operator.jobs import job_name
+from vidpipe_operator.jobspec import job_name
 
 pytestmark = pytest.mark.integration
 

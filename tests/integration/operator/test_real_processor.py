@@ -29,7 +29,7 @@ from tests.integration.operator.conftest import (
 )
 from vidpipe import keys
 from vidpipe.errors import ErrorCode
-from vidpipe_operator.jobs import job_name
+from vidpipe_operator.jobspec import job_name
 
 pytestmark = pytest.mark.integration
 

@@ -27,7 +27,7 @@ from tests.integration.operator.conftest import (
 )
 from tests.utils.servers import S3Server
 from vidpipe.keys import output_key
-from vidpipe_operator.jobs import job_name
+from vidpipe_operator.jobspec import job_name
 from vidpipe_operator.lease import LeaseElector
 
 pytestmark = pytest.mark.integration

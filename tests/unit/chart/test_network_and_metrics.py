@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.unit.operator.conftest import videojob
-from vidpipe_operator.jobs import build_job
+from vidpipe_operator.jobspec import build_job
 from vidpipe_operator.settings import OperatorSettings
 
 pytestmark = pytest.mark.unit

@@ -11,7 +11,7 @@ import pytest
 
 from tests.unit.chart.test_network_and_metrics import LOCAL_S3, by_kind, helm, render
 from tests.unit.operator.conftest import videojob
-from vidpipe_operator.jobs import build_job
+from vidpipe_operator.jobspec import build_job
 from vidpipe_operator.settings import OperatorSettings
 
 pytestmark = pytest.mark.unit

@@ -14,7 +14,7 @@ from tests.unit.chart.test_network_and_metrics import LOCAL_S3, by_kind, render
 from tests.unit.operator.conftest import videojob
 from vidpipe import settings as shared
 from vidpipe_api.settings import Settings as ApiSettings
-from vidpipe_operator.jobs import build_job
+from vidpipe_operator.jobspec import build_job
 from vidpipe_operator.settings import OperatorSettings
 from vidpipe_processor.settings import ProcessorSettings
 

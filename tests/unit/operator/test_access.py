@@ -23,7 +23,7 @@ from vidpipe_operator.access import (
     output_names,
     url_lifetime,
 )
-from vidpipe_operator.jobs import ACCESS_KEY, build_job
+from vidpipe_operator.jobspec import ACCESS_KEY, build_job
 from vidpipe_operator.s3 import OutputStorage
 from vidpipe_operator.settings import OperatorSettings
 

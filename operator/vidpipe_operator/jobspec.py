@@ -12,14 +12,9 @@ from typing import Any
 from vidpipe import constants, exitcodes
 from vidpipe.models import MAX_NAME_LENGTH, VideoJobSpec
 from vidpipe.settings import env_name
+from vidpipe_operator.names import CONTAINER, LABEL_VIDEOJOB, MANAGED_BY
 from vidpipe_operator.settings import OperatorSettings
 
-CONTAINER = "processor"
-MANAGED_BY = constants.FIELD_MANAGER_OPERATOR
-# Which VideoJob a Job belongs to, readable without parsing owner references.
-LABEL_VIDEOJOB = f"{constants.GROUP}/videojob"
-# The label the Job controller puts on its Pods (Kubernetes >= 1.27).
-LABEL_POD_JOB_NAME = "batch.kubernetes.io/job-name"
 WORK_DIR = "/work"
 # The per-job Secret (see access.py) is mounted here; its one key holds the presigned URLs.
 ACCESS_KEY = "access.json"

@@ -10,14 +10,8 @@ import pytest
 from tests.unit.operator.conftest import videojob
 from vidpipe import constants, exitcodes
 from vidpipe.probe import ProbeLimits
-from vidpipe_operator.jobs import (
-    ACCESS_KEY,
-    ACCESS_MOUNT,
-    CONTAINER,
-    LABEL_VIDEOJOB,
-    build_job,
-    job_name,
-)
+from vidpipe_operator.jobspec import ACCESS_KEY, ACCESS_MOUNT, build_job, job_name
+from vidpipe_operator.names import CONTAINER, LABEL_VIDEOJOB
 from vidpipe_operator.settings import OperatorSettings
 from vidpipe_processor.settings import ProcessorSettings
 
