@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Images without a registry: a Debian base made by debootstrap, our Dockerfiles built on it with
+# Images without a registry: a Debian base made by debootstrap, our Dockerfile built on it with
 # buildah, and everything imported into the local containerd's k8s.io namespace. Each image is
 # cached as an OCI archive under ~/.cache/vidpipe/images keyed by a hash of its inputs.
 #   hack/images.sh build     build (or reuse) every image archive
@@ -94,16 +94,17 @@ ensure_base_in_buildah() {
     || buildah pull -q "oci-archive:$(build_base)" >/dev/null
 }
 
-build_image() {  # name tag dockerfile inputs...
-  local name=$1 tag=$2 dockerfile=$3 h; shift 3
-  h=$(echo "$(hash_of "$dockerfile" "$@") $tag" | sha256sum | cut -c1-16)
+build_image() {  # name tag dockerfile build-arg inputs... (build-arg: KEY=VALUE or "")
+  local name=$1 tag=$2 dockerfile=$3 arg=$4 h; shift 4
+  local args=(); [ -z "$arg" ] || args=(--build-arg "$arg")
+  h=$(echo "$(hash_of "$dockerfile" "$@") $tag $arg" | sha256sum | cut -c1-16)
   local out=$cache/$name-$h.tar
   if [ ! -f "$out" ]; then
     ensure_base_in_buildah
     log "$name: buildah bud (base $BASE_IMAGE)"
     # The host's CA bundle goes in as a build secret: pip inside the build then trusts whatever
     # TLS-intercepting proxy the host trusts, and the bundle never lands in a layer.
-    buildah bud -q --pull=never --network host --layers --build-arg "BASE=$BASE_IMAGE" \
+    buildah bud -q --pull=never --network host --layers --build-arg "BASE=$BASE_IMAGE" "${args[@]}" \
       --secret id=cacert,src=/etc/ssl/certs/ca-certificates.crt \
       -f "$repo/$dockerfile" -t "localhost/vidpipe-$name:$tag" "$repo" >/dev/null
     buildah push -q "localhost/vidpipe-$name:$tag" "oci-archive:$out.tmp:localhost/vidpipe-$name:$tag" >/dev/null
@@ -118,18 +119,18 @@ project_tag() {
   # One content-derived tag for the three project images: a changed source gives a new tag, so
   # `helm upgrade` rolls the Pods even though nothing is ever pulled.
   if [ -n "${VIDPIPE_IMAGE_TAG:-}" ]; then echo "$VIDPIPE_IMAGE_TAG"; return; fi
-  echo "dev-$(hash_of common api operator processor requirements | cut -c1-12)"
+  echo "dev-$(hash_of Dockerfile common api operator processor requirements | cut -c1-12)"
 }
 
 archives() {
   build_pause
   build_stub
   build_base
-  build_image smoke latest hack/images/smoke/Dockerfile requirements
+  build_image smoke latest hack/images/smoke/Dockerfile "" requirements
   local tag; tag=$(project_tag)
   for n in "${PROJECT_IMAGES[@]}"; do
-    # `if`, not `&&`: bash ignores `set -e` inside a function called from a `&&` list.
-    if [ -f "$repo/$n/Dockerfile" ]; then build_image "$n" "$tag" "$n/Dockerfile" common "$n" requirements; fi
+    # One Dockerfile for the three: COMPONENT picks the entrypoint, packages and requirements.
+    build_image "$n" "$tag" Dockerfile "COMPONENT=$n" common "$n" requirements
   done
 }
 
