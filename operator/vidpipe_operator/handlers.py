@@ -61,30 +61,22 @@ def videojob_queue(body: kopf.Body, namespace: str | None, **_: Any) -> dict[str
 
 
 @kopf.on.event(*VJ)
-async def videojob_event(
-    type: str,
-    body: kopf.Body,
-    memo: kopf.Memo,
-    logger: kopf.Logger,
-    videojob_queue: kopf.Index[str, QueueEntry] | None = None,
-    **_: Any,
-) -> None:
-    HEARTBEAT.beat()
-    rt = _rt(memo, videojob_queue)
-    if await rt.may_act():  # False: the Lease is lost and the process is stopping
-        await on_videojob_event(rt, type, dict(body), logger)
-
-
 @kopf.on.event(*JOBS, labels=OUR_JOBS)
-async def job_event(
+async def watch_event(
     type: str,
     body: kopf.Body,
+    resource: kopf.Resource,
     memo: kopf.Memo,
     logger: kopf.Logger,
     videojob_queue: kopf.Index[str, QueueEntry] | None = None,
     **_: Any,
 ) -> None:
+    """Every watch event of a VideoJob or of one of our Jobs."""
     HEARTBEAT.beat()
     rt = _rt(memo, videojob_queue)
-    if await rt.may_act():  # False: the Lease is lost and the process is stopping
+    if not await rt.may_act():  # the Lease is lost and the process is stopping
+        return
+    if resource.group == constants.GROUP:
+        await on_videojob_event(rt, type, dict(body), logger)
+    else:
         await on_job_event(rt, type, dict(body), logger)

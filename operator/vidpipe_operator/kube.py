@@ -138,21 +138,29 @@ class Kube:
         call = partial(self.batch.read_namespaced_job, name, namespace, _preload_content=False)
         return await self._body_or_none(call)
 
-    async def create_job(self, manifest: Body) -> tuple[Body, bool]:
-        """Create the Job; (existing Job, False) when it is already there (409)."""
-        meta = manifest["metadata"]
+    async def _create(self, create: Callable[..., Any], manifest: Body) -> Body | None:
+        """POST `manifest` with `create` (a namespaced create_* call): the created object, or
+        None when one of that name already exists (409)."""
         call = partial(
-            self.batch.create_namespaced_job,
-            meta["namespace"],
+            create,
+            manifest["metadata"]["namespace"],
             manifest,
             field_manager=constants.FIELD_MANAGER_OPERATOR,
             _preload_content=False,
         )
         try:
-            return _json(await self._run(call)), True
+            return _json(await self._run(call))
         except ApiException as exc:
-            if exc.status != 409:
-                raise
+            if exc.status == 409:
+                return None
+            raise
+
+    async def create_job(self, manifest: Body) -> tuple[Body, bool]:
+        """Create the Job; (existing Job, False) when it is already there (409)."""
+        created = await self._create(self.batch.create_namespaced_job, manifest)
+        if created is not None:
+            return created, True
+        meta = manifest["metadata"]
         existing = await self.get_job(meta["namespace"], meta["name"])
         if existing is None:  # deleted between the 409 and the read: let the caller retry
             raise RuntimeError(f"Job {meta['name']} vanished while being created")
@@ -192,44 +200,19 @@ class Kube:
         Their content depends only on the VideoJob's name and uid, so an existing one (from
         before an operator restart) is already right.
         """
-        meta, kind = manifest["metadata"], manifest["kind"]
         create = {
             "ServiceAccount": self.core.create_namespaced_service_account,
             "Role": self.rbac.create_namespaced_role,
             "RoleBinding": self.rbac.create_namespaced_role_binding,
-        }[kind]
-        call = partial(
-            create,
-            meta["namespace"],
-            manifest,
-            field_manager=constants.FIELD_MANAGER_OPERATOR,
-            _preload_content=False,
-        )
-        try:
-            await self._run(call)
-            return True
-        except ApiException as exc:
-            if exc.status == 409:
-                return False
-            raise
+        }[manifest["kind"]]
+        return await self._create(create, manifest) is not None
 
     async def put_secret(self, manifest: Body) -> bool:
         """Create the Secret, or replace it when it exists (its URLs may have expired, e.g. for
         a Job re-created after its TTL). True when created."""
-        meta = manifest["metadata"]
-        create = partial(
-            self.core.create_namespaced_secret,
-            meta["namespace"],
-            manifest,
-            field_manager=constants.FIELD_MANAGER_OPERATOR,
-            _preload_content=False,
-        )
-        try:
-            await self._run(create)
+        if await self._create(self.core.create_namespaced_secret, manifest) is not None:
             return True
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
+        meta = manifest["metadata"]
         # A replace without resourceVersion is unconditional: the operator is its only writer.
         replace = partial(
             self.core.replace_namespaced_secret,
