@@ -11,8 +11,9 @@ tainted, so nothing else lands on them; the operator's processor Pods get the ma
 toleration and node selector (the chart's jobs.tolerations / jobs.nodeSelector).
 
 The operator runs on the host (as in the operator integration tests) with a private versitygw and
-FerretDB on a private PostgreSQL (bench/postgres.py; `--mongo sqlite` runs the test suite's
-FerretDB on SQLite instead, which stopped answering at about 1,000 VideoJobs), watching
+FerretDB on a private PostgreSQL (bench/postgres.py: a pool above the operator's batch size, and
+an index FerretDB's `_id` filter can use; `--mongo sqlite` runs the test suite's FerretDB on
+SQLite, which stalls on the operator's first full batch, bench/ferretdb_batch.py), watching
 --namespaces namespaces with --max-running slots each; --creators threads create the VideoJobs,
 spread evenly over the namespaces, as fast as the API server takes them.
 
@@ -35,8 +36,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -381,6 +384,10 @@ def main() -> int:
         "--profile", type=Path, help="write py-spy's collapsed stacks of the operator here"
     )
     args = parser.parse_args()
+    # Stopped by SIGINT or SIGTERM, even when started in the background (where a shell ignores
+    # SIGINT), the bench still deletes its namespaces, nodes and servers.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     arguments = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     recorder = Recorder("operator_scale", arguments)
     config = kubernetes.client.Configuration()
@@ -394,7 +401,11 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="vidpipe-scale-"))
     for sub in ("s3", "mongo"):
         (work / sub).mkdir()
-    mongo_context = ferretdb_on_postgres if args.mongo == "postgresql" else mongo_server
+    mongo_context: Callable[[Path], contextlib.AbstractContextManager[str]] = (
+        functools.partial(ferretdb_on_postgres, indexed=((DB, constants.JOBS_COLLECTION),))
+        if args.mongo == "postgresql"
+        else mongo_server
+    )
     health_port = free_port()
     names = [f"s-{i % args.namespaces}-{i:05d}" for i in range(args.n)]
     with (
@@ -566,7 +577,8 @@ def main() -> int:
             "rss": "VmHWM of the operator process",
             "api_server": "probed every 1 s; unreachable seconds > 0: the run was disturbed "
             "(the shared cluster's API server restarted) and its latencies include the outage",
-            "mongo_server": f"FerretDB ({args.mongo} backend) on the host, private to the run",
+            "mongo_server": f"FerretDB ({args.mongo} backend) on the host, private to the run"
+            + (", with a GIN index serving its _id filter" if args.mongo == "postgresql" else ""),
             "watch_stall": f"slowest Job finished -> VideoJob status below the resync interval "
             f"({RESYNC_SECONDS:g} s); /healthz polled every 1 s for its age",
         },
