@@ -113,52 +113,24 @@ class Cluster:
             raise ClusterUnavailable(f"VideoJob creation refused ({exc.status})") from exc
         return True
 
-    async def get(self, name: str) -> dict[str, Any] | None:
-        try:
-            obj: dict[str, Any] = await self.run(
-                self.custom.get_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                PLURAL,
-                name,
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise ClusterUnavailable() from exc
-        return obj
-
     async def request_cancel(self, name: str) -> bool:
         """Set spec.cancel; False if the VideoJob does not exist."""
-        try:
-            await self.run(
-                self.custom.patch_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                PLURAL,
-                name,
-                {"spec": {"cancel": True}},
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise ClusterUnavailable() from exc
-        return True
+        return await self._on_videojob(
+            self.custom.patch_namespaced_custom_object, name, {"spec": {"cancel": True}}
+        )
 
     async def delete(self, name: str) -> bool:
         """Delete the VideoJob (its Job and Pods go with it by owner reference)."""
+        return await self._on_videojob(
+            self.custom.delete_namespaced_custom_object, name, propagation_policy="Background"
+        )
+
+    async def _on_videojob(
+        self, fn: Callable[..., object], name: str, *args: Any, **kwargs: Any
+    ) -> bool:
+        """Call `fn` (a CustomObjectsApi method) on the named VideoJob; False if it is gone."""
         try:
-            await self.run(
-                self.custom.delete_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                PLURAL,
-                name,
-                propagation_policy="Background",
-            )
+            await self.run(fn, GROUP, VERSION, self.namespace, PLURAL, name, *args, **kwargs)
         except ApiException as exc:
             if exc.status == 404:
                 return False

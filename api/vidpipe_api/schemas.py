@@ -119,3 +119,16 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Missing or invalid credential"},
     503: {"model": ErrorOut, "description": "A dependency is unavailable; retry later"},
 }
+
+
+def form_body(
+    properties: dict[str, Any], required: list[str], encoding: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """`openapi_extra` for a route that streams its multipart form itself, so FastAPI cannot
+    derive the request body from its parameters."""
+    media: dict[str, Any] = {
+        "schema": {"type": "object", "required": required, "properties": properties}
+    }
+    if encoding is not None:
+        media["encoding"] = encoding
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": media}}}

@@ -76,7 +76,7 @@ _REFUSED_DEMUXER_NAMES: Final = {
     "aac": "an audio file",
 }
 _DEMUXER_ERROR = re.compile(r"\[([A-Za-z0-9_,]+) @ 0x[0-9a-f]+\] Format not on whitelist")
-_CODEC_ERROR = re.compile(r"Codec \(([A-Za-z0-9_]+)\) not on whitelist")
+_CODEC_REFUSED = re.compile(r"Codec \(([A-Za-z0-9_]+)\) not on whitelist")
 # A stream that claims more frames per second of duration than this describes itself implausibly.
 MAX_PLAUSIBLE_FRAME_RATE: Final = 1000.0
 # Pixel aspect ratios beyond this (either way) are not real cameras; 2:1 anamorphic lenses are.
@@ -277,6 +277,25 @@ def too_complex(resource: str) -> BadInput:
     )
 
 
+def limit_verdict(returncode: int, stderr: str) -> BadInput | None:
+    """The file's fault when a sandboxed ffprobe or ffmpeg hit its CPU-time or memory limit.
+
+    None otherwise, and for a child killed by any other signal whatever its stderr says: that is
+    not the file's doing, and each caller reports it as its own retryable fault.
+    """
+    if hit_cpu_limit(returncode):
+        return too_complex("CPU time")
+    if returncode >= 0 and hit_memory_limit(stderr):
+        return too_complex("memory")
+    return None
+
+
+def refused_codec(stderr: str) -> BadInput | None:
+    """`unsupported_codec` when ffprobe or ffmpeg refused a decoder not in `CODEC_WHITELIST`."""
+    refused = _CODEC_REFUSED.search(stderr)
+    return None if refused is None else unsupported_codec(refused.group(1))
+
+
 def classify_ffprobe_failure(
     returncode: int, stderr: str, *, network: bool = False
 ) -> VidpipeError:
@@ -285,12 +304,10 @@ def classify_ffprobe_failure(
     A killed ffprobe (negative return code) or an unreachable URL says nothing about the file, so
     only those are retryable; anything else ffprobe refuses is a bad input.
     """
-    if hit_cpu_limit(returncode):
-        return too_complex("CPU time")
+    if (verdict := limit_verdict(returncode, stderr)) is not None:
+        return verdict
     if returncode < 0:
         return ProbeFailed(f"ffprobe was killed by signal {-returncode}")
-    if hit_memory_limit(stderr):
-        return too_complex("memory")
     if network and _NETWORK_ERROR.search(stderr):
         return ProbeFailed(
             "ffprobe could not read the source over the network", ErrorCode.STORAGE_UNAVAILABLE
@@ -308,9 +325,8 @@ def classify_ffprobe_failure(
             f"the file is {what}, which is not accepted; upload a video file "
             "(MP4, MOV, MKV, WebM, AVI, FLV, MPEG-TS, WMV or 3GP)",
         )
-    codec = _CODEC_ERROR.search(stderr)
-    if codec:
-        return unsupported_codec(codec.group(1))
+    if (codec := refused_codec(stderr)) is not None:
+        return codec
     detail = _stderr_summary(stderr)
     return BadInput(
         ErrorCode.NOT_A_VIDEO,

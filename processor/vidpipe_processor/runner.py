@@ -18,15 +18,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from vidpipe.errors import BadInput, ErrorCode, VidpipeError
-from vidpipe.probe import too_complex, unsupported_codec
-from vidpipe.sandbox import (
-    SANDBOX_ENV,
-    MiB,
-    SandboxLimits,
-    hit_cpu_limit,
-    hit_memory_limit,
-    sandboxed_argv,
-)
+from vidpipe.probe import limit_verdict, refused_codec
+from vidpipe.sandbox import SANDBOX_ENV, MiB, SandboxLimits, sandboxed_argv
 from vidpipe_processor.errors import FfmpegFailed
 from vidpipe_processor.progress import FfmpegProgressParser
 
@@ -37,7 +30,6 @@ STOP_TIMEOUT_SECONDS = 5.0
 # Measured peak address space of our 1080p and 4K ladders on 2 cores: 1.2 and 1.5 GiB; encoder
 # threads grow it on bigger nodes. The Pod's memory limit stays the real bound on RSS.
 DEFAULT_SANDBOX = SandboxLimits(memory_bytes=8192 * MiB, cpu_seconds=None)
-_CODEC_REFUSED = re.compile(r"Codec \(([A-Za-z0-9_]+)\) not on whitelist")
 # What ffmpeg says when the input, not the machine, is the problem.
 _DECODE_ERRORS = re.compile(
     r"Invalid data found when processing input|Error while decoding|error while decoding|"
@@ -92,15 +84,12 @@ def run_ffmpeg(
 
 def classify_ffmpeg_failure(returncode: int, stderr_tail: str) -> VidpipeError:
     """A verdict on the file (BadInput) or a retryable fault (FfmpegFailed), from how it ended."""
-    if hit_cpu_limit(returncode):
-        return too_complex("CPU time")
+    if (verdict := limit_verdict(returncode, stderr_tail)) is not None:
+        return verdict
     if returncode < 0:
         return FfmpegFailed(returncode, stderr_tail)  # killed from outside: not the file's fault
-    if hit_memory_limit(stderr_tail):
-        return too_complex("memory")
-    refused = _CODEC_REFUSED.search(stderr_tail)
-    if refused:
-        return unsupported_codec(refused.group(1))
+    if (codec := refused_codec(stderr_tail)) is not None:
+        return codec
     if _DECODE_ERRORS.search(stderr_tail) and not _ENVIRONMENT_ERRORS.search(stderr_tail):
         last = stderr_tail.strip().splitlines()[-1:] or [""]
         return BadInput(

@@ -69,6 +69,7 @@ from vidpipe_api.options import parse_options
 from vidpipe_api.routers import jobs as jobs_routes
 from vidpipe_api.routers import system
 from vidpipe_api.routers.videos import ingest_form
+from vidpipe_api.schemas import form_body
 
 TAG = "compatibility (deprecated)"
 # A poster is cached by the client for a short while only: it is private to the key's owner.
@@ -150,27 +151,17 @@ router.add_api_route(
 )
 
 
-UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": [USER_FIELD, FILE_FIELD],
-                    "properties": {
-                        USER_FIELD: {
-                            "type": "string",
-                            "description": "Must be the owner of the API key",
-                            "example": "acme",
-                        },
-                        FILE_FIELD: {"type": "string", "format": "binary"},
-                    },
-                },
-            }
+UPLOAD_BODY = form_body(
+    {
+        USER_FIELD: {
+            "type": "string",
+            "description": "Must be the owner of the API key",
+            "example": "acme",
         },
-    }
-}
+        FILE_FIELD: {"type": "string", "format": "binary"},
+    },
+    required=[USER_FIELD, FILE_FIELD],
+)
 
 
 @router.post(

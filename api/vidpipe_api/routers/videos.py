@@ -28,7 +28,7 @@ from vidpipe_api.formstream import FILE_FIELD, FilePart, FormLimits, ParsedForm,
 from vidpipe_api.jobs import job_view, new_job_id
 from vidpipe_api.limits import UploadSlotsDep, guarded
 from vidpipe_api.options import parse_options
-from vidpipe_api.schemas import ERROR_RESPONSES, ErrorOut, JobOut
+from vidpipe_api.schemas import ERROR_RESPONSES, ErrorOut, JobOut, form_body
 from vidpipe_api.storage import StreamWriter
 
 router = APIRouter(prefix="/v1/videos", tags=["videos"])
@@ -57,31 +57,21 @@ UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
 }
 
-FORM_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "options": {
-                            "type": "string",
-                            "description": "JSON: VideoJob spec.outputs (camelCase)",
-                            "example": '{"renditions":[{"name":"480p","height":480}]}',
-                        },
-                        "renditions": {"type": "string", "example": "480p,720p"},
-                        "poster": {"type": "boolean"},
-                        "storyboard": {"type": "boolean"},
-                    },
-                },
-                "encoding": {"file": {"contentType": "video/*"}},
-            }
+FORM_BODY = form_body(
+    {
+        "file": {"type": "string", "format": "binary"},
+        "options": {
+            "type": "string",
+            "description": "JSON: VideoJob spec.outputs (camelCase)",
+            "example": '{"renditions":[{"name":"480p","height":480}]}',
         },
-    }
-}
+        "renditions": {"type": "string", "example": "480p,720p"},
+        "poster": {"type": "boolean"},
+        "storyboard": {"type": "boolean"},
+    },
+    required=["file"],
+    encoding={"file": {"contentType": "video/*"}},
+)
 
 RAW_BODY = {
     "requestBody": {

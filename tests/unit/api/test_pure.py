@@ -20,7 +20,6 @@ from vidpipe_api.errors import InvalidRequest, RateLimited, install_error_handle
 from vidpipe_api.filenames import sanitize_filename
 from vidpipe_api.formstream import read_form
 from vidpipe_api.jobs import downloads, job_view, new_job_id
-from vidpipe_api.logs import JsonFormatter
 from vidpipe_api.options import parse_options
 from vidpipe_api.pagination import Cursor, decode_cursor, encode_cursor
 from vidpipe_api.ratelimit import Limit, limits_for, slot
@@ -259,18 +258,6 @@ def test_downloads_come_from_the_recorded_outputs_of_a_succeeded_job() -> None:
 def test_part_size_grows_for_huge_files() -> None:
     assert part_size_for(100 * MiB, 8 * MiB) == 8 * MiB
     assert part_size_for(200_000 * MiB, 8 * MiB) == 20 * MiB
-
-
-def test_log_formatter_redacts() -> None:
-    import logging
-
-    record = logging.LogRecord(
-        "x", logging.INFO, "f", 1, "url %s", ("http://s3/k?X-Amz-Signature=abc",), None
-    )
-    record.key = "vpk_0123456789ab_secretsecret"
-    line = JsonFormatter().format(record)
-    assert "abc" not in line and "secretsecret" not in line
-    assert json.loads(line)["level"] == "info"
 
 
 async def _chunks(body: bytes, size: int) -> object:

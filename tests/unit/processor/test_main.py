@@ -1,16 +1,13 @@
-"""Signals become one `Terminated` exception; logs are one JSON object per line."""
+"""Signals become one `Terminated` exception."""
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import signal
 
 import pytest
 
 from vidpipe_processor.errors import Terminated
-from vidpipe_processor.logs import JsonFormatter
 from vidpipe_processor.main import termination_signals
 
 pytestmark = pytest.mark.unit
@@ -34,14 +31,3 @@ def test_disarmed_handler_never_raises() -> None:
         os.kill(os.getpid(), signal.SIGINT)
         # ...and it was ours that ran: the default handler would have raised KeyboardInterrupt.
         assert signal.getsignal(signal.SIGINT) not in (signal.SIG_DFL, signal.default_int_handler)
-
-
-def test_json_log_lines_carry_extra_fields_and_the_job_id() -> None:
-    record = logging.makeLogRecord(
-        {"name": "x", "levelname": "INFO", "msg": "progress %s", "args": ("now",), "progress": 7}
-    )
-    line = JsonFormatter(job_id="job-1").format(record)
-    assert "\n" not in line
-    entry = json.loads(line)
-    assert entry["message"] == "progress now"
-    assert (entry["level"], entry["jobId"], entry["progress"]) == ("info", "job-1", 7)

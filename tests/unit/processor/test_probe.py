@@ -267,6 +267,9 @@ def test_sandbox_limits_are_verdicts_on_the_file_but_other_kills_are_not() -> No
     assert isinstance(memory, BadInput) and memory.code is ErrorCode.MEDIA_TOO_COMPLEX
     killed = classify_ffprobe_failure(-signal.SIGKILL, "")
     assert isinstance(killed, ProbeFailed) and not isinstance(killed, BadInput)
+    # Fails if a kill from outside is judged by the allocation failure it left in stderr.
+    oom_killed = classify_ffprobe_failure(-signal.SIGKILL, "Cannot allocate memory\n")
+    assert isinstance(oom_killed, ProbeFailed) and not isinstance(oom_killed, BadInput)
 
 
 def test_argv_allows_only_listed_decoders_and_one_thread() -> None:

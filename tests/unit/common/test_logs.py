@@ -1,0 +1,35 @@
+"""The one JSON log line of the API and the processor (`vidpipe.logs`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from vidpipe.logs import JsonFormatter
+
+pytestmark = pytest.mark.unit
+
+
+def test_json_log_lines_carry_extra_fields_and_the_job_id() -> None:
+    # Fails if a line spans lines, drops `extra` fields or the processor's job id.
+    record = logging.makeLogRecord(
+        {"name": "x", "levelname": "INFO", "msg": "progress %s", "args": ("now",), "progress": 7}
+    )
+    line = JsonFormatter(job_id="job-1").format(record)
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["message"] == "progress now"
+    assert (entry["level"], entry["jobId"], entry["progress"]) == ("info", "job-1", 7)
+
+
+def test_log_formatter_redacts() -> None:
+    # Fails if a presigned URL's signature or an API key reaches a line, message or extra field.
+    record = logging.LogRecord(
+        "x", logging.INFO, "f", 1, "url %s", ("http://s3/k?X-Amz-Signature=abc",), None
+    )
+    record.key = "vpk_0123456789ab_secretsecret"
+    line = JsonFormatter().format(record)
+    assert "abc" not in line and "secretsecret" not in line
+    assert json.loads(line)["level"] == "info"
