@@ -57,6 +57,8 @@ _.connection_pool_maxsize
 extra_fields
 _.fetch
 _.store
+_.worker_limit
+_.idle_timeout
 essence
 _.diffbase_storage
 _.standalone

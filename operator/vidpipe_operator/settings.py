@@ -82,6 +82,11 @@ class OperatorSettings(S3Settings, MongoSettings, MediaLimitSettings, EncodeSett
 
     # Threads for blocking SDK calls (kubernetes client, pymongo, boto3), kept off the loop.
     io_threads: int = Field(default=16, ge=2)
+    # kopf's per-object workers running at once (kopf: unbounded). An event storm (a restart's
+    # initial listing of every VideoJob and Job) then queues instead of starting a task per
+    # object; each handler only triages and kicks a reconcile, so a worker is busy for
+    # microseconds and the cap costs no latency.
+    kopf_worker_limit: int = Field(default=500, ge=10)
     # /healthz on its own port (liveness.py; 0 disables it): it fails once no watch event and no
     # resync round happened for liveness_stale_seconds, so a stalled operator is restarted.
     liveness_port: int = Field(default=8081, ge=0, le=65535)

@@ -38,14 +38,8 @@ class NoDiffBase(kopf.DiffBaseStorage):
         pass
 
 
-def handle_startup(
-    kopf_settings: kopf.OperatorSettings,
-    settings: OperatorSettings,
-    logger: kopf.Logger,
-    *,
-    elector: LeaseElector | None = None,
-) -> Runtime:
-    p = kopf_settings
+def configure_kopf(p: kopf.OperatorSettings, settings: OperatorSettings) -> None:
+    """kopf's settings, each with its reason."""
     # No finalizer, no handler progress or diff-base annotations: the operator registers only
     # watch-event handlers (handlers.py), which kopf runs without writing to the object.
     p.persistence.diffbase_storage = NoDiffBase()
@@ -69,8 +63,23 @@ def handle_startup(
     p.networking.request_timeout = 60
     # Failed handlers (e.g. MongoDB down) retry quickly first, then back off.
     p.execution.default_backoff = 10
+    # Bounded per-object workers (kopf's default is one task per object, unbounded); an idle
+    # worker frees its place after a second instead of five, so a burst of distinct objects
+    # (a restart's initial listing) streams through the cap.
+    p.queueing.worker_limit = settings.kopf_worker_limit
+    p.queueing.idle_timeout = 1.0
     # kopf's own sync-handler pool; all our blocking calls use Runtime.executor instead.
     p.execution.max_workers = 4
+
+
+def handle_startup(
+    kopf_settings: kopf.OperatorSettings,
+    settings: OperatorSettings,
+    logger: kopf.Logger,
+    *,
+    elector: LeaseElector | None = None,
+) -> Runtime:
+    configure_kopf(kopf_settings, settings)
     executor = ThreadPoolExecutor(settings.io_threads, thread_name_prefix="vidpipe-io")
     # MongoDB gets its own threads: a slow database must not hold up Job creation and status
     # writes queued behind it in the same pool.

@@ -47,3 +47,19 @@ def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, key: str, value
     monkeypatch.setenv(f"VIDPIPE_OPERATOR_{key}", value)
     with pytest.raises(ValidationError):
         OperatorSettings()
+
+
+def test_kopf_is_configured_to_stay_alive_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Fails if kopf keeps its defaults: no watch timeouts (a silently dead watch is never
+    # noticed: kopf issues #585, #957) or an unbounded per-object worker pool.
+    import kopf
+
+    from vidpipe_operator.startup import configure_kopf
+
+    monkeypatch.setenv("VIDPIPE_OPERATOR_KOPF_WORKER_LIMIT", "50")
+    p = kopf.OperatorSettings()
+    configure_kopf(p, OperatorSettings())
+    assert p.queueing.worker_limit == 50
+    assert p.watching.server_timeout and p.watching.client_timeout
+    assert p.watching.client_timeout > p.watching.server_timeout
+    assert p.networking.request_timeout
