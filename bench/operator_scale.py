@@ -38,6 +38,7 @@ import argparse
 import contextlib
 import functools
 import json
+import os
 import secrets
 import signal
 import subprocess
@@ -375,6 +376,11 @@ def main() -> int:
     parser.add_argument("--poll", type=float, default=1.0, help="MongoDB poll interval, s")
     parser.add_argument("--timeout", type=float, default=7200, help="give up after, s")
     parser.add_argument(
+        "--tracemalloc",
+        type=Path,
+        help="write the operator's largest allocation sites at its peak here (bench/memtrace)",
+    )
+    parser.add_argument(
         "--mongo",
         choices=["postgresql", "sqlite"],
         default="postgresql",
@@ -432,6 +438,9 @@ def main() -> int:
                 VIDPIPE_OPERATOR_LIVENESS_PORT=str(health_port),
                 VIDPIPE_OPERATOR_SLOT_RETRY_SECONDS="10",
             )
+            if args.tracemalloc:
+                env["PYTHONPATH"] += os.pathsep + str(REPO / "bench" / "memtrace")
+                env["VIDPIPE_BENCH_TRACEMALLOC"] = str(args.tracemalloc.resolve())
             operator = OperatorProcess(env, work / "operator.log")
             watches: list[Watch] = []
             try:
@@ -554,8 +563,8 @@ def main() -> int:
     }
     for key, value in figures.items():
         print(f"{key}: {value:.3f}")
-    if args.profile:  # sampling costs CPU: a profiled run records no figures
-        print(f"profile written to {args.profile}; no results file for a profiled run")
+    if args.profile or args.tracemalloc:  # both cost CPU: such a run records no figures
+        print(f"written: {args.profile or args.tracemalloc}; no results file for this run")
         return 0 if left_behind == 0 else 1
     path = recorder.write(
         goals=[
