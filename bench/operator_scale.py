@@ -218,9 +218,21 @@ class HealthPoll(threading.Thread):
                 self.failures += 1  # not up yet, or 503 (stale): both count against it
 
 
+def apiserver_processes() -> set[tuple[int, str]]:
+    """(pid, start time) of each kube-apiserver on this host (the local cluster runs it here)."""
+    found = set()
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if proc.name.isdigit() and (proc / "comm").read_text().strip() == "kube-apiserver":
+                start = (proc / "stat").read_text().rsplit(")", 1)[1].split()[19]
+                found.add((int(proc.name), start))
+    return found
+
+
 class ApiServerProbe(threading.Thread):
-    """Seconds the API server did not answer (the cluster is shared: other sessions' tests restart
-    it). A run with any is disturbed: its latencies include the outage."""
+    """Seconds the API server did not answer, and how often it was restarted (the cluster is
+    shared: other sessions' tests restart it, sometimes in under a second). A run with either is
+    disturbed: its latencies include the outage and every watch starting over."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True, name="apiserver-probe")
@@ -229,10 +241,15 @@ class ApiServerProbe(threading.Thread):
         config.retries = False  # a failed probe is the figure, not something to hide
         self.version = kubernetes.client.VersionApi(kubernetes.client.ApiClient(config))
         self.unreachable_seconds = 0.0
+        self.restarts = 0
         self.stop = threading.Event()
 
     def run(self) -> None:
+        seen = apiserver_processes()
         while not self.stop.wait(1.0):
+            now = apiserver_processes()
+            self.restarts += len(now - seen)
+            seen = now or seen
             start = time.monotonic()
             try:
                 self.version.get_code(_request_timeout=5)
@@ -501,7 +518,7 @@ def main() -> int:
                             f"  {time.time() - start:.0f}s: {len(done)} Succeeded, "
                             f"{len(mongo.done)} in MongoDB, operator RSS peak "
                             f"{rss.peak_kib / 1024:.0f} MiB, API server unreachable "
-                            f"{probe.unreachable_seconds:.0f}s",
+                            f"{probe.unreachable_seconds:.0f}s, restarted {probe.restarts}x",
                             flush=True,
                         )
                     time.sleep(1)
@@ -559,6 +576,7 @@ def main() -> int:
         "operator_healthz_max_age_seconds": health.max_age,
         "mongo_poll_p50_seconds": percentile(mongo.poll_seconds, 0.5),
         "api_server_unreachable_seconds": probe.unreachable_seconds,
+        "api_server_restarts": float(probe.restarts),
         "namespace_cleanup_seconds": cleanup,
     }
     for key, value in figures.items():
@@ -584,8 +602,9 @@ def main() -> int:
             "mongo": f"the bench polls MongoDB every {args.poll} s for phase Succeeded "
             "(resolution: the poll interval)",
             "rss": "VmHWM of the operator process",
-            "api_server": "probed every 1 s; unreachable seconds > 0: the run was disturbed "
-            "(the shared cluster's API server restarted) and its latencies include the outage",
+            "api_server": "probed every 1 s (a request, and its process on this host); unreachable "
+            "seconds or restarts > 0: the run was disturbed (the shared cluster's API server was "
+            "restarted by another session) and its latencies include that",
             "mongo_server": f"FerretDB ({args.mongo} backend) on the host, private to the run"
             + (", with a GIN index serving its _id filter" if args.mongo == "postgresql" else ""),
             "watch_stall": f"slowest Job finished -> VideoJob status below the resync interval "
