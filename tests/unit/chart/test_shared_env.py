@@ -5,12 +5,21 @@ the template drops, misspells or renders twice fails here."""
 
 from __future__ import annotations
 
+import json
 import os
+import typing
 from typing import Any, TypeVar
 
 import pytest
 
-from tests.unit.chart.test_network_and_metrics import LOCAL_S3, by_kind, render
+from tests.unit.chart.test_network_and_metrics import (
+    CHART,
+    KUBE_VERSION,
+    LOCAL_S3,
+    by_kind,
+    helm,
+    render,
+)
 from tests.unit.operator.conftest import videojob
 from vidpipe import settings as shared
 from vidpipe_api.settings import Settings as ApiSettings
@@ -139,3 +148,16 @@ def test_the_chart_defaults_are_the_code_defaults() -> None:
     }
     for name, default in code.items():
         assert type(default)(env[shared.env_name(name)]) == default, name
+
+
+def test_the_schema_refuses_a_preset_the_processor_would_refuse() -> None:
+    # Fails if values.schema.json lets through a preset the shared settings refuse: the operator
+    # would then crash at start instead of `helm install` naming the value.
+    result = helm(
+        "template", "rel", str(CHART), "--kube-version", KUBE_VERSION, "--set", LOCAL_S3,
+        "--set", "jobs.x264Preset=fastest",
+    )  # fmt: skip
+    assert result.returncode != 0 and "x264Preset" in result.stderr, result.stderr
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    enum = schema["properties"]["jobs"]["properties"]["x264Preset"]["enum"]
+    assert set(enum) == set(typing.get_args(shared.X264Preset))
