@@ -39,6 +39,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -218,15 +219,27 @@ class HealthPoll(threading.Thread):
                 self.failures += 1  # not up yet, or 503 (stale): both count against it
 
 
-def apiserver_processes() -> set[tuple[int, str]]:
-    """(pid, start time) of each kube-apiserver on this host (the local cluster runs it here)."""
-    found = set()
+def host_processes(command: str) -> dict[tuple[int, str], list[str]]:
+    """(pid, start time) -> argv of each `command` process on this host (the local cluster runs
+    its control plane here)."""
+    found = {}
     for proc in Path("/proc").iterdir():
         with contextlib.suppress(OSError):
-            if proc.name.isdigit() and (proc / "comm").read_text().strip() == "kube-apiserver":
+            if proc.name.isdigit() and (proc / "comm").read_text().strip() == command:
                 start = (proc / "stat").read_text().rsplit(")", 1)[1].split()[19]
-                found.add((int(proc.name), start))
+                argv = (proc / "cmdline").read_bytes().decode().split("\0")
+                found[(int(proc.name), start)] = argv
     return found
+
+
+def controller_limits() -> list[str]:
+    """The running controller manager's client and Job-controller limits (flags absent: its
+    defaults, qps 20, burst 30, 5 Job syncs): they pace how fast Jobs get their Pods."""
+    found = []
+    for argv in host_processes("kube-controller-manager").values():
+        line = " ".join(argv)
+        found += re.findall(r"--(?:kube-api-qps|kube-api-burst|concurrent-job-syncs)[= ]\S+", line)
+    return sorted(found)
 
 
 class ApiServerProbe(threading.Thread):
@@ -245,9 +258,9 @@ class ApiServerProbe(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
-        seen = apiserver_processes()
+        seen = set(host_processes("kube-apiserver"))
         while not self.stop.wait(1.0):
-            now = apiserver_processes()
+            now = set(host_processes("kube-apiserver"))
             self.restarts += len(now - seen)
             seen = now or seen
             start = time.monotonic()
@@ -618,6 +631,7 @@ def main() -> int:
         notes={
             "watch_events": {w.name: w.events for w in watches},
             "healthz_failed_polls": health.failures,
+            "controller_manager_limits": controller_limits() or "its defaults",
             "slowest_finishes": [
                 {
                     "videojob": name,
