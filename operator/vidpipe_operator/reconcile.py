@@ -262,6 +262,9 @@ async def _reconcile(
     if job is None:
         await grant_access(rt, videojob)
         job, created = await rt.kube.create_job(build_job(videojob, rt.settings))
+        # Today's name: a Job re-created for a VideoJob of an older release (recorded under its
+        # old name) is recorded under the name it now has, so later reconciles find it.
+        jname = str(job["metadata"]["name"])
         if created:
             logger.info(f"created Job {jname}")
             if view_job(job).outcome is Outcome.NOT_STARTED and not status:

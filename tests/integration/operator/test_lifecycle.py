@@ -11,6 +11,7 @@ import pytest
 
 from tests.integration.operator.conftest import Cluster, OperatorProcess, wait_for
 from tests.utils.servers import S3Server
+from vidpipe import constants
 from vidpipe.keys import output_key
 from vidpipe_operator.jobspec import job_name
 
@@ -105,6 +106,38 @@ def test_finalizer_of_earlier_versions_is_removed_at_start_up(
     wait_for(
         "Mongo Cancelled",
         lambda: (jobs_collection.find_one({"_id": name}) or {}).get("phase") == "Cancelled",
+    )
+
+
+def test_a_job_recorded_under_its_0_2_name_is_run_again_under_its_0_3_name(
+    cluster: Cluster, operator: OperatorProcess, jobs_collection: Any
+) -> None:
+    # An upgrade from 0.2.0 while a job ran: its status names the Job `vj-<name>` and that Job
+    # is gone (its TTL ran out during the upgrade). Fails if the operator keeps recording the
+    # old name for the Job it creates again (every later reconcile would miss it and create
+    # access objects again) or never finishes the job.
+    name = "upgraded-1"
+    operator.stop()
+    try:
+        cluster.create_videojob(name, owner="ok")
+        cluster.custom.patch_namespaced_custom_object_status(
+            constants.GROUP,
+            constants.VERSION,
+            cluster.namespace,
+            constants.PLURAL,
+            name,
+            {"status": {"phase": "Running", "jobName": f"vj-{name}", "attempts": 1}},
+        )
+    finally:
+        operator.start()
+    done = wait_for(
+        "Succeeded", lambda: _phase(cluster, name, "Succeeded"), 90, on_timeout=operator.log_tail
+    )
+    assert done["jobName"] == job_name(name) == name
+    assert [j.metadata.name for j in cluster.jobs() if j.metadata.name.endswith(name)] == [name]
+    wait_for(
+        "Mongo Succeeded",
+        lambda: (jobs_collection.find_one({"_id": name}) or {}).get("job_name") == name,
     )
 
 
