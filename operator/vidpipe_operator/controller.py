@@ -9,7 +9,7 @@ the level-triggered `reconcile.reconcile`:
   runs it again if another trigger arrived meanwhile;
 - resume after a restart: kopf's initial listing kicks every VideoJob;
 - lost events and waiting jobs: `resync_forever` hands out free slots every SLOT_RETRY_SECONDS
-  and re-reads every unfinished VideoJob every RESYNC_SECONDS;
+  and re-reads every VideoJob holding a Job every RESYNC_SECONDS;
 - deletions missed while no operator ran: `sweep_deleted` finds unfinished MongoDB documents
   whose VideoJob is gone and records them Cancelled (the owner reference already removed the
   Job and its Pods).
@@ -301,14 +301,20 @@ async def _resync(rt: Runtime) -> None:
         except Exception as exc:  # MongoDB or the API server down: try again next round
             log.warning(f"sweep of deleted VideoJobs failed: {exc}")
     for namespace in rt.namespaces():
+        # Only VideoJobs holding a Job can have missed an event that changes their status. A
+        # waiting one has nothing to re-read: its waiting status was written when it arrived
+        # (a failed write is retried by its own kick) and a free slot starts it. Re-reading the
+        # waiting too cost a GET and a queue-order sort per waiting VideoJob every round: with
+        # thousands queued, the operator's whole CPU.
         for entry in rt.entries(namespace):
-            if entry.slot is not Slot.RELEASED:
+            if entry.slot is Slot.HOLDING:
                 kick(rt, namespace, entry.name)
+        start_next(rt, namespace)
 
 
 async def resync_forever(rt: Runtime) -> None:
     """Every SLOT_RETRY_SECONDS hand out free slots; every RESYNC_SECONDS (and once shortly after
-    start-up) sweep deleted VideoJobs and re-reconcile the unfinished ones."""
+    start-up) sweep deleted VideoJobs and re-reconcile those holding a Job."""
     tick = min(rt.settings.slot_retry_seconds, rt.settings.resync_seconds)
     since_resync = rt.settings.resync_seconds - tick  # first full resync after one tick
     while True:
