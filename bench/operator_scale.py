@@ -225,7 +225,8 @@ def host_processes(command: str) -> dict[tuple[int, str], list[str]]:
     found = {}
     for proc in Path("/proc").iterdir():
         with contextlib.suppress(OSError):
-            if proc.name.isdigit() and (proc / "comm").read_text().strip() == command:
+            # comm holds the first 15 characters (kube-controller-manager is longer).
+            if proc.name.isdigit() and (proc / "comm").read_text().strip() == command[:15]:
                 start = (proc / "stat").read_text().rsplit(")", 1)[1].split()[19]
                 argv = (proc / "cmdline").read_bytes().decode().split("\0")
                 found[(int(proc.name), start)] = argv
