@@ -141,16 +141,17 @@ network_up() {
   # 10.88.0.0/16; any `podman run` or `buildah run` without host networking creates
   # cni-podman0) puts a second route to the Pods first and the host loses them.
   local other
-  for other in $(ip -o -4 addr show to "$POD_CIDR" | awk '{print $2}' | sort -u); do
+  while read -r _ other _; do
     [ "$other" = "$BRIDGE" ] && continue
     if [ "$other" = cni-podman0 ]; then
+      ip link show cni-podman0 >/dev/null 2>&1 || continue  # one line per address
       echo "[cluster] removing podman's bridge cni-podman0: it claims the pod network $POD_CIDR" >&2
       ip link delete cni-podman0
     else
       echo "[cluster] $other holds an address in the pod network $POD_CIDR; remove it first" >&2
       return 1
     fi
-  done
+  done < <(ip -o -4 addr show to "$POD_CIDR")
   # The bridge exists before any Pod so that the API server, S3 and MongoDB can listen on its
   # address; the CNI bridge plugin adopts it (same name, gateway address already set).
   if ! ip link show "$BRIDGE" >/dev/null 2>&1; then

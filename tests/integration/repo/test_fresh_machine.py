@@ -40,7 +40,8 @@ DEFINED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_-]*)\s*\(\)\s*\{", re.MULTILINE)
 
 
 HEREDOC = re.compile(r"<<-?\s*['\"]?([A-Za-z_]+)['\"]?")
-LITERAL_PATHS = re.compile(r"(?<![\w$./-])/(?:usr/)?s?bin/[a-z0-9_.+-]+")
+# A path that starts the word: not the tail of a longer path or glob (`/usr/lib/x/*/bin/y`).
+LITERAL_PATHS = re.compile(r"(?<![\w$./*-])/(?:usr/)?s?bin/[a-z0-9_.+-]+")
 
 
 def code_lines(script: str) -> list[str]:
