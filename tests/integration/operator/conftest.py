@@ -391,6 +391,17 @@ class Cluster:
             {"spec": spec},
         )
 
+    def patch_status(self, name: str, status: dict[str, Any]) -> None:
+        """A merge patch through the status subresource (what the operator or processor sends)."""
+        self.custom.patch_namespaced_custom_object_status(
+            constants.GROUP,
+            constants.VERSION,
+            self.namespace,
+            constants.PLURAL,
+            name,
+            {"status": status},
+        )
+
     def delete(self, name: str) -> None:
         self.custom.delete_namespaced_custom_object(
             constants.GROUP, constants.VERSION, self.namespace, constants.PLURAL, name

@@ -199,14 +199,7 @@ def test_status_is_a_validated_subresource(cluster: Cluster) -> None:
 
     # ...the status subresource takes them, validated.
     def patch_status(status: dict[str, Any]) -> None:
-        cluster.custom.patch_namespaced_custom_object_status(
-            constants.GROUP,
-            constants.VERSION,
-            cluster.namespace,
-            constants.PLURAL,
-            name,
-            {"status": status},
-        )
+        cluster.patch_status(name, status)
 
     patch_status({"phase": "Running", "progress": 42})
     assert cluster.status(name)["progress"] == 42

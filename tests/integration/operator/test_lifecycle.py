@@ -11,7 +11,6 @@ import pytest
 
 from tests.integration.operator.conftest import Cluster, OperatorProcess, wait_for
 from tests.utils.servers import S3Server
-from vidpipe import constants
 from vidpipe.keys import output_key
 from vidpipe_operator.jobspec import job_name
 
@@ -120,14 +119,7 @@ def test_a_job_recorded_under_its_0_2_name_is_run_again_under_its_0_3_name(
     operator.stop()
     try:
         cluster.create_videojob(name, owner="ok")
-        cluster.custom.patch_namespaced_custom_object_status(
-            constants.GROUP,
-            constants.VERSION,
-            cluster.namespace,
-            constants.PLURAL,
-            name,
-            {"status": {"phase": "Running", "jobName": f"vj-{name}", "attempts": 1}},
-        )
+        cluster.patch_status(name, {"phase": "Running", "jobName": f"vj-{name}", "attempts": 1})
     finally:
         operator.start()
     done = wait_for(

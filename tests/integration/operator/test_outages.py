@@ -87,14 +87,7 @@ def jobs(private_mongo: PrivateMongo) -> Iterator[Collection[dict[str, Any]]]:
 
 def set_progress(cluster: Cluster, name: str, progress: int) -> None:
     """What the processor sends: `status.progress` on its VideoJob's status subresource."""
-    cluster.custom.patch_namespaced_custom_object_status(
-        constants.GROUP,
-        constants.VERSION,
-        cluster.namespace,
-        constants.PLURAL,
-        name,
-        {"status": {"progress": progress}},
-    )
+    cluster.patch_status(name, {"progress": progress})
 
 
 def outage_log(operator: OperatorProcess, since: int) -> str:
