@@ -494,8 +494,9 @@ def main() -> int:
                 health.start()
                 if args.profile:
                     # Sampled from outside the process; --idle keeps threads blocked on I/O, where
-                    # an operator spends its time.
-                    spy = [*py_spy_argv(args.profile, rate=20), "--idle", "--pid", str(pid)]
+                    # an operator spends its time, --threads tells the event loop's thread apart.
+                    spy = [*py_spy_argv(args.profile, rate=20), "--idle", "--threads"]
+                    spy += ["--pid", str(pid)]
                     subprocess.Popen(spy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 mongo = MongoPoll(mongo_url, args.poll)
                 mongo.start()
