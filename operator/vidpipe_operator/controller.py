@@ -27,6 +27,7 @@ from vidpipe.record import deleted_update
 from vidpipe_operator import metrics
 from vidpipe_operator.liveness import HEARTBEAT
 from vidpipe_operator.names import LABEL_VIDEOJOB, VIDEOJOB_DELETED
+from vidpipe_operator.offload import Urgency, urgency
 from vidpipe_operator.queue import Slot, next_in_line
 from vidpipe_operator.reconcile import Logger, Result, cancel, reconcile
 from vidpipe_operator.runtime import Runtime
@@ -55,7 +56,7 @@ async def on_videojob_event(
         # kopf's initial listing after a (re)start: MongoDB may lag the CR (killed between the
         # two writes) and Jobs may have moved while no one watched.
         metrics.RECONCILES.labels(trigger="resume", result="queued").inc()
-        kick(rt, namespace, name, force_mirror=True)
+        kick(rt, namespace, name, force_mirror=True, urgent=bool(status.get("jobName")))
         return
     if phase.terminal:
         start_next(rt, namespace)
@@ -63,7 +64,7 @@ async def on_videojob_event(
     if meta.get("deletionTimestamp"):
         return  # its DELETED event follows
     if spec.get("cancel"):
-        kick(rt, namespace, name, force_mirror=True)
+        kick(rt, namespace, name, force_mirror=True, urgent=True)
         return
     if not status and event_type == "ADDED":
         # A brand-new VideoJob: reconcile from this very body, nothing newer exists yet.
@@ -100,7 +101,8 @@ async def on_videojob_deleted(rt: Runtime, body: Body, logger: Logger) -> None:
         async with rt.lock(namespace, name):
             phase = Phase((body.get("status") or {}).get("phase") or Phase.PENDING.value)
             if not phase.terminal:
-                await cancel(rt, body, reason=VIDEOJOB_DELETED, logger=logger)
+                with urgency(Urgency(urgent=True)):
+                    await cancel(rt, body, reason=VIDEOJOB_DELETED, logger=logger)
     except Exception as exc:
         logger.warning(f"recording the deletion failed ({exc}); the periodic sweep retries")
     finally:
@@ -135,8 +137,9 @@ async def on_job_event(rt: Runtime, event_type: str | None, job: Body, logger: L
     if rt.seen_jobs.get(key) == fingerprint:
         return  # e.g. a `ready` count change: nothing the VideoJob status shows
     rt.seen_jobs[key] = fingerprint
-    # Runs in a task so this Job's later events are not held up behind its retries.
-    kick(rt, namespace, videojob, job=job)
+    # Runs in a task so this Job's later events are not held up behind its retries; ahead of
+    # starting waiting jobs, so a finish is recorded within seconds however long the queue.
+    kick(rt, namespace, videojob, job=job, urgent=True)
 
 
 async def _after_job_deleted(
@@ -197,7 +200,7 @@ async def _record_later(rt: Runtime, namespace: str, name: str) -> None:
     await asyncio.sleep(rt.settings.job_settle_seconds)
     mine = [e for e in rt.entries(namespace) if e.name == name]
     if mine and mine[0].slot is Slot.WAITING:  # else recorded (jobName set), finished or gone
-        kick(rt, namespace, name)
+        kick(rt, namespace, name, urgent=True)  # it holds a Job: see kick
 
 
 async def _with_retries(
@@ -233,29 +236,40 @@ def kick(
     body: Body | None = None,
     job: Body | None = None,
     force_mirror: bool = True,
+    urgent: bool = False,
 ) -> None:
     """Reconcile VideoJob `name` in the background, at most one run at a time per VideoJob.
 
     A trigger arriving while a run is in progress is not dropped: the run goes once more, from
     a fresh read, so a cancel that lands mid-reconcile is still seen.
+
+    `urgent` runs its I/O ahead of other reconciles' (offload.IOPool): every reconcile of a
+    VideoJob that holds a Job (its Job's events, its cancel, the resync's re-read) is urgent;
+    admitting and starting waiting VideoJobs is not. An urgent trigger arriving during a run
+    that is not (a queued VideoJob started by a freed slot while its new Job already reports)
+    escalates that run, so a finish is never recorded at the pace of the start queue.
     """
     key = (namespace, name)
-    if key in rt.kicking:
+    running = rt.kicking.get(key)
+    if running is not None:
         rt.rerun.add(key)
+        if urgent:
+            running.escalate()
         return
-    rt.kicking.add(key)
+    level = rt.kicking[key] = Urgency(urgent)
 
     async def run() -> None:
         first, first_job = body, job
         try:
             while True:
                 rt.rerun.discard(key)
-                await _with_retries(rt, namespace, name, first, first_job, force_mirror)
+                with urgency(level):
+                    await _with_retries(rt, namespace, name, first, first_job, force_mirror)
                 first = first_job = None
                 if key not in rt.rerun:
                     return
         finally:
-            rt.kicking.discard(key)
+            del rt.kicking[key]
 
     rt.spawn(run())
 
@@ -308,7 +322,7 @@ async def _resync(rt: Runtime) -> None:
         # thousands queued, the operator's whole CPU.
         for entry in rt.entries(namespace):
             if entry.slot is Slot.HOLDING:
-                kick(rt, namespace, entry.name)
+                kick(rt, namespace, entry.name, urgent=True)
         start_next(rt, namespace)
 
 

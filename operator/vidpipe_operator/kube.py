@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from concurrent.futures import Executor
 from functools import partial
 from typing import Any, TypeVar
 
@@ -18,7 +17,7 @@ from kubernetes.client.exceptions import ApiException
 
 from vidpipe import constants
 from vidpipe_operator.names import LABEL_POD_JOB_NAME
-from vidpipe_operator.offload import offload
+from vidpipe_operator.offload import IOPool
 
 T = TypeVar("T")
 Body = dict[str, Any]
@@ -42,16 +41,16 @@ def _json(response: Any) -> Body:
 
 
 class Kube:
-    def __init__(self, api: kubernetes.client.ApiClient, executor: Executor):
+    def __init__(self, api: kubernetes.client.ApiClient, pool: IOPool):
         self.api = api
         self.custom = kubernetes.client.CustomObjectsApi(api)
         self.batch = kubernetes.client.BatchV1Api(api)
         self.core = kubernetes.client.CoreV1Api(api)
         self.rbac = kubernetes.client.RbacAuthorizationV1Api(api)
-        self._executor = executor
+        self._pool = pool
 
     async def _run(self, fn: Callable[[], T]) -> T:
-        return await offload(self._executor, fn)
+        return await self._pool.run(fn)
 
     async def _body_or_none(self, call: Callable[[], Any]) -> Body | None:
         """The response body, or None when the object does not exist (404)."""

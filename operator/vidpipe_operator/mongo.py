@@ -9,7 +9,6 @@ burst go out as one ordered `update` command (see batching.py).
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Executor
 from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -22,7 +21,7 @@ from vidpipe.constants import JOBS_COLLECTION
 from vidpipe.phases import TERMINAL_PHASES
 from vidpipe.record import progress_update
 from vidpipe_operator.batching import Batcher, BatchFailed
-from vidpipe_operator.offload import offload
+from vidpipe_operator.offload import IOPool
 
 T = TypeVar("T")
 Doc = dict[str, Any]
@@ -38,7 +37,7 @@ class JobMirror:
         self,
         url: str,
         database: str,
-        executor: Executor,
+        pool: IOPool,
         timeout_ms: int = 5000,
         batch_max: int = 100,
     ):
@@ -50,12 +49,12 @@ class JobMirror:
         )
         self._db = self._client[database]
         self._jobs: Collection[Doc] = self._db[JOBS_COLLECTION]
-        self._executor = executor
+        self._pool = pool
         # Writes made while one batch is in flight go out together in the next one.
         self._writes: Batcher[Doc] = Batcher(self._bulk, batch_max, shrink_on=_too_slow)
 
     async def _run(self, fn: Callable[[], T]) -> T:
-        return await offload(self._executor, fn)
+        return await self._pool.run(fn)
 
     def _update_command(self, ops: list[Doc]) -> None:
         # The `update` command itself rather than bulk_write: pymongo's bulk result merging

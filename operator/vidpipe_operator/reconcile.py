@@ -33,7 +33,6 @@ from vidpipe_operator.access import (
 )
 from vidpipe_operator.jobspec import build_job, job_name
 from vidpipe_operator.names import ADMITTED, CANCEL_REQUESTED, VIDEOJOB_DELETED
-from vidpipe_operator.offload import offload
 from vidpipe_operator.queue import admit
 from vidpipe_operator.runtime import Runtime
 from vidpipe_operator.s3 import manifest_keys
@@ -151,8 +150,7 @@ async def grant_access(rt: Runtime, videojob: Body) -> None:
     spec = VideoJobSpec.model_validate(videojob["spec"])
     seconds = url_lifetime(spec, rt.settings)
     # Presigning is CPU work in botocore (about a millisecond per URL): off the event loop.
-    document = await offload(
-        rt.executor,
+    document = await rt.io.run(
         partial(access_document, spec, rt.settings.s3_bucket, rt.storage.presign, seconds, now()),
     )
     await asyncio.gather(

@@ -6,13 +6,13 @@ import asyncio
 import contextvars
 import logging
 from collections.abc import Collection, Coroutine, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from vidpipe_operator.kube import Kube
 from vidpipe_operator.lease import LeaseElector
 from vidpipe_operator.mongo import JobMirror
+from vidpipe_operator.offload import IOPool, Urgency
 from vidpipe_operator.queue import QueueEntry
 from vidpipe_operator.s3 import OutputStorage
 from vidpipe_operator.settings import OperatorSettings
@@ -26,9 +26,10 @@ class Runtime:
     kube: Kube
     mirror: JobMirror
     storage: OutputStorage
-    executor: ThreadPoolExecutor
+    # Threads for the Kubernetes and S3 clients (and presigning).
+    io: IOPool
     # Further pools owned by the runtime (shut down with it).
-    executors: list[ThreadPoolExecutor] = field(default_factory=list)
+    pools: list[IOPool] = field(default_factory=list)
     # One lock per VideoJob: VideoJob handlers and Job events for the same job never compute
     # and write status concurrently (kopf serialises per object, not across kinds).
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
@@ -38,8 +39,9 @@ class Runtime:
     # Last progress mirrored to MongoDB per VideoJob.
     progress: dict[tuple[str, str], int] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    # VideoJobs with a reconcile in progress (see controller.kick), and those to run once more.
-    kicking: set[tuple[str, str]] = field(default_factory=set)
+    # VideoJobs with a reconcile in progress, with its urgency (see controller.kick), and those
+    # to run once more.
+    kicking: dict[tuple[str, str], Urgency] = field(default_factory=dict)
     rerun: set[tuple[str, str]] = field(default_factory=set)
     # kopf's live index of VideoJobs per namespace (queue.queue_entry), handed over by the
     # first handler call so the resync loop can read it too.
@@ -93,5 +95,5 @@ class Runtime:
         for task in list(self.tasks):
             task.cancel()
         self.mirror.close()
-        for pool in [self.executor, *self.executors]:
-            pool.shutdown(wait=False, cancel_futures=True)
+        for pool in [self.io, *self.pools]:
+            pool.shutdown()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from concurrent.futures import Executor
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,7 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from vidpipe.keys import MANIFEST_NAME, output_key, output_prefix
-from vidpipe_operator.offload import offload
+from vidpipe_operator.offload import IOPool
 from vidpipe_operator.settings import OperatorSettings
 
 if TYPE_CHECKING:
@@ -56,7 +55,7 @@ def manifest_keys(job_id: str, manifest: Any) -> list[str]:
 
 
 class OutputStorage:
-    def __init__(self, settings: OperatorSettings, executor: Executor):
+    def __init__(self, settings: OperatorSettings, pool: IOPool):
         access = settings.s3_access_key_id
         secret = settings.s3_secret_access_key
         self._s3: S3Client = boto3.client(
@@ -88,10 +87,10 @@ class OutputStorage:
             ),
         )
         self.bucket = settings.s3_bucket
-        self._executor = executor
+        self._pool = pool
 
     async def _run(self, fn: Callable[[], T]) -> T:
-        return await offload(self._executor, fn)
+        return await self._pool.run(fn)
 
     def presign(self, method: str, bucket: str, key: str, seconds: int) -> str:
         """A URL allowing exactly `method` on `bucket/key` for `seconds` (no network)."""

@@ -69,7 +69,10 @@ class OperatorSettings(S3Settings, MongoSettings, MediaLimitSettings, EncodeSett
     # MongoDB read model (MongoSettings).
     mongo_timeout_ms: int = Field(default=5000, ge=100)
     # Most job updates in one `update` command; a batch that times out halves it (batching.py).
-    mongo_batch_max: int = Field(default=100, ge=1, le=1000)
+    # Below FerretDB's connection pool (SQLite: 100, PostgreSQL: 50 by default): FerretDB v1.24
+    # holds a connection per matched statement until the command ends, so a batch as large as
+    # its pool stops it for good (bench/ferretdb_batch.py); halving cannot undo that.
+    mongo_batch_max: int = Field(default=32, ge=1, le=1000)
 
     # Leader election on a coordination.k8s.io Lease: only the holder runs handlers.
     leader_election: bool = True

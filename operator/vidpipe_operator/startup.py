@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 
 import kopf
 
@@ -12,6 +11,7 @@ from vidpipe import constants
 from vidpipe_operator.kube import Kube, load_config
 from vidpipe_operator.lease import LeaseElector
 from vidpipe_operator.mongo import JobMirror
+from vidpipe_operator.offload import IOPool
 from vidpipe_operator.runtime import Runtime
 from vidpipe_operator.s3 import OutputStorage
 from vidpipe_operator.settings import OperatorSettings
@@ -68,7 +68,7 @@ def configure_kopf(p: kopf.OperatorSettings, settings: OperatorSettings) -> None
     # (a restart's initial listing) streams through the cap.
     p.queueing.worker_limit = settings.kopf_worker_limit
     p.queueing.idle_timeout = 1.0
-    # kopf's own sync-handler pool; all our blocking calls use Runtime.executor instead.
+    # kopf's own sync-handler pool; all our blocking calls use Runtime.io instead.
     p.execution.max_workers = 4
 
 
@@ -80,25 +80,23 @@ def handle_startup(
     elector: LeaseElector | None = None,
 ) -> Runtime:
     configure_kopf(kopf_settings, settings)
-    executor = ThreadPoolExecutor(settings.io_threads, thread_name_prefix="vidpipe-io")
+    io = IOPool(settings.io_threads, "vidpipe-io")
     # MongoDB gets its own threads: a slow database must not hold up Job creation and status
     # writes queued behind it in the same pool.
-    mongo_executor = ThreadPoolExecutor(
-        max(2, settings.io_threads // 2), thread_name_prefix="vidpipe-mongo"
-    )
+    mongo_io = IOPool(max(2, settings.io_threads // 2), "vidpipe-mongo")
     runtime = Runtime(
         settings=settings,
-        kube=Kube(load_config(), executor),
+        kube=Kube(load_config(), io),
         mirror=JobMirror(
             settings.mongo_url.get_secret_value(),
             settings.mongo_database,
-            mongo_executor,
+            mongo_io,
             settings.mongo_timeout_ms,
             settings.mongo_batch_max,
         ),
-        storage=OutputStorage(settings, executor),
-        executor=executor,
-        executors=[mongo_executor],
+        storage=OutputStorage(settings, io),
+        io=io,
+        pools=[mongo_io],
         elector=elector,
     )
     logging.getLogger(__name__).info(

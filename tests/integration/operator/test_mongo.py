@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +13,7 @@ from pymongo import MongoClient
 
 from vidpipe import constants
 from vidpipe_operator.mongo import JobMirror
+from vidpipe_operator.offload import IOPool
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,7 @@ def database() -> str:
 
 @pytest.fixture
 def mirror(mongo_url: str, database: str) -> Iterator[JobMirror]:
-    pool = ThreadPoolExecutor(2)
+    pool = IOPool(2, "test-mongo")
     mirror = JobMirror(mongo_url, database, pool, timeout_ms=3000)
     yield mirror
     mirror.close()

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +20,7 @@ from tests.utils.servers import REPO, S3Server
 from vidpipe import keys
 from vidpipe.models import VideoJobSpec
 from vidpipe_operator.access import access_document
+from vidpipe_operator.offload import IOPool
 from vidpipe_operator.s3 import OutputStorage
 from vidpipe_operator.settings import OperatorSettings
 
@@ -58,8 +58,7 @@ def presigner(s3: S3Server, endpoint: str | None = None) -> OutputStorage:
         s3_secret_access_key=s3.secret_key,
         s3_region=s3.region,
     )
-    with ThreadPoolExecutor(1) as pool:
-        return OutputStorage(settings, pool)
+    return OutputStorage(settings, IOPool(1, "test-s3"))
 
 
 def write_access(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -24,6 +23,7 @@ from vidpipe_operator.access import (
     url_lifetime,
 )
 from vidpipe_operator.jobspec import ACCESS_KEY, build_job
+from vidpipe_operator.offload import IOPool
 from vidpipe_operator.s3 import OutputStorage
 from vidpipe_operator.settings import OperatorSettings
 
@@ -87,9 +87,8 @@ def test_real_presigned_urls_name_the_pod_endpoint_and_expire() -> None:
         s3_access_key_id="AKIDOPERATOR",
         s3_secret_access_key="operator-secret-key",
     )
-    with ThreadPoolExecutor(1) as pool:
-        storage = OutputStorage(settings, pool)
-        document = access_document(_spec(), "out", storage.presign, 4200, NOW)
+    storage = OutputStorage(settings, IOPool(1, "test-s3"))
+    document = access_document(_spec(), "out", storage.presign, 4200, NOW)
     url = urlsplit(document["outputs"]["720p.mp4"]["url"])
     assert (url.scheme, url.netloc, url.path) == (
         "http",
