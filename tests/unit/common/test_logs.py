@@ -33,3 +33,13 @@ def test_log_formatter_redacts() -> None:
     line = JsonFormatter().format(record)
     assert "abc" not in line and "secretsecret" not in line
     assert json.loads(line)["level"] == "info"
+
+
+def test_a_quoted_signature_is_redacted_and_the_line_stays_json() -> None:
+    # Fails if the redaction eats the backslash of an escaped quote that ends the signature
+    # (the line would no longer parse) or leaves any of the signature behind.
+    record = logging.makeLogRecord(
+        {"name": "x", "levelname": "INFO", "msg": 'fetch "http://s3/k?a=1&Signature=s3cr3t" failed'}
+    )
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["message"] == 'fetch "http://s3/k?a=1&Signature=<redacted>" failed'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -124,3 +125,52 @@ def test_owner_is_read_from_the_spec() -> None:
     body = _body()
     body["spec"]["owner"] = "tenant-7"
     assert queue_entry(body).owner == "tenant-7"
+
+
+def _reference_order(entries: list[QueueEntry]) -> list[QueueEntry]:
+    """fair_order's rule spelt out the slow, obvious way: each step scans every owner."""
+    held = {e.owner: 0 for e in entries}
+    for e in entries:
+        held[e.owner] += e.slot is Slot.HOLDING
+    waiting = sorted(
+        (e for e in entries if e.slot is Slot.WAITING), key=lambda e: (e.created, e.name)
+    )
+    order: list[QueueEntry] = []
+    while waiting:
+        heads: dict[str, QueueEntry] = {}
+        for e in waiting:
+            heads.setdefault(e.owner, e)
+        owner = min(heads, key=lambda o: (held[o], heads[o].created, heads[o].name))
+        order.append(heads[owner])
+        waiting.remove(heads[owner])
+        held[owner] += 1
+    return order
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_fair_order_admit_and_next_in_line_agree_with_the_rule(seed: int) -> None:
+    # Fails if the heap-based order differs from the rule (fewest slots held or given first,
+    # ties to the oldest waiting job) on random queues with several owners, equal creation
+    # times and held slots, or if admit's position or next_in_line disagree with that order.
+    rng = random.Random(seed)
+    owners = [f"o{i}" for i in range(rng.randint(1, 5))]
+    entries = [
+        QueueEntry(
+            f"2026-01-01T00:{rng.randint(0, 9):02d}:00Z",
+            f"j{i:03d}",
+            rng.choice([Slot.WAITING, Slot.WAITING, Slot.HOLDING, Slot.RELEASED]),
+            rng.choice(owners),
+        )
+        for i in range(rng.randint(0, 60))
+    ]
+    rng.shuffle(entries)
+    expected = _reference_order(entries)
+    assert fair_order(entries) == expected
+    limit = rng.randint(0, 40)
+    holding = sum(e.slot is Slot.HOLDING for e in entries)
+    assert next_in_line(entries, limit) == [e.name for e in expected[: max(0, limit - holding)]]
+    for place, e in enumerate(expected):
+        assert admit(entries, e.name, limit).position == place + 1
+    for e in entries:
+        if e.slot is Slot.RELEASED:
+            assert admit(entries, e.name, limit).position == len(expected) + 1
