@@ -1,0 +1,1 @@
+"""The webhook dispatcher: delivers the event log to tenants' endpoints (docs/webhooks.md)."""

@@ -1,0 +1,185 @@
+"""The dispatcher's MongoDB reads and writes (pymongo, blocking: loop.py calls them from its
+worker threads). Every write is safe to repeat and safe for several replicas at once: deliveries
+are inserted by deterministic id, a delivery is claimed by one replica with a conditional
+find-and-modify, and an endpoint is disabled by the one write that still finds it enabled.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, MongoClient, ReturnDocument
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from vidpipe.events import (
+    DELIVERIES_COLLECTION,
+    EVENTS_COLLECTION,
+    WEBHOOKS_COLLECTION,
+    Attempt,
+    Delivery,
+    DeliveryState,
+    EventType,
+    JobEvent,
+    WebhookEndpoint,
+    outbox_insert,
+)
+from vidpipe.webhooks import delivery_insert, new_delivery
+
+Doc = dict[str, Any]
+
+
+def connect(url: str, database: str, timeout_ms: int) -> Database[Doc]:
+    client: MongoClient[Doc] = MongoClient(
+        url,
+        tz_aware=True,
+        tzinfo=UTC,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        socketTimeoutMS=max(timeout_ms * 2, 10_000),
+    )
+    return client[database]
+
+
+def ensure_indexes(db: Database[Doc]) -> None:
+    """The indexes of the dispatcher's own queries (polled several times a second)."""
+    db[EVENTS_COLLECTION].create_index([("dispatched", ASCENDING), ("time", ASCENDING)])
+    db[WEBHOOKS_COLLECTION].create_index([("owner", ASCENDING)])
+    db[DELIVERIES_COLLECTION].create_index([("state", ASCENDING), ("next_attempt_at", ASCENDING)])
+    db[DELIVERIES_COLLECTION].create_index([("webhook_id", ASCENDING), ("state", ASCENDING)])
+
+
+def undispatched(db: Database[Doc], limit: int) -> list[JobEvent]:
+    cursor = db[EVENTS_COLLECTION].find({"dispatched": False}).sort("time", ASCENDING).limit(limit)
+    return [JobEvent.model_validate(doc) for doc in cursor]
+
+
+def endpoints_of(db: Database[Doc], owner: str) -> list[WebhookEndpoint]:
+    return [
+        WebhookEndpoint.model_validate(d) for d in db[WEBHOOKS_COLLECTION].find({"owner": owner})
+    ]
+
+
+def fan_out(db: Database[Doc], event: JobEvent, now: datetime) -> int:
+    """One pending delivery per endpoint of the owner that wants the event, then the event is
+    dispatched. A crash in between repeats the inserts, which change nothing the second time."""
+    made = 0
+    for endpoint in endpoints_of(db, event.owner):
+        if not endpoint.wants(event.type):
+            continue
+        delivery = new_delivery(event.id, endpoint.id, event.owner, now)
+        query, insert = delivery_insert(delivery)
+        try:
+            result = db[DELIVERIES_COLLECTION].update_one(query, insert, upsert=True)
+            made += result.upserted_id is not None
+        except DuplicateKeyError:
+            pass  # another replica's upsert of the same delivery won the race
+    db[EVENTS_COLLECTION].update_one({"_id": event.id}, {"$set": {"dispatched": True}})
+    return made
+
+
+def claim(
+    db: Database[Doc], replica: str, now: datetime, seconds: float, skip: set[str]
+) -> Delivery | None:
+    """The most overdue pending delivery, now this replica's for `seconds`; endpoints in `skip`
+    (at their concurrency limit here) are passed over."""
+    query: Doc = {
+        "state": DeliveryState.PENDING.value,
+        "next_attempt_at": {"$lte": now},
+        "$or": [{"claimed_until": None}, {"claimed_until": {"$lte": now}}],
+    }
+    if skip:
+        query["webhook_id"] = {"$nin": sorted(skip)}
+    doc = db[DELIVERIES_COLLECTION].find_one_and_update(
+        query,
+        {"$set": {"claimed_by": replica, "claimed_until": now + timedelta(seconds=seconds)}},
+        sort=[("next_attempt_at", ASCENDING)],
+        return_document=ReturnDocument.AFTER,
+    )
+    return None if doc is None else Delivery.model_validate(doc)
+
+
+def event(db: Database[Doc], event_id: str) -> JobEvent | None:
+    doc = db[EVENTS_COLLECTION].find_one({"_id": event_id})
+    return None if doc is None else JobEvent.model_validate(doc)
+
+
+def endpoint(db: Database[Doc], webhook_id: str) -> WebhookEndpoint | None:
+    doc = db[WEBHOOKS_COLLECTION].find_one({"_id": webhook_id})
+    return None if doc is None else WebhookEndpoint.model_validate(doc)
+
+
+def record(
+    db: Database[Doc],
+    delivery: Delivery,
+    replica: str,
+    attempt: Attempt | None,
+    state: DeliveryState,
+    next_attempt_at: datetime | None,
+) -> bool:
+    """Store an attempt and the delivery's next state, releasing the claim; False when the
+    claim had been lost (expired and taken by another replica), which then owns the outcome."""
+    update: Doc = {
+        "$set": {
+            "state": state.value,
+            "next_attempt_at": next_attempt_at,
+            "claimed_by": None,
+            "claimed_until": None,
+        }
+    }
+    if attempt is not None:
+        update["$push"] = {"attempts": attempt.model_dump(mode="python")}
+    result = db[DELIVERIES_COLLECTION].update_one(
+        {"_id": delivery.id, "claimed_by": replica}, update
+    )
+    return result.modified_count == 1
+
+
+def count_failure(db: Database[Doc], webhook_id: str, failed: bool) -> int:
+    """The endpoint's consecutive failures after this attempt (0 after a success)."""
+    update: Doc = {"$inc": {"failure_streak": 1}} if failed else {"$set": {"failure_streak": 0}}
+    doc = db[WEBHOOKS_COLLECTION].find_one_and_update(
+        {"_id": webhook_id}, update, return_document=ReturnDocument.AFTER
+    )
+    return 0 if doc is None else int(doc.get("failure_streak", 0))
+
+
+def disable(db: Database[Doc], webhook_id: str, reason: str, now: datetime) -> JobEvent | None:
+    """Switch the endpoint off, stop its pending deliveries and log `webhook.disabled` to its
+    owner. Only the replica whose write found it enabled does so (None for the others)."""
+    doc = db[WEBHOOKS_COLLECTION].find_one_and_update(
+        {"_id": webhook_id, "enabled": True},
+        {
+            "$set": {"enabled": False, "disabled_reason": reason, "updated_at": now},
+            "$inc": {"disabled_count": 1},
+        },
+        return_document=ReturnDocument.AFTER,
+    )
+    if doc is None:
+        return None
+    db[DELIVERIES_COLLECTION].update_many(
+        {"webhook_id": webhook_id, "state": DeliveryState.PENDING.value},
+        {"$set": {"state": DeliveryState.DISABLED.value, "next_attempt_at": None}},
+    )
+    disabled = JobEvent(
+        id=f"evt_webhook_{webhook_id}_{doc.get('disabled_count', 1)}",
+        type=EventType.WEBHOOK_DISABLED,
+        job_id=None,
+        owner=str(doc["owner"]),
+        time=now,
+        data={"webhookId": webhook_id, "reason": reason},
+    )
+    query, update = outbox_insert(disabled)
+    db[EVENTS_COLLECTION].update_one(query, update, upsert=True)
+    return disabled
+
+
+def oldest_due(db: Database[Doc], now: datetime) -> datetime | None:
+    """When the longest-waiting due delivery became due (the backlog's age)."""
+    doc = db[DELIVERIES_COLLECTION].find_one(
+        {"state": DeliveryState.PENDING.value, "next_attempt_at": {"$lte": now}},
+        sort=[("next_attempt_at", ASCENDING)],
+        projection={"next_attempt_at": 1},
+    )
+    return None if doc is None else doc["next_attempt_at"]
