@@ -20,6 +20,7 @@ from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from vidpipe.constants import JOBS_COLLECTION
+from vidpipe.events import EVENTS_COLLECTION, JobEvent, outbox_insert
 from vidpipe.phases import Phase
 from vidpipe.record import JobRecord, insert_document
 from vidpipe_api.errors import DatabaseUnavailable
@@ -63,6 +64,7 @@ class Database:
         self.uploads: Collection[Doc] = db[UPLOADS_COLLECTION]
         self.counters: Collection[Doc] = db[COUNTERS_COLLECTION]
         self.locks: Collection[Doc] = db[LOCKS_COLLECTION]
+        self.events: Collection[Doc] = db[EVENTS_COLLECTION]
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one pymongo call in a worker thread; an outage becomes `DatabaseUnavailable`."""
@@ -98,6 +100,11 @@ class Database:
 
     async def insert_job(self, record: JobRecord) -> None:
         await self.run(self.jobs.insert_one, insert_document(record))
+
+    async def record_event(self, event: JobEvent) -> None:
+        """Add `event` to the event log (the webhook outbox); a repeat adds nothing."""
+        query, update = outbox_insert(event)
+        await self.run(self.events.update_one, query, update, upsert=True)
 
     async def get_job(self, owner: str, job_id: str) -> JobRecord | None:
         doc = await self.run(

@@ -32,6 +32,7 @@ from enum import Enum
 from typing import Any
 
 from vidpipe.errors import ErrorCode, VidpipeError
+from vidpipe.events import EventType, record_event
 from vidpipe.keys import (
     MANIFEST_NAME,
     METADATA_NAME,
@@ -62,7 +63,12 @@ def new_job_id() -> str:
 
 
 def spec_for(record: JobRecord) -> VideoJobSpec:
-    fields: dict[str, Any] = {"jobId": record.id, "owner": record.owner, "source": record.source}
+    fields: dict[str, Any] = {
+        "jobId": record.id,
+        "owner": record.owner,
+        "source": record.source,
+        "userMetadata": record.metadata,
+    }
     if record.options is not None:
         fields["outputs"] = record.options
     return VideoJobSpec.model_validate(fields)
@@ -99,6 +105,7 @@ class Ingest:
         filename: str | None,
         content_type: str | None,
         via: str,
+        metadata: dict[str, str] | None = None,
         keep_source_if_unavailable: bool = False,
     ) -> JobRecord:
         """Steps 2-4 for an object already stored under `source_key(job_id)`.
@@ -128,6 +135,7 @@ class Ingest:
             content_type=content_type,
             size_bytes=size,
             media=media_summary(info),
+            metadata=metadata or {},
             uploaded_via=via,
             created_at=at,
             updated_at=at,
@@ -156,6 +164,9 @@ class Ingest:
         it refused the VideoJob as invalid: the job is then Failed for good and its source deleted.
         """
         job_id = record.id
+        # Every submission attempt (this request's, or the reconciler's after a crash between
+        # the insert and here) logs job.submitted; the event's id makes it one event.
+        await self.db.record_event(record_event(record, EventType.SUBMITTED, record.created_at))
         try:
             await self.cluster.create(spec or spec_for(record))
         except ClusterUnavailable:
@@ -210,7 +221,9 @@ class Ingest:
         fields = unsubmitted_cancel_fields(now())
         await self.db.update_job(job_id, fields)
         log.info("unsubmitted job cancelled", extra={"job_id": job_id})
-        return record.updated(fields)
+        record = record.updated(fields)
+        await self.db.record_event(record_event(record, EventType.CANCELLED, now()))
+        return record
 
     async def _reject(self, record: JobRecord, exc: VideoJobRejected) -> JobRecord:
         log.warning(
@@ -219,7 +232,9 @@ class Ingest:
         fields = rejected_fields(JobError(code=exc.code.value, message=exc.message), now())
         await self.storage.delete(source_key(record.id))
         await self.db.update_job(record.id, fields)
-        return record.updated(fields)
+        record = record.updated(fields)
+        await self.db.record_event(record_event(record, EventType.FAILED, now()))
+        return record
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -237,6 +252,7 @@ def job_view(record: JobRecord) -> dict[str, Any]:
         "filename": record.filename,
         "sizeBytes": record.size_bytes,
         "options": record.options,
+        "metadata": record.metadata,
         "media": record.media,
         "attempts": record.attempts,
         "error": record.error.model_dump() if record.error else None,

@@ -13,13 +13,20 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from vidpipe.models import Outputs, Rendition
+from vidpipe.models import (
+    METADATA_MAX_KEY_LENGTH,
+    METADATA_MAX_KEYS,
+    METADATA_MAX_VALUE_LENGTH,
+    Outputs,
+    Rendition,
+)
 from vidpipe_api.errors import InvalidRequest
 
 SHORTHAND_FIELDS = frozenset({"renditions", "poster", "storyboard"})
 _RENDITION = re.compile(r"^(\d{3,4})p?$")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
+_METADATA_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def _bool(name: str, value: str) -> bool:
@@ -83,9 +90,44 @@ def parse_options(options_json: str | None, fields: Mapping[str, str]) -> Output
     return _validated(doc_)
 
 
+def parse_metadata(value: str | Mapping[str, Any] | None) -> dict[str, str]:
+    """The client's `metadata`: a JSON object (or the parsed one) of at most 16 string values
+    of up to 512 characters, under keys of letters, digits, `_`, `.` and `-` (at most 64)."""
+    if value is None or value == "":
+        return {}
+    doc: Any = value
+    if isinstance(value, str):
+        try:
+            doc = json.loads(value)
+        except ValueError as exc:
+            raise InvalidRequest("`metadata` is not valid JSON", {"field": "metadata"}) from exc
+    if not isinstance(doc, Mapping):
+        raise InvalidRequest("`metadata` must be a JSON object", {"field": "metadata"})
+    if len(doc) > METADATA_MAX_KEYS:
+        raise InvalidRequest(
+            f"`metadata` has at most {METADATA_MAX_KEYS} keys", {"field": "metadata"}
+        )
+    for key, item in doc.items():
+        if not (
+            isinstance(key, str)
+            and len(key) <= METADATA_MAX_KEY_LENGTH
+            and _METADATA_KEY.match(key)
+        ):
+            raise InvalidRequest(
+                f"`metadata` keys are 1-{METADATA_MAX_KEY_LENGTH} letters, digits, '_', '.' or '-'",
+                {"field": "metadata", "key": str(key)[:METADATA_MAX_KEY_LENGTH]},
+            )
+        if not isinstance(item, str) or len(item) > METADATA_MAX_VALUE_LENGTH:
+            raise InvalidRequest(
+                f"`metadata` values are strings of at most {METADATA_MAX_VALUE_LENGTH} characters",
+                {"field": "metadata", "key": key},
+            )
+    return dict(doc)
+
+
 def outputs_document(outputs: Outputs) -> dict[str, Any]:
     """The camelCase form stored in MongoDB and sent in the VideoJob spec."""
     return outputs.model_dump(mode="json", by_alias=True)
 
 
-__all__ = ["Outputs", "Rendition", "outputs_document", "parse_options"]
+__all__ = ["Outputs", "Rendition", "outputs_document", "parse_metadata", "parse_options"]

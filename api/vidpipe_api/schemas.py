@@ -45,6 +45,9 @@ class JobOut(BaseModel):
     filename: str | None = None
     sizeBytes: int | None = None
     options: dict[str, Any] | None = None
+    metadata: dict[str, str] = Field(
+        default_factory=dict, description="The client's metadata, as sent at upload"
+    )
     media: dict[str, Any] = Field(default_factory=dict)
     attempts: int = 0
     error: dict[str, Any] | None = None
@@ -84,6 +87,10 @@ class UploadSessionIn(BaseModel):
     contentType: str | None = Field(default=None, max_length=255)
     options: dict[str, Any] | None = Field(
         default=None, description="Processing options (VideoJob spec.outputs, camelCase)"
+    )
+    metadata: dict[str, Any] | None = Field(
+        default=None,
+        description="Your own string key/value pairs, echoed in the job and in every event",
     )
 
 

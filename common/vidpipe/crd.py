@@ -44,6 +44,7 @@ _KEPT = (
     "maxLength",
     "minItems",
     "maxItems",
+    "maxProperties",
     "default",
 )
 
@@ -120,6 +121,9 @@ def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             out["required"] = list(node["required"])
     if "items" in node:
         out["items"] = _resolve(node["items"], defs)
+    if isinstance(node.get("additionalProperties"), dict) and "properties" not in node:
+        # A map (dict[str, T]): structural when it has no `properties` beside it.
+        out["additionalProperties"] = _resolve(node["additionalProperties"], defs)
     if "type" not in out:
         raise ValueError(f"schema node without a type cannot be structural: {node}")
     return out
@@ -145,6 +149,9 @@ def spec_schema() -> dict[str, Any]:
     _at(schema, "outputs")["default"] = Outputs().model_dump(by_alias=True, exclude_none=True)
     _at(schema, "outputs.storyboard")["default"] = Storyboard().model_dump(by_alias=True)
     _at(schema, "outputs.renditions")["default"] = _at(schema, "outputs")["default"]["renditions"]
+    # Always present, so its immutability rule (which runs only when old and new both have it)
+    # also refuses removing it.
+    _at(schema, "userMetadata")["default"] = {}
     for path, rules in SPEC_RULES.items():
         _at(schema, path)["x-kubernetes-validations"] = copy.deepcopy(rules)
     return schema

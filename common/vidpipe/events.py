@@ -22,19 +22,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vidpipe.errors import BAD_INPUT_CODES, ErrorCode
 from vidpipe.phases import Phase
+from vidpipe.record import JobRecord
 
 Doc = dict[str, Any]
 
 EVENTS_COLLECTION = "events"
 WEBHOOKS_COLLECTION = "webhooks"
 DELIVERIES_COLLECTION = "deliveries"
-
-# A client's metadata: a small free-form map attached at upload, echoed in the job and every
-# event (the Standard Webhooks payload limit leaves room for it).
-METADATA_MAX_KEYS = 16
-METADATA_MAX_KEY_LENGTH = 64
-METADATA_MAX_VALUE_LENGTH = 512
 
 
 class EventType(StrEnum):
@@ -145,7 +141,8 @@ def phase_event_type(phase: Phase) -> EventType:
 def outbox_insert(event: JobEvent) -> tuple[Doc, Doc]:
     """Filter and update of an idempotent insert (`upsert=True`): a second write of the same
     event changes nothing, so the event is in the log exactly once."""
-    return {"_id": event.id}, {"$setOnInsert": event.model_dump(by_alias=True, mode="python")}
+    fields = event.model_dump(by_alias=True, exclude={"id"})  # the upsert takes _id from the filter
+    return {"_id": event.id}, {"$setOnInsert": fields}
 
 
 class WebhookSecret(BaseModel):
@@ -216,3 +213,85 @@ class Delivery(BaseModel):
 
 def delivery_id(event: str, webhook: str) -> str:
     return f"{event}.{webhook}"
+
+
+# Submitting the same input again cannot succeed: the input is bad or the cluster refused it.
+_FINAL_CODES = BAD_INPUT_CODES | {ErrorCode.JOB_REJECTED}
+
+
+def _error_data(error: Doc | None) -> Doc | None:
+    """The error of a failed job, with whether submitting the same input again may succeed."""
+    if not error:
+        return None
+    code = str(error.get("code") or "")
+    return {"code": code, "message": error.get("message"), "retryable": code not in _FINAL_CODES}
+
+
+def status_event(spec: Doc, status: Doc, at: datetime, *, facts: Doc | None = None) -> JobEvent:
+    """The event of the state a VideoJob `status` records (the operator writes it with every
+    mirror of that status; the id makes the repeats one event). `facts`: what the processor's
+    manifest says about the outputs (durationSeconds, renditions), for job.succeeded."""
+    phase = Phase(status.get("phase") or Phase.PENDING.value)
+    event_type = phase_event_type(phase)
+    attempts = int(status.get("attempts") or 0)
+    data: Doc = {"phase": phase.value, "attempts": attempts}
+    if phase is Phase.RUNNING and status.get("startedAt"):
+        data["startedAt"] = status["startedAt"]
+    if phase.terminal:
+        data["finishedAt"] = status.get("finishedAt")
+    if phase is Phase.SUCCEEDED:
+        data["outputs"] = list(status.get("outputs") or [])
+        if facts:
+            data["media"] = facts
+    error = _error_data(status.get("error"))
+    if error is not None and phase is not Phase.SUCCEEDED:
+        data["error"] = error
+    return job_event(
+        event_type,
+        job_id=str(spec["jobId"]),
+        owner=str(spec.get("owner") or ""),
+        at=at,
+        metadata=dict(spec.get("userMetadata") or {}),
+        attempt=attempts,
+        data=data,
+    )
+
+
+def record_event(record: JobRecord, event_type: EventType, at: datetime) -> JobEvent:
+    """An event the API records from its job record: job.submitted when it submits the job,
+    job.failed / job.cancelled for a job that never reached the cluster, job.deleted."""
+    data: Doc = {"phase": record.phase.value, "attempts": record.attempts}
+    if event_type is EventType.SUBMITTED:
+        data |= {"filename": record.filename, "sizeBytes": record.size_bytes, "media": record.media}
+    error = _error_data(record.error.model_dump() if record.error else None)
+    if error is not None and event_type is EventType.FAILED:
+        data["error"] = error
+    return job_event(
+        event_type,
+        job_id=record.id,
+        owner=record.owner,
+        at=at,
+        metadata=record.metadata,
+        attempt=record.attempts,
+        data=data,
+    )
+
+
+def progress_event(spec: Doc, attempt: int, progress: int, at: datetime) -> JobEvent | None:
+    """job.progress once per tenth reached (10 %, 20 %, ... 90 %; reports skip values, so
+    the tenth is the one `progress` is in): at most nine per attempt, so a receiver sees
+    movement without a request per percent. None below 10 % and at 100 % (job.succeeded says
+    that)."""
+    tenth = progress // 10 * 10
+    if tenth < 10 or progress >= 100:
+        return None
+    return job_event(
+        EventType.PROGRESS,
+        job_id=str(spec["jobId"]),
+        owner=str(spec.get("owner") or ""),
+        at=at,
+        metadata=dict(spec.get("userMetadata") or {}),
+        attempt=attempt,
+        progress=tenth,
+        data={"phase": Phase.RUNNING.value, "progress": progress, "attempts": max(1, attempt)},
+    )

@@ -33,7 +33,20 @@ CANCEL_IS_ONE_WAY = "cancel cannot be undone"
 MAX_NAME_LENGTH = 63
 NAME_TOO_LONG = f"metadata.name must be at most {MAX_NAME_LENGTH} characters: it names the Job"
 # Fields that can never change after creation, by their camelCase name.
-IMMUTABLE_FIELDS = ("jobId", "owner", "source", "outputs", "activeDeadlineSeconds", "resources")
+IMMUTABLE_FIELDS = (
+    "jobId",
+    "owner",
+    "source",
+    "outputs",
+    "activeDeadlineSeconds",
+    "resources",
+    "userMetadata",
+)
+# The client's metadata: a small free-form map attached at upload and echoed in the job and in
+# every event (webhook payloads stay far below the 20 kB the dispatcher allows).
+METADATA_MAX_KEYS = 16
+METADATA_MAX_KEY_LENGTH = 64
+METADATA_MAX_VALUE_LENGTH = 512
 
 
 class _Model(BaseModel):
@@ -204,6 +217,12 @@ class VideoJobSpec(_Model):
         bool,
         Field(default=False, description="Set to true to cancel; cannot be set back to false"),
     ] = False
+    user_metadata: dict[str, Annotated[str, Field(max_length=METADATA_MAX_VALUE_LENGTH)]] = Field(
+        default_factory=dict,
+        alias="userMetadata",
+        max_length=METADATA_MAX_KEYS,
+        description="The client's own key/value pairs, echoed in the job and in every event",
+    )
 
 
 def spec_update_violations(old: VideoJobSpec, new: VideoJobSpec) -> list[str]:

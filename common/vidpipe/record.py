@@ -78,6 +78,8 @@ class JobRecord(BaseModel):
     content_type: str | None = None
     size_bytes: int | None = None
     media: dict[str, Any] = Field(default_factory=dict)
+    # The client's metadata (VideoJob spec.userMetadata), echoed in the job and every event.
+    metadata: dict[str, str] = Field(default_factory=dict)
     uploaded_via: str | None = None
     # API flags.
     cr_created: bool = False
@@ -97,12 +99,15 @@ class JobRecord(BaseModel):
     videojob: VideoJobRef | None = None
     updated_at: datetime | None = None
 
-    @field_validator("media", "progress", "attempts", "outputs", "conditions", mode="before")
+    @field_validator(
+        "media", "metadata", "progress", "attempts", "outputs", "conditions", mode="before"
+    )
     @classmethod
     def _null_is_empty(cls, value: Any, info: Any) -> Any:
         # A null where the field has an empty default means "nothing yet".
         if value is None:
-            return {"media": {}, "outputs": [], "conditions": []}.get(info.field_name, 0)
+            empty: dict[str, Any] = {"media": {}, "metadata": {}, "outputs": [], "conditions": []}
+            return empty.get(info.field_name, 0)
         return value
 
     def document(self) -> Doc:
@@ -134,6 +139,7 @@ _INSERTED = frozenset(
         "content_type",
         "size_bytes",
         "media",
+        "metadata",
         "uploaded_via",
         "created_at",
         "updated_at",
@@ -205,6 +211,7 @@ def mirror_update(videojob: Doc, status: Doc, at: datetime) -> Doc:
             "owner": spec.get("owner"),
             "source": spec.get("source"),
             "options": spec.get("outputs"),
+            "metadata": dict(spec.get("userMetadata") or {}),
             "created_at": _time(meta.get("creationTimestamp")) or at,
             "cr_created": True,
             "deleted": False,

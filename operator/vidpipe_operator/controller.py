@@ -22,6 +22,7 @@ import logging
 from typing import Any
 
 from vidpipe import constants
+from vidpipe.events import EventType, job_event, progress_event
 from vidpipe.phases import Phase
 from vidpipe.record import deleted_update
 from vidpipe_operator import metrics
@@ -73,11 +74,18 @@ async def on_videojob_event(
         return
     progress = int(status.get("progress") or 0)
     key = (namespace, name)
-    if phase is Phase.RUNNING and rt.progress.get(key, 0) != progress:
+    previous = rt.progress.get(key, 0)
+    if phase is Phase.RUNNING and previous != progress:
         # Progress is the processor's field; the operator only copies it to the read model,
-        # and only while the document is not terminal (see mirror.progress_update).
+        # and only while the document is not terminal (see mirror.progress_update). A new
+        # tenth also goes to the event log (job.progress, throttled there).
+        at = now()
+        attempt = int(status.get("attempts") or 1)
+        event = (
+            progress_event(spec, attempt, progress, at) if progress // 10 > previous // 10 else None
+        )
         try:
-            await rt.mirror.write_progress(spec["jobId"], progress, now())
+            await rt.mirror.write_progress(spec["jobId"], progress, at, event)
         except Exception as exc:
             # MongoDB is away. The processor may send nothing more for minutes, so hand the
             # report to a reconcile, which mirrors the whole status (progress included) and
@@ -297,7 +305,20 @@ async def sweep_deleted(rt: Runtime, namespace: str | None) -> int:
     alive = await rt.kube.videojob_job_ids(namespace)
     gone = [doc for doc in docs if doc["_id"] not in alive]
     for doc in gone:
-        await rt.mirror.write(str(doc["_id"]), deleted_update(doc, now()))
+        at = now()
+        event = job_event(
+            EventType.CANCELLED,
+            job_id=str(doc["_id"]),
+            owner=str(doc.get("owner") or ""),
+            at=at,
+            metadata=dict(doc.get("metadata") or {}),
+            data={
+                "phase": Phase.CANCELLED.value,
+                "reason": VIDEOJOB_DELETED,
+                "finishedAt": at.isoformat().replace("+00:00", "Z"),
+            },
+        )
+        await rt.mirror.write(str(doc["_id"]), deleted_update(doc, at), event)
         removed = await rt.storage.delete_outputs(str(doc["_id"]))
         ref = doc.get("videojob") or {}
         log.info(

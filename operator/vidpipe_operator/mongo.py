@@ -4,10 +4,16 @@ The updates come from the record's builders (`vidpipe.record`, shared with the A
 reads the same document); `JobMirror` only sends them: pymongo runs in worker threads because
 it is blocking and the kopf event loop must never wait on the network, and the writes of a
 burst go out as one ordered `update` command (see batching.py).
+
+Each write may carry the event of the state it records (`vidpipe.events`, the outbox the webhook
+dispatcher reads). The event goes out with the write, as an insert keyed by its deterministic id,
+and the write counts as done only when both are: a write retried or replayed after a crash (a
+resume mirrors every VideoJob again) inserts nothing twice and misses no event.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
@@ -18,6 +24,7 @@ from pymongo.collection import Collection
 from pymongo.errors import NetworkTimeout, OperationFailure, ServerSelectionTimeoutError
 
 from vidpipe.constants import JOBS_COLLECTION
+from vidpipe.events import EVENTS_COLLECTION, JobEvent, outbox_insert
 from vidpipe.phases import TERMINAL_PHASES
 from vidpipe.record import progress_update
 from vidpipe_operator.batching import Batcher, BatchFailed
@@ -51,18 +58,23 @@ class JobMirror:
         self._jobs: Collection[Doc] = self._db[JOBS_COLLECTION]
         self._pool = pool
         # Writes made while one batch is in flight go out together in the next one.
-        self._writes: Batcher[Doc] = Batcher(self._bulk, batch_max, shrink_on=_too_slow)
+        self._writes: Batcher[Doc] = Batcher(
+            partial(self._bulk, JOBS_COLLECTION), batch_max, shrink_on=_too_slow
+        )
+        self._events: Batcher[Doc] = Batcher(
+            partial(self._bulk, EVENTS_COLLECTION), batch_max, shrink_on=_too_slow
+        )
 
     async def _run(self, fn: Callable[[], T]) -> T:
         return await self._pool.run(fn)
 
-    def _update_command(self, ops: list[Doc]) -> None:
+    def _update_command(self, collection: str, ops: list[Doc]) -> None:
         # The `update` command itself rather than bulk_write: pymongo's bulk result merging
         # needs fields (nModified) that some wire-compatible servers (FerretDB) leave out.
         # Ordered: two writes to one document in a batch land in the order they were made.
         # pymongo does not retry a raw command; every caller retries a failed write instead
         # (each mirror write is idempotent).
-        reply = self._db.command({"update": JOBS_COLLECTION, "updates": ops, "ordered": True})
+        reply = self._db.command({"update": collection, "updates": ops, "ordered": True})
         errors = reply.get("writeErrors") or []
         if errors:
             first = min(errors, key=lambda e: int(e["index"]))
@@ -72,15 +84,27 @@ class JobMirror:
             applied = min(int(first["index"]), int(reply.get("n") or 0))
             raise BatchFailed(applied, cause)
 
-    async def _bulk(self, ops: list[Doc]) -> None:
-        await self._run(partial(self._update_command, ops))
+    async def _bulk(self, collection: str, ops: list[Doc]) -> None:
+        await self._run(partial(self._update_command, collection, ops))
 
-    async def write(self, job_id: str, update: Doc) -> None:
-        await self._writes.submit({"q": {"_id": job_id}, "u": update, "upsert": True})
+    async def _with_event(self, op: Doc, event: JobEvent | None) -> None:
+        if event is None:
+            await self._writes.submit(op)
+            return
+        query, insert = outbox_insert(event)
+        await asyncio.gather(
+            self._writes.submit(op),
+            self._events.submit({"q": query, "u": insert, "upsert": True}),
+        )
 
-    async def write_progress(self, job_id: str, progress: int, at: datetime) -> None:
+    async def write(self, job_id: str, update: Doc, event: JobEvent | None = None) -> None:
+        await self._with_event({"q": {"_id": job_id}, "u": update, "upsert": True}, event)
+
+    async def write_progress(
+        self, job_id: str, progress: int, at: datetime, event: JobEvent | None = None
+    ) -> None:
         query, update = progress_update(progress, at)
-        await self._writes.submit({"q": {"_id": job_id, **query}, "u": update})
+        await self._with_event({"q": {"_id": job_id, **query}, "u": update}, event)
 
     async def unfinished(self, namespace: str | None) -> list[Doc]:
         """Documents the operator has mirrored (they name their VideoJob) that are not terminal;
@@ -91,7 +115,7 @@ class JobMirror:
         }
         if namespace is not None:
             query["videojob.namespace"] = namespace
-        fields = {"_id": 1, "videojob": 1, "conditions": 1}
+        fields = {"_id": 1, "videojob": 1, "conditions": 1, "owner": 1, "metadata": 1}
         return await self._run(lambda: list(self._jobs.find(query, fields)))
 
     async def get(self, job_id: str) -> Doc | None:

@@ -19,6 +19,7 @@ from typing import Any, cast
 
 import kopf
 
+from vidpipe.events import status_event
 from vidpipe.models import VideoJobSpec
 from vidpipe.phases import Phase
 from vidpipe.record import mirror_update
@@ -35,7 +36,7 @@ from vidpipe_operator.jobspec import build_job, job_name
 from vidpipe_operator.names import ADMITTED, CANCEL_REQUESTED, VIDEOJOB_DELETED
 from vidpipe_operator.queue import admit
 from vidpipe_operator.runtime import Runtime
-from vidpipe_operator.s3 import manifest_keys
+from vidpipe_operator.s3 import manifest_facts, manifest_keys
 from vidpipe_operator.status import (
     JobView,
     Outcome,
@@ -109,8 +110,23 @@ def _announce(videojob: Body, old: Body, new: Body) -> None:
         _post(videojob, "Warning", "Retrying", f"attempt {new['attempts']}")
 
 
+async def _mirror(rt: Runtime, videojob: Body, status: Body, facts: Body | None = None) -> None:
+    """Mirror `status` into the job record, with the event of the state it records (the
+    outbox: an insert keyed by the event's id, so a repeat after a crash adds nothing)."""
+    at = now()
+    spec = videojob["spec"]
+    event = status_event(spec, status, at, facts=facts)
+    await rt.mirror.write(spec["jobId"], mirror_update(videojob, status, at), event)
+
+
 async def _write(
-    rt: Runtime, videojob: Body, old: Body, new: Body, *, force_mirror: bool
+    rt: Runtime,
+    videojob: Body,
+    old: Body,
+    new: Body,
+    *,
+    force_mirror: bool,
+    facts: Body | None = None,
 ) -> Phase | None:
     """Patch the status difference, announce it, then mirror to MongoDB.
 
@@ -126,7 +142,7 @@ async def _write(
             merged = resp.get("status") or merged
         _announce(videojob, old, new)
     if patch or force_mirror:
-        await rt.mirror.write(videojob["spec"]["jobId"], mirror_update(videojob, merged, now()))
+        await _mirror(rt, videojob, merged, facts)
         if Phase(merged.get("phase", "Pending")).terminal and parse_time(merged.get("finishedAt")):
             finished = parse_time(merged.get("finishedAt"))
             if finished is not None and patch:
@@ -134,12 +150,15 @@ async def _write(
     return Phase(merged.get("phase", Phase.PENDING.value))
 
 
-async def _outputs(rt: Runtime, job_id: str) -> list[str]:
+async def _outputs(rt: Runtime, job_id: str) -> tuple[list[str], Body]:
     """What the processor produced, from its manifest (the one source: the API offers exactly
-    these). S3 unreachable raises, so the reconcile is retried with backoff instead of recording
-    a success without outputs for good (or re-running a finished job whose Job is gone)."""
+    these), and what the manifest says about it (`manifest_facts`). S3 unreachable raises, so
+    the reconcile is retried with backoff instead of recording a success without outputs for
+    good (or re-running a finished job whose Job is gone)."""
     manifest = await rt.storage.read_manifest(job_id)
-    return manifest_keys(job_id, manifest) if manifest is not None else []
+    if manifest is None:
+        return [], {}
+    return manifest_keys(job_id, manifest), manifest_facts(manifest)
 
 
 async def grant_access(rt: Runtime, videojob: Body) -> None:
@@ -179,7 +198,7 @@ async def cancel(rt: Runtime, videojob: Body, *, reason: str, logger: Logger) ->
     await rt.kube.delete_job(meta["namespace"], recorded_job_name(videojob))
     new = cancelled(status, reason=reason, at=now(), generation=meta.get("generation"))
     if reason == VIDEOJOB_DELETED:
-        await rt.mirror.write(videojob["spec"]["jobId"], mirror_update(videojob, new, now()))
+        await _mirror(rt, videojob, new)
     else:
         await _write(rt, videojob, status, new, force_mirror=True)
     removed = await rt.storage.delete_outputs(videojob["spec"]["jobId"])
@@ -217,7 +236,7 @@ async def _reconcile(
     phase = Phase(status.get("phase") or Phase.PENDING.value)
     if phase.terminal:
         if force_mirror:
-            await rt.mirror.write(spec["jobId"], mirror_update(videojob, status, now()))
+            await _mirror(rt, videojob, status)
         return Result(phase)
     if meta.get("deletionTimestamp"):
         return Result(phase)  # its DELETED event cancels it (controller.on_videojob_deleted)
@@ -230,12 +249,16 @@ async def _reconcile(
         if job is None:
             # We created a Job before, and it is gone: collected by its TTL while the operator
             # was down, or deleted by hand. A manifest means the processor finished; else rerun.
-            found = await _outputs(rt, spec["jobId"])
+            found, found_facts = await _outputs(rt, spec["jobId"])
             if found:
                 attempts = max(1, int(status.get("attempts") or 0))
                 done = JobView(Outcome.SUCCEEDED, attempts, None, None, "")
                 new = from_job(status, jname, done, at=now(), generation=generation, outputs=found)
-                return Result(await _write(rt, videojob, status, new, force_mirror=force_mirror))
+                return Result(
+                    await _write(
+                        rt, videojob, status, new, force_mirror=force_mirror, facts=found_facts
+                    )
+                )
             logger.warning(f"Job {jname} disappeared before finishing; creating it again")
     elif job is None:
         # No Job recorded (nor seen): usually there is none, so skip the read and let create
@@ -277,9 +300,10 @@ async def _reconcile(
                 )
     view = view_job(job)
     outputs: list[str] | None = None
+    facts: Body | None = None
     pod_message: str | None = None
     if view.outcome is Outcome.SUCCEEDED:
-        outputs = await _outputs(rt, spec["jobId"])
+        outputs, facts = await _outputs(rt, spec["jobId"])
     elif view.outcome in {Outcome.BAD_INPUT, Outcome.RETRIES_EXHAUSTED}:
         pod_message = termination_message(await rt.kube.list_job_pods(namespace, jname))
     if view.outcome in FAILED_OUTCOMES:
@@ -298,7 +322,7 @@ async def _reconcile(
         pod_message=pod_message,
     )
     return Result(
-        await _write(rt, videojob, status, new, force_mirror=force_mirror),
+        await _write(rt, videojob, status, new, force_mirror=force_mirror, facts=facts),
         job_name=jname,
         job_facts=(view.outcome.value, view.attempts),
     )

@@ -54,6 +54,28 @@ def manifest_keys(job_id: str, manifest: Any) -> list[str]:
     return sorted(keys)
 
 
+def manifest_facts(manifest: Any) -> dict[str, Any]:
+    """What a manifest says about the media produced (for the job.succeeded event): its
+    duration and each rendition's size. Fields of the wrong type are left out, not trusted."""
+    if not isinstance(manifest, dict):
+        return {}
+    facts: dict[str, Any] = {}
+    duration = manifest.get("durationSeconds")
+    if isinstance(duration, int | float) and not isinstance(duration, bool):
+        facts["durationSeconds"] = duration
+    renditions = []
+    outputs = manifest.get("outputs")
+    for entry in outputs if isinstance(outputs, list) else []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("rendition"), str):
+            continue
+        fields = {k: entry.get(k) for k in ("width", "height", "size")}
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in fields.values()):
+            renditions.append({"name": entry["rendition"], **fields})
+    if renditions:
+        facts["renditions"] = renditions
+    return facts
+
+
 class OutputStorage:
     def __init__(self, settings: OperatorSettings, pool: IOPool):
         access = settings.s3_access_key_id

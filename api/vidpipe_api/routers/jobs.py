@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
+from vidpipe.events import EventType, record_event
 from vidpipe.keys import output_prefix, source_key
 from vidpipe.phases import Phase
 from vidpipe.record import deleted_fields
@@ -100,7 +101,10 @@ async def delete_job(
     await storage.delete_prefix(output_prefix(job.id))
     await storage.delete(source_key(job.id))
     reached = existed or job.cr_created
-    await db.update_job(job.id, deleted_fields(job, now(), reached_cluster=reached))
+    at = now()
+    fields = deleted_fields(job, at, reached_cluster=reached)
+    await db.update_job(job.id, fields)
+    await db.record_event(record_event(job.updated(fields), EventType.DELETED, at))
     return Response(status_code=204)
 
 

@@ -50,7 +50,7 @@ from vidpipe_api.errors import (
 )
 from vidpipe_api.filenames import sanitize_filename
 from vidpipe_api.jobs import job_view, new_job_id
-from vidpipe_api.options import outputs_document, parse_options
+from vidpipe_api.options import outputs_document, parse_metadata, parse_options
 from vidpipe_api.schemas import (
     ERROR_RESPONSES,
     ErrorOut,
@@ -114,6 +114,7 @@ async def create_upload(
         raise UploadTooLarge(settings.max_upload_bytes)
     options_json = None if body.options is None else json.dumps(body.options)
     outputs = parse_options(options_json, {})
+    labels = parse_metadata(body.metadata)
     part_size = part_size_for(body.sizeBytes, settings.part_size_bytes)
     count = parts_for(body.sizeBytes, part_size)
     if count > settings.max_session_parts:
@@ -140,6 +141,7 @@ async def create_upload(
         "filename": filename,
         "content_type": body.contentType,
         "options": outputs_document(outputs),
+        "metadata": labels,
         "state": "open",
         "created_at": now(),
         "expires_at": expires,
@@ -245,6 +247,7 @@ async def complete_upload(
             job_id=upload_id,
             owner=owner,
             outputs=Outputs.model_validate(session["options"]),
+            metadata=dict(session.get("metadata") or {}),
             size=size,
             filename=session.get("filename"),
             content_type=session.get("content_type"),

@@ -27,7 +27,7 @@ from vidpipe_api.filenames import sanitize_filename
 from vidpipe_api.formstream import FILE_FIELD, FilePart, FormLimits, ParsedForm, read_form
 from vidpipe_api.jobs import job_view, new_job_id
 from vidpipe_api.limits import UploadSlotsDep, guarded
-from vidpipe_api.options import parse_options
+from vidpipe_api.options import parse_metadata, parse_options
 from vidpipe_api.schemas import ERROR_RESPONSES, ErrorOut, JobOut, form_body
 from vidpipe_api.storage import StreamWriter
 
@@ -190,11 +190,11 @@ async def ingest_form(
     job_id = new_job_id()
     writer = ctx.storage.writer(source_key(job_id), {}, settings.max_upload_bytes)
     seen: dict[str, FilePart] = {}
-    chosen: list[Outputs] = []
+    chosen: list[tuple[Outputs, dict[str, str]]] = []
     form_limits = FormLimits(settings.form_max_fields, settings.form_max_field_bytes)
 
     async def file_starts(form: ParsedForm) -> None:
-        chosen.append(on_file_start(form))
+        chosen.append((on_file_start(form), parse_metadata(form.fields.get("metadata"))))
 
     async def on_file_data(part: FilePart, data: bytes) -> None:
         if "file" not in seen:
@@ -220,11 +220,12 @@ async def ingest_form(
             raise MissingFile()
         return form, chosen[0]
 
-    form, outputs = await _store(ctx, request, writer, consume)
+    form, (outputs, metadata) = await _store(ctx, request, writer, consume)
     return await ctx.ingest.accept(
         job_id=job_id,
         owner=owner,
         outputs=outputs,
+        metadata=metadata,
         size=writer.size,
         filename=sanitize_filename(form.file.filename),
         content_type=form.file.content_type,
@@ -250,6 +251,9 @@ async def upload_raw(
         Header(description="Original file name, percent-encoded UTF-8", max_length=2048),
     ] = None,
     options: Annotated[str | None, Query(description="JSON: VideoJob spec.outputs")] = None,
+    metadata: Annotated[
+        str | None, Query(description="JSON object of your own strings, echoed in events")
+    ] = None,
     renditions: Annotated[str | None, Query(examples=["480p,720p"])] = None,
     poster: Annotated[str | None, Query(description="true or false")] = None,
     storyboard: Annotated[str | None, Query(description="true or false")] = None,
@@ -264,8 +268,9 @@ async def upload_raw(
         if v is not None
     }
     outputs = parse_options(options, fields)  # before reading a byte of the body
+    labels = parse_metadata(metadata)
     with slots.hold(owner):
-        return await _upload_raw(request, ctx, owner, x_filename, content_type, outputs)
+        return await _upload_raw(request, ctx, owner, x_filename, content_type, outputs, labels)
 
 
 async def _upload_raw(
@@ -275,6 +280,7 @@ async def _upload_raw(
     x_filename: str | None,
     content_type: str,
     outputs: Outputs,
+    labels: dict[str, str],
 ) -> JSONResponse:
     await ratelimit.acquire(ctx.db, owner, ctx.settings)
     job_id = new_job_id()
@@ -295,6 +301,7 @@ async def _upload_raw(
         size=writer.size,
         filename=filename,
         content_type=content_type,
+        metadata=labels,
         via="raw",
     )
     return _accepted(record)

@@ -20,7 +20,7 @@ from vidpipe_api.errors import InvalidRequest, RateLimited, install_error_handle
 from vidpipe_api.filenames import sanitize_filename
 from vidpipe_api.formstream import read_form
 from vidpipe_api.jobs import downloads, job_view, new_job_id
-from vidpipe_api.options import parse_options
+from vidpipe_api.options import parse_metadata, parse_options
 from vidpipe_api.pagination import Cursor, decode_cursor, encode_cursor
 from vidpipe_api.ratelimit import Limit, limits_for, slot
 from vidpipe_api.routers.uploads import part_size_for
@@ -90,6 +90,35 @@ def test_options_shorthand_and_json() -> None:
 def test_options_rejected(options: str | None, fields: dict[str, str]) -> None:
     with pytest.raises(InvalidRequest) as err:
         parse_options(options, fields)
+    assert err.value.code == ErrorCode.VALIDATION_FAILED
+
+
+def test_metadata_accepts_a_small_map_of_strings() -> None:
+    # Fails if a valid map were refused or altered, or an absent one were not empty.
+    assert parse_metadata('{"order": "42", "team.a-b_c": ""}') == {"order": "42", "team.a-b_c": ""}
+    assert parse_metadata({"k": "v"}) == {"k": "v"}
+    assert parse_metadata(None) == {} and parse_metadata("") == {}
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        "not json",
+        "[1]",
+        '{"n": 1}',
+        '{"k": null}',
+        json.dumps({f"k{i}": "v" for i in range(17)}),
+        json.dumps({"k" * 65: "v"}),
+        json.dumps({"": "v"}),
+        json.dumps({"sp ace": "v"}),
+        json.dumps({"k": "v" * 513}),
+    ],
+)
+def test_metadata_refused(metadata: str) -> None:
+    # Fails if metadata a webhook payload could not carry safely (non-strings, too many keys,
+    # long or odd keys, long values) got into a job.
+    with pytest.raises(InvalidRequest) as err:
+        parse_metadata(metadata)
     assert err.value.code == ErrorCode.VALIDATION_FAILED
 
 

@@ -55,6 +55,9 @@ UPDATE_TWINS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         BASE, _with(activeDeadlineSeconds=900)
     ),
     "resources is immutable; create a new VideoJob instead": (BASE, _with(resources={"cpu": "2"})),
+    "userMetadata is immutable; create a new VideoJob instead": (
+        _with(userMetadata={"a": "1"}), _with(userMetadata={"a": "2"})
+    ),
     "cancel cannot be undone": (_with(cancel=True), BASE),
 }  # fmt: skip
 # The name rule sits on the root (metadata.name). Its twin is the job id's limit: the API names

@@ -56,7 +56,11 @@ def test_schema_is_structural() -> None:
     for path, node in _walk(schema):
         if not isinstance(node, dict) or path.endswith("/default"):
             continue
-        assert not {"$ref", "anyOf", "oneOf", "allOf", "additionalProperties", "title"} & set(node)
+        assert not {"$ref", "anyOf", "oneOf", "allOf", "title"} & set(node)
+        if "additionalProperties" in node:  # a map: structural only as a typed schema, alone
+            assert "properties" not in node, path
+            assert isinstance(node["additionalProperties"], dict), path
+            assert "type" in node["additionalProperties"], path
         if path.endswith("/properties"):
             for name, child in node.items():
                 assert "type" in child, f"{path}/{name} has no type"

@@ -119,7 +119,8 @@ def test_insert_writes_the_fields_it_always_wrote() -> None:
     # Everything the old document held but what is written after the insert.
     later = {"cancel_requested", "deleted_at", "attempts", "started_at", "finished_at"}
     later |= {"outputs", "error", "conditions", "job_name", "videojob"}
-    assert set(doc) == set(OLD_DOCUMENT) - later
+    # Added since: the client's metadata (issue 14); older documents read without it.
+    assert set(doc) == set(OLD_DOCUMENT) - later | {"metadata"}
     assert doc["phase"] == "Pending" and doc["cr_created"] is False and doc["deleted"] is False
     assert doc["source"] == {"bucket": "media", "key": "sources/vj-1/source"}
     assert JobRecord.model_validate(doc) == record
