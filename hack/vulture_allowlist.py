@@ -40,8 +40,14 @@ expiresAt
 # common/vidpipe/errors.py: the catalogue's bad-input set, the tests' oracle for exit code 65
 BAD_INPUT_CODES
 
+# common/vidpipe/events.py: MongoDB document fields the dispatcher queries and sets by name (outbox flag, claims)
+dispatched
+claimed_by
+claimed_until
+
 # common/vidpipe/models.py: CRD models: fields read by the API server (the generated schema), and the CEL twins used as the tests' oracle
 spec_update_violations
+user_metadata
 last_transition_time
 observed_generation
 observed_generation
