@@ -61,6 +61,13 @@ INTERNAL_STATUS: dict[ErrorCode, InternalStatus] = {
     ErrorCode.JOB_ALREADY_FINISHED: S.INVALID_INPUT,
     ErrorCode.UPLOAD_SESSION_EXPIRED: S.INVALID_INPUT,
     ErrorCode.UPLOAD_COMPLETING: S.INVALID_INPUT,
+    # Webhooks are /v1 only; the rows keep the table total.
+    ErrorCode.WEBHOOK_NOT_FOUND: S.INVALID_INPUT,
+    ErrorCode.WEBHOOK_URL_REFUSED: S.INVALID_INPUT,
+    ErrorCode.WEBHOOK_LIMIT_REACHED: S.INVALID_INPUT,
+    ErrorCode.WEBHOOK_DISABLED: S.INVALID_INPUT,
+    ErrorCode.DELIVERY_NOT_FOUND: S.INVALID_INPUT,
+    ErrorCode.DELIVERY_IN_PROGRESS: S.INVALID_INPUT,
     # A video, but outside the limits: the file type is fine, the input is not.
     ErrorCode.DURATION_LIMIT_EXCEEDED: S.INVALID_INPUT,
     ErrorCode.RESOLUTION_LIMIT_EXCEEDED: S.INVALID_INPUT,

@@ -6,16 +6,18 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request
 
+from vidpipe.events import WebhookEndpoint
 from vidpipe.record import JobRecord
 from vidpipe_api import auth
 from vidpipe_api.cluster import Cluster
 from vidpipe_api.context import AppContext
 from vidpipe_api.db import Database
-from vidpipe_api.errors import JobNotFound, Unauthenticated
+from vidpipe_api.errors import JobNotFound, Unauthenticated, WebhookNotFound
 from vidpipe_api.jobs import Ingest
 from vidpipe_api.metrics import Metrics
 from vidpipe_api.settings import Settings
 from vidpipe_api.storage import Storage
+from vidpipe_api.webhooks import WebhookStore
 
 
 def get_context(request: Request) -> AppContext:
@@ -105,3 +107,30 @@ async def get_job_record(job_id: JobIdPath, owner: CurrentOwner, db: JobsRepoDep
 
 
 JobRecordDep = Annotated[JobRecord, Depends(get_job_record)]
+
+
+def get_webhook_store(db: JobsRepoDep) -> WebhookStore:
+    return WebhookStore(db)
+
+
+WebhookStoreDep = Annotated[WebhookStore, Depends(get_webhook_store)]
+
+WebhookIdPath = Annotated[
+    str,
+    Path(
+        description="Webhook id as returned by its creation", max_length=64, examples=["wh_5f0c…"]
+    ),
+]
+
+
+async def get_webhook(
+    webhook_id: WebhookIdPath, owner: CurrentOwner, store: WebhookStoreDep
+) -> WebhookEndpoint:
+    """The caller's endpoint or 404, like jobs: another owner's is indistinguishable from none."""
+    endpoint = await store.get(owner, webhook_id)
+    if endpoint is None:
+        raise WebhookNotFound(webhook_id)
+    return endpoint
+
+
+WebhookDep = Annotated[WebhookEndpoint, Depends(get_webhook)]

@@ -155,6 +155,50 @@ class UploadCompleting(RetryLater):
         )
 
 
+class WebhookNotFound(VidpipeError):
+    def __init__(self, webhook_id: str) -> None:
+        super().__init__(ErrorCode.WEBHOOK_NOT_FOUND, f"no webhook {webhook_id!r} for this caller")
+
+
+class WebhookUrlRefused(VidpipeError):
+    """The URL is not one we deliver to; the message names the rule, never echoes the URL."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            ErrorCode.WEBHOOK_URL_REFUSED, f"webhook URL refused: {reason}", {"reason": reason}
+        )
+
+
+class WebhookLimitReached(VidpipeError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            ErrorCode.WEBHOOK_LIMIT_REACHED,
+            f"at most {limit} webhook endpoints per caller; delete one first",
+            {"limit": limit},
+        )
+
+
+class WebhookDisabled(VidpipeError):
+    def __init__(self, webhook_id: str) -> None:
+        super().__init__(
+            ErrorCode.WEBHOOK_DISABLED,
+            f"webhook {webhook_id!r} is disabled; enable it first (PATCH enabled: true)",
+        )
+
+
+class DeliveryNotFound(VidpipeError):
+    def __init__(self, delivery: str) -> None:
+        super().__init__(ErrorCode.DELIVERY_NOT_FOUND, f"no delivery {delivery!r} for this webhook")
+
+
+class DeliveryInProgress(VidpipeError):
+    def __init__(self, delivery: str) -> None:
+        super().__init__(
+            ErrorCode.DELIVERY_IN_PROGRESS,
+            f"delivery {delivery!r} is being attempted right now; see its attempts",
+        )
+
+
 class StorageUnavailable(VidpipeError):
     def __init__(self, message: str = "object storage is unavailable; retry later") -> None:
         super().__init__(ErrorCode.STORAGE_UNAVAILABLE, message)

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import anyio
 from fastapi import FastAPI
@@ -20,8 +21,9 @@ from vidpipe_api.logs import configure_logging
 from vidpipe_api.metrics import Metrics, MetricsMiddleware, metrics_app
 from vidpipe_api.reaper import run_forever as run_reaper
 from vidpipe_api.reconciler import run_forever
-from vidpipe_api.routers import compat, jobs, system, uploads, videos
+from vidpipe_api.routers import compat, events, jobs, system, uploads, videos, webhooks
 from vidpipe_api.settings import Settings, get_settings
+from vidpipe_api.webhooks import WebhookStore
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ def create_app(settings: Settings | None = None, *, start_reconciler: bool = Tru
         ctx: AppContext = app.state.ctx
         try:
             await anyio.to_thread.run_sync(ctx.db.ensure_indexes)
+            retention = timedelta(days=settings.event_retention_days)
+            await anyio.to_thread.run_sync(WebhookStore(ctx.db).ensure_indexes, retention)
         except Exception as exc:
             # Start anyway: /readyz reports MongoDB and requests get 503 until it is back.
             log.warning("could not create indexes", extra={"error": type(exc).__name__})
@@ -88,6 +92,8 @@ def create_app(settings: Settings | None = None, *, start_reconciler: bool = Tru
     install_error_handlers(app, on_error=metrics.reject)
     for module in (videos, uploads, jobs, system):
         app.include_router(module.router)
+    app.include_router(webhooks.router)
+    app.include_router(events.router)
     if settings.compat_enabled:
         app.include_router(compat.router)
     if settings.metrics_port == 0:

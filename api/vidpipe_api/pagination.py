@@ -1,7 +1,7 @@
-"""Opaque cursors for newest-first job listings.
+"""Opaque cursors for job, event and delivery listings.
 
-A cursor names the last job of a page by (created_at in ms, id); the next page is everything
-strictly older in that order, so concurrent inserts never shift or repeat items.
+A cursor names the last item of a page by (time in ms, id); the next page is everything strictly
+beyond it in the listing's order, so concurrent inserts never shift or repeat items.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ def encode_cursor(cursor: Cursor) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(token: str) -> Cursor:
+def decode_cursor(token: str, max_id: int = 63) -> Cursor:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         created_ms, job_id = json.loads(raw)
     except (binascii.Error, ValueError, TypeError) as exc:
         raise InvalidRequest("invalid cursor") from exc
-    if not isinstance(created_ms, int) or not isinstance(job_id, str) or len(job_id) > 63:
+    if not isinstance(created_ms, int) or not isinstance(job_id, str) or len(job_id) > max_id:
         raise InvalidRequest("invalid cursor")
     return Cursor(created_ms, job_id)

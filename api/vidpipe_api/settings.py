@@ -7,12 +7,13 @@ hand it to `create_app`; the process uses `get_settings()`.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from vidpipe.settings import MediaLimitSettings, MongoSettings, S3Settings
 
@@ -95,10 +96,35 @@ class Settings(S3Settings, MongoSettings, MediaLimitSettings):
     # "Migrating from the replaced service"). Off removes the paths (404).
     compat_enabled: bool = True
 
+    # -- Webhooks and the event log (issue 14) ------------------------------------------------
+    # Endpoints one owner may register; each costs the dispatcher a delivery per event.
+    webhook_max_per_owner: Annotated[int, Field(ge=1, le=1000)] = 10
+    # Receivers that may be internal (in-cluster services): exact host names, `.suffix`es or
+    # CIDRs, comma-separated. Empty: public addresses only. The dispatcher checks again after
+    # DNS, with its own list.
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = []
+    # How long a rotated-out secret keeps signing (both are sent); a rotation may shorten it.
+    webhook_secret_grace_seconds: Annotated[int, Field(ge=0, le=7 * 24 * 3600)] = 24 * 3600
+    # Events (and deliveries) older than this expire; a replay reaches back at most this far.
+    event_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    # Events one replay request queues; a longer window answers where to continue.
+    webhook_replay_max_events: Annotated[int, Field(ge=1, le=100_000)] = 10_000
+    # -- end of webhooks ------------------------------------------------------------------------
+
     # Prometheus metrics are served on this port only (0: on the public port, for development).
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9090
 
     log_level: str = "INFO"
+
+    @field_validator("webhook_allowed_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        for entry in value if isinstance(value, list) else []:
+            if "/" in str(entry):
+                ipaddress.ip_network(str(entry).strip(), strict=False)  # a typo fails start-up
+        return value
 
 
 @lru_cache

@@ -55,6 +55,13 @@ class ErrorCode(StrEnum):
     FORM_LIMIT_EXCEEDED = "form_limit_exceeded"
     UPLOAD_SESSION_EXPIRED = "upload_session_expired"
     UPLOAD_COMPLETING = "upload_completing"
+    # Webhooks and the event log (issue 14)
+    WEBHOOK_NOT_FOUND = "webhook_not_found"
+    WEBHOOK_URL_REFUSED = "webhook_url_refused"
+    WEBHOOK_LIMIT_REACHED = "webhook_limit_reached"
+    WEBHOOK_DISABLED = "webhook_disabled"
+    DELIVERY_NOT_FOUND = "delivery_not_found"
+    DELIVERY_IN_PROGRESS = "delivery_in_progress"
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,20 @@ CATALOGUE: dict[ErrorCode, ErrorSpec] = {
     ErrorCode.UPLOAD_SESSION_EXPIRED: ErrorSpec(410, "The presigned upload session has expired."),
     ErrorCode.UPLOAD_COMPLETING: ErrorSpec(
         409, "Another request is completing this upload; retry after `Retry-After`."
+    ),
+    ErrorCode.WEBHOOK_NOT_FOUND: ErrorSpec(404, "No such webhook endpoint for this caller."),
+    ErrorCode.WEBHOOK_URL_REFUSED: ErrorSpec(
+        422, "The webhook URL is malformed or points at an internal address."
+    ),
+    ErrorCode.WEBHOOK_LIMIT_REACHED: ErrorSpec(
+        409, "The caller has the maximum number of webhook endpoints."
+    ),
+    ErrorCode.WEBHOOK_DISABLED: ErrorSpec(
+        409, "The webhook endpoint is disabled; enable it before retrying or replaying."
+    ),
+    ErrorCode.DELIVERY_NOT_FOUND: ErrorSpec(404, "No such delivery for this webhook endpoint."),
+    ErrorCode.DELIVERY_IN_PROGRESS: ErrorSpec(
+        409, "The delivery is pending and being attempted right now."
     ),
 }
 
