@@ -1,7 +1,7 @@
 """The dispatcher's MongoDB reads and writes (pymongo, blocking: loop.py calls them from its
 worker threads). Every write is safe to repeat and safe for several replicas at once: deliveries
-are inserted by deterministic id, a delivery is claimed by one replica with a conditional
-find-and-modify, and an endpoint is disabled by the one write that still finds it enabled.
+are inserted by deterministic id, a delivery is claimed by one replica through a unique insert,
+and an endpoint is disabled by the write that still finds it enabled.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from vidpipe.events import (
 from vidpipe.webhooks import delivery_insert, new_delivery
 
 Doc = dict[str, Any]
+# One document per claim won (see `claim`); the dispatcher's own collection.
+CLAIMS_COLLECTION = "delivery_claims"
 
 
 def connect(url: str, database: str, timeout_ms: int) -> Database[Doc]:
@@ -83,7 +85,15 @@ def claim(
     db: Database[Doc], replica: str, now: datetime, seconds: float, skip: set[str]
 ) -> Delivery | None:
     """The most overdue pending delivery, now this replica's for `seconds`; endpoints in `skip`
-    (at their concurrency limit here) are passed over."""
+    (at their concurrency limit here) are passed over.
+
+    Not one find-and-modify: FerretDB runs it as a read then a write, and two replicas were
+    measured sending the same delivery (tests/integration/dispatcher/test_crash.py). A claim is
+    won by inserting `<delivery id>:<claim number>` into `delivery_claims`; a unique `_id` is
+    the one write every MongoDB-protocol server makes atomic, so exactly one replica wins each
+    claim number, and the winner then moves the delivery's number on. After a crash the claim
+    runs out and the next number is free to win.
+    """
     query: Doc = {
         "state": DeliveryState.PENDING.value,
         "next_attempt_at": {"$lte": now},
@@ -91,13 +101,23 @@ def claim(
     }
     if skip:
         query["webhook_id"] = {"$nin": sorted(skip)}
-    doc = db[DELIVERIES_COLLECTION].find_one_and_update(
-        query,
-        {"$set": {"claimed_by": replica, "claimed_until": now + timedelta(seconds=seconds)}},
-        sort=[("next_attempt_at", ASCENDING)],
-        return_document=ReturnDocument.AFTER,
-    )
-    return None if doc is None else Delivery.model_validate(doc)
+    # A few candidates: replicas racing for the first one move on to the next.
+    candidates = db[DELIVERIES_COLLECTION].find(query).sort("next_attempt_at", ASCENDING).limit(8)
+    for doc in candidates:
+        number = int(doc.get("claims", 0))
+        try:
+            db[CLAIMS_COLLECTION].insert_one(
+                {"_id": f"{doc['_id']}:{number}", "by": replica, "at": now}
+            )
+        except DuplicateKeyError:
+            continue  # another replica won this claim
+        until = now + timedelta(seconds=seconds)
+        db[DELIVERIES_COLLECTION].update_one(
+            {"_id": doc["_id"]},
+            {"$set": {"claimed_by": replica, "claimed_until": until, "claims": number + 1}},
+        )
+        return Delivery.model_validate({**doc, "claimed_by": replica, "claimed_until": until})
+    return None
 
 
 def event(db: Database[Doc], event_id: str) -> JobEvent | None:
