@@ -110,3 +110,36 @@ def test_a_receiver_failing_30_percent_still_gets_all_200_events(
         metrics = resp.read().decode()
     assert 'vidpipe_dispatcher_deliveries_total{outcome="succeeded"} 200.0' in metrics
     assert 'vidpipe_dispatcher_deliveries_total{outcome="retry"}' in metrics
+
+
+def test_a_manual_retry_of_a_failed_delivery_just_works(
+    db: Database[dict[str, Any]],
+    receivers: Callable[..., Receiver],
+    dispatchers: Callable[..., DispatcherProcess],
+) -> None:
+    # Fails if a delivery set back to pending with next_attempt_at=now (what the API's retry
+    # does) were not attempted again, or its earlier attempts were lost from the log.
+    endpoint = add_endpoint(db, "")
+    rx = receivers([endpoint.secrets[0].value], fail_rate="1.0")
+    db["webhooks"].update_one({"_id": endpoint.id}, {"$set": {"url": rx.url("/flaky/")}})
+    event = job_life("j1")[0]
+    insert_event(db, event)
+    dispatchers(**ALLOW, RETRY_SCHEDULE_SECONDS="[0.2]")
+    wait_until(
+        lambda: db[DELIVERIES_COLLECTION].count_documents({"state": "failed"}) == 1,
+        what="the delivery failed after its schedule",
+    )
+    assert rx.delivered_ids() == set()
+    db["webhooks"].update_one({"_id": endpoint.id}, {"$set": {"url": rx.url("/ok/")}})
+    db[DELIVERIES_COLLECTION].update_one(
+        {"event_id": event.id},
+        {"$set": {"state": "pending", "next_attempt_at": datetime.now(UTC)}},
+    )
+    wait_until(lambda: rx.delivered_ids() == {event.id}, what="the retried delivery accepted")
+    wait_until(
+        lambda: db[DELIVERIES_COLLECTION].count_documents({"state": "succeeded"}) == 1,
+        what="the delivery recorded as succeeded",
+    )
+    delivery = db[DELIVERIES_COLLECTION].find_one({"event_id": event.id})
+    assert delivery is not None
+    assert [a.get("status_code") for a in delivery["attempts"]] == [500, 500, 200]

@@ -162,3 +162,31 @@ def test_rotation_signs_with_both_secrets_during_the_grace_period(
     )
     last = next(r for r in only_new.records() if r["id"] == third.id)
     assert len(last["signatures"]) == 1
+
+
+def test_a_long_failure_streak_disables_the_endpoint(
+    db: Database[Doc],
+    receivers: Callable[..., Receiver],
+    dispatchers: Callable[..., DispatcherProcess],
+) -> None:
+    # Fails if an endpoint failing every attempt were retried without end, or were disabled
+    # without a reason and a webhook.disabled event.
+    endpoint = add_endpoint(db, "")
+    rx = receivers([endpoint.secrets[0].value], fail_rate="1.0")
+    db[WEBHOOKS_COLLECTION].update_one({"_id": endpoint.id}, {"$set": {"url": rx.url("/flaky/")}})
+    for event in job_life("j1"):
+        insert_event(db, event)
+    dispatchers(**ALLOW, FAILURE_STREAK_LIMIT="5")
+    wait_until(
+        lambda: db[EVENTS_COLLECTION].count_documents({"type": "webhook.disabled"}) == 1,
+        what="webhook.disabled logged",
+    )
+    doc = db[WEBHOOKS_COLLECTION].find_one({"_id": endpoint.id})
+    assert doc is not None and doc["enabled"] is False
+    assert doc["disabled_reason"].endswith("failed attempts in a row")
+    wait_until(
+        lambda: db[DELIVERIES_COLLECTION].count_documents({"state": "pending"}) == 0,
+        what="nothing left pending",
+    )
+    assert {d["state"] for d in db[DELIVERIES_COLLECTION].find()} == {"disabled"}
+    assert 5 <= len(rx.records()) <= 5 + 4  # the limit, plus what was already in flight
