@@ -6,12 +6,13 @@ and an endpoint is disabled by the write that still finds it enabled.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, MongoClient, ReturnDocument
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from vidpipe.events import (
     DELIVERIES_COLLECTION,
@@ -28,6 +29,7 @@ from vidpipe.events import (
 from vidpipe.webhooks import delivery_insert, new_delivery
 
 Doc = dict[str, Any]
+log = logging.getLogger("vidpipe_dispatcher")
 # One document per claim won (see `claim`); the dispatcher's own collection.
 CLAIMS_COLLECTION = "delivery_claims"
 
@@ -50,6 +52,11 @@ def ensure_indexes(db: Database[Doc]) -> None:
     db[WEBHOOKS_COLLECTION].create_index([("owner", ASCENDING)])
     db[DELIVERIES_COLLECTION].create_index([("state", ASCENDING), ("next_attempt_at", ASCENDING)])
     db[DELIVERIES_COLLECTION].create_index([("webhook_id", ASCENDING), ("state", ASCENDING)])
+    try:
+        # A claim's number is contended for milliseconds; a day later its record is garbage.
+        db[CLAIMS_COLLECTION].create_index("at", expireAfterSeconds=86400, name="at_ttl")
+    except PyMongoError as exc:  # a server without TTL indexes: the records are kept
+        log.info("no TTL index on claims", extra={"error": type(exc).__name__})
 
 
 def undispatched(db: Database[Doc], limit: int) -> list[JobEvent]:
