@@ -3,7 +3,7 @@
 One shape, so one log pipeline reads the API and the processor alike. Extra fields come from
 `logger.info("msg", extra={...})`. Keys, tokens and presigned URLs are never passed to a logger;
 as a second line of defence the formatter redacts anything that looks like a signature query
-string or an API key.
+string, an API key or a webhook signing secret.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", 
 # that ends in an escaped quote would take the backslash with it and break the line.
 _REDACT = re.compile(
     r"(X-Amz-Signature|X-Amz-Credential|Signature)=[^&\s\"\\]+|vpk_[0-9a-f]+_[A-Za-z0-9_-]+"
+    r"|whsec_[A-Za-z0-9+/]+=*"
 )
 
 
@@ -49,6 +50,8 @@ class JsonFormatter(logging.Formatter):
 
 def _redacted(match: re.Match[str]) -> str:
     text = match.group(0)
+    if text.startswith("whsec_"):
+        return "whsec_<redacted>"  # base64 padding is an `=` too: not a key=value pair
     return text.split("=")[0] + "=<redacted>" if "=" in text else "vpk_<redacted>"
 
 

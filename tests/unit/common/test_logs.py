@@ -43,3 +43,12 @@ def test_a_quoted_signature_is_redacted_and_the_line_stays_json() -> None:
     )
     entry = json.loads(JsonFormatter().format(record))
     assert entry["message"] == 'fetch "http://s3/k?a=1&Signature=<redacted>" failed'
+
+
+def test_a_webhook_secret_is_redacted_whole() -> None:
+    # Fails if any of a `whsec_` secret reaches a line, its base64 padding mistaken for a
+    # key=value pair included.
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw+/Abc0123456789abcdef=="
+    record = logging.makeLogRecord({"name": "x", "levelname": "INFO", "msg": "m", "s": secret})
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["s"] == "whsec_<redacted>"
