@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from typing import Annotated
 
-from pydantic import Field, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from vidpipe.settings import MongoSettings
 from vidpipe_dispatcher.schedule import SPEC_SCHEDULE, Policy
@@ -37,9 +38,10 @@ class DispatcherSettings(MongoSettings):
     failure_streak_limit: int = Field(default=100, ge=1)
     # One attempt, connection to the last byte read.
     timeout_seconds: float = Field(default=15.0, gt=0, le=60)
-    # CIDRs and host names that may be delivered to although the SSRF policy refuses them
-    # (in-cluster receivers); empty: only public addresses.
-    allow_destinations: list[str] = Field(default_factory=list)
+    # Receivers that may be internal (in-cluster services), comma-separated as the API's
+    # webhook_allowed_hosts: exact host names, `.suffix`es, IPs or CIDRs (for the addresses a
+    # name resolves to). Empty: public addresses only.
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Attempts in flight in this replica, and to one endpoint.
     max_in_flight: int = Field(default=32, ge=1, le=1000)
     max_per_endpoint: int = Field(default=4, ge=1)
@@ -56,6 +58,13 @@ class DispatcherSettings(MongoSettings):
     liveness_stale_seconds: float = Field(default=60.0, gt=0)
     log_level: str = "info"
     replica_id: str = Field(default_factory=_replica_id)
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     @model_validator(mode="after")
     def _claim_outlives_attempt(self) -> DispatcherSettings:
@@ -75,4 +84,4 @@ class DispatcherSettings(MongoSettings):
 
     @property
     def allow(self) -> AllowList:
-        return AllowList.parse(self.allow_destinations)
+        return AllowList.parse(self.allowed_hosts)

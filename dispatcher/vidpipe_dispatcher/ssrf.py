@@ -28,7 +28,12 @@ _METADATA: Final = frozenset(
 )
 _CGNAT: Final = ipaddress.ip_network("100.64.0.0/10")
 _NAT64: Final = ipaddress.ip_network("64:ff9b::/96")
-_INTERNAL_SUFFIXES: Final = (".svc", ".cluster.local", ".internal", ".localhost", ".local")
+# The API's list (vidpipe_api.webhooks, which refuses these names when an endpoint is saved):
+# names that resolve only inside a host, a LAN or a cluster; GCP's metadata server is
+# metadata.google.internal.
+_INTERNAL_SUFFIXES: Final = (
+    ".localhost", ".localdomain", ".local", ".internal", ".svc", ".cluster.local", ".home.arpa",
+)  # fmt: skip
 
 
 class Refused(Exception):
@@ -51,21 +56,30 @@ class Target:
 
 @dataclass(frozen=True)
 class AllowList:
-    """Destinations an operator allows on purpose (in-cluster receivers, tests)."""
+    """Destinations an operator allows on purpose (in-cluster receivers, tests), written as the
+    API's `webhook_allowed_hosts`: exact host names, `.suffix`es, IPs or CIDRs."""
 
     networks: tuple[IPNetwork, ...] = ()
     hosts: frozenset[str] = field(default_factory=frozenset)
+    suffixes: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, entries: Iterable[str]) -> AllowList:
         networks: list[IPNetwork] = []
         hosts: set[str] = set()
-        for entry in entries:
+        suffixes: list[str] = []
+        for entry in filter(None, (e.strip() for e in entries)):
             try:
-                networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+                networks.append(ipaddress.ip_network(entry, strict=False))
             except ValueError:
-                hosts.add(_normal_host(entry))
-        return cls(tuple(networks), frozenset(hosts))
+                if entry.startswith("."):
+                    suffixes.append(_normal_host(entry))
+                else:
+                    hosts.add(_normal_host(entry))
+        return cls(tuple(networks), frozenset(hosts), tuple(suffixes))
+
+    def allows_host(self, host: str) -> bool:
+        return host in self.hosts or any(host.endswith(s) or host == s[1:] for s in self.suffixes)
 
     def allows_address(self, ip: IPAddress) -> bool:
         return any(ip.version == n.version and ip in n for n in self.networks)
@@ -126,6 +140,7 @@ def forbidden(ip: IPAddress) -> str | None:
 
 
 def _internal_name(host: str) -> bool:
+    # Single-label names resolve through the cluster's search domains.
     return "." not in host or host.endswith(_INTERNAL_SUFFIXES)
 
 
@@ -137,7 +152,7 @@ def check(url: str, allow: AllowList, resolve: Resolver = socket.getaddrinfo) ->
     """
     target = parse_url(url)
     host = _normal_host(target.host)
-    named = host in allow.hosts
+    named = allow.allows_host(host)
     try:
         literal: IPAddress | None = ipaddress.ip_address(host)
     except ValueError:

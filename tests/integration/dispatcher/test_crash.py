@@ -35,7 +35,7 @@ def test_every_event_of_a_burst_is_delivered_after_a_kill_9(
     endpoint = add_endpoint(db, "")
     rx = receivers([endpoint.secrets[0].value], delay="0.1")
     db[WEBHOOKS_COLLECTION].update_one({"_id": endpoint.id}, {"$set": {"url": rx.url("/slow/")}})
-    first = dispatchers(ALLOW_DESTINATIONS='["127.0.0.1/32"]', MAX_PER_ENDPOINT="2")
+    first = dispatchers(ALLOWED_HOSTS="127.0.0.1/32", MAX_PER_ENDPOINT="2")
     t0 = datetime.now(UTC)
     ids = []
     for i in range(60):
@@ -53,8 +53,8 @@ def test_every_event_of_a_burst_is_delivered_after_a_kill_9(
     first.kill()
     assert len(rx.delivered_ids()) < 60, "the kill came before the end of the burst"
     # Two replicas from now on: they share the work without sending a delivery twice.
-    dispatchers(ALLOW_DESTINATIONS='["127.0.0.1/32"]', MAX_PER_ENDPOINT="2")
-    dispatchers(ALLOW_DESTINATIONS='["127.0.0.1/32"]', MAX_PER_ENDPOINT="2")
+    dispatchers(ALLOWED_HOSTS="127.0.0.1/32", MAX_PER_ENDPOINT="2")
+    dispatchers(ALLOWED_HOSTS="127.0.0.1/32", MAX_PER_ENDPOINT="2")
     wait_until(lambda: rx.delivered_ids() == set(ids), timeout=180, what="all 60 delivered")
     wait_until(
         lambda: db[DELIVERIES_COLLECTION].count_documents({"state": "succeeded"}) == 60,

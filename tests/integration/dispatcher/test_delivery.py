@@ -22,7 +22,7 @@ from tests.integration.dispatcher.conftest import (
 from vidpipe.events import DELIVERIES_COLLECTION, EVENTS_COLLECTION, EventType, job_event
 
 pytestmark = pytest.mark.integration
-ALLOW = {"ALLOW_DESTINATIONS": '["127.0.0.1/32"]'}
+ALLOW = {"ALLOWED_HOSTS": "127.0.0.1/32"}
 
 
 def test_every_transition_arrives_verified_and_orderable_by_seq(

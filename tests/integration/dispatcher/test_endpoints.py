@@ -29,7 +29,7 @@ from vidpipe.events import (
 from vidpipe.webhooks import new_secret
 
 pytestmark = pytest.mark.integration
-ALLOW = {"ALLOW_DESTINATIONS": '["127.0.0.1/32"]'}
+ALLOW = {"ALLOWED_HOSTS": "127.0.0.1/32"}
 Doc = dict[str, Any]
 
 

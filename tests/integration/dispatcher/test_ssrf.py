@@ -70,7 +70,7 @@ def test_a_redirect_is_a_failed_attempt_never_followed(
         {"_id": endpoint.id}, {"$set": {"url": rx.url("/redirect/")}}
     )
     insert_event(db, job_life("j1")[0])
-    dispatchers(ALLOW_DESTINATIONS='["127.0.0.1/32"]', RETRY_SCHEDULE_SECONDS="[0.2, 0.2]")
+    dispatchers(ALLOWED_HOSTS="127.0.0.1/32", RETRY_SCHEDULE_SECONDS="[0.2, 0.2]")
     wait_until(
         lambda: db[DELIVERIES_COLLECTION].count_documents({"state": "failed"}) == 1,
         what="the delivery failed after its schedule",

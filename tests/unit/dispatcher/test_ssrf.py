@@ -107,11 +107,16 @@ def test_an_unresolvable_name_is_refused_with_the_reason() -> None:
 
 def test_the_allow_list_admits_its_cidrs_and_hosts_only() -> None:
     # Fails if the allow-list were ignored, or admitted more than it names.
-    allow = AllowList.parse(["127.0.0.1/32", "10.96.0.0/12", "Receiver.Jobs.SVC"])
+    allow = AllowList.parse(["127.0.0.1/32", "10.96.0.0/12", "Receiver.Jobs.SVC", ".hooks.svc"])
     assert check("http://127.0.0.1:9000/h", allow)[1] == "127.0.0.1"
     table = {"hooks.example.com": ["10.100.0.5"], "receiver.jobs.svc": ["10.244.1.9"]}
     assert check("http://hooks.example.com/", allow, resolver(table))[1] == "10.100.0.5"
     assert check("http://receiver.jobs.svc/", allow, resolver(table))[1] == "10.244.1.9"
+    table["a.hooks.svc"] = ["10.244.2.2"]
+    assert check("http://a.hooks.svc/", allow, resolver(table))[1] == "10.244.2.2"
+    table["other.jobs.svc"] = ["10.244.1.10"]
+    with pytest.raises(Refused):
+        check("http://other.jobs.svc/", allow, resolver(table))
     with pytest.raises(Refused):
         check("http://127.0.0.2/", allow)
     with pytest.raises(Refused):
