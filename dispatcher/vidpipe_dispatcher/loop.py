@@ -22,7 +22,7 @@ from typing import Any
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from vidpipe.events import Attempt, Delivery, DeliveryState, JobEvent
+from vidpipe.events import Attempt, Delivery, DeliveryState, JobEvent, WebhookEndpoint
 from vidpipe_dispatcher import deliver, signing, store
 from vidpipe_dispatcher.metrics import ATTEMPT_SECONDS, BACKLOG_AGE, DELIVERIES, EVENT_TO_DELIVERY
 from vidpipe_dispatcher.schedule import Outcome, classify, decide, parse_retry_after
@@ -77,8 +77,11 @@ class Dispatcher:
         """One pass; True when it found work (then the next pass starts at once)."""
         now = _now()
         events = store.undispatched(self.db, self.settings.fanout_batch)
+        owners: dict[str, list[WebhookEndpoint]] = {}  # one read per owner and round
         for event in events:
-            store.fan_out(self.db, event, now)
+            if event.owner not in owners:
+                owners[event.owner] = store.endpoints_of(self.db, event.owner)
+            store.fan_out(self.db, event, owners[event.owner], now)
         claimed = 0
         while True:
             with self._lock:

@@ -70,11 +70,14 @@ def endpoints_of(db: Database[Doc], owner: str) -> list[WebhookEndpoint]:
     ]
 
 
-def fan_out(db: Database[Doc], event: JobEvent, now: datetime) -> int:
-    """One pending delivery per endpoint of the owner that wants the event, then the event is
-    dispatched. A crash in between repeats the inserts, which change nothing the second time."""
+def fan_out(
+    db: Database[Doc], event: JobEvent, endpoints: list[WebhookEndpoint], now: datetime
+) -> int:
+    """One pending delivery per endpoint of the owner (`endpoints`, from `endpoints_of`) that
+    wants the event, then the event is dispatched. A crash in between repeats the inserts,
+    which change nothing the second time."""
     made = 0
-    for endpoint in endpoints_of(db, event.owner):
+    for endpoint in endpoints:
         if not endpoint.wants(event.type):
             continue
         delivery = new_delivery(event.id, endpoint.id, event.owner, now)

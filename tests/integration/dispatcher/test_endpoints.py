@@ -189,4 +189,5 @@ def test_a_long_failure_streak_disables_the_endpoint(
         what="nothing left pending",
     )
     assert {d["state"] for d in db[DELIVERIES_COLLECTION].find()} == {"disabled"}
-    assert 5 <= len(rx.records()) <= 5 + 4  # the limit, plus what was already in flight
+    # The limit plus what was in flight then; without the limit, 3 deliveries x 13 attempts.
+    assert 5 <= len(rx.records()) <= 20
