@@ -39,7 +39,9 @@ class Result:
     refused: bool = False  # the SSRF policy (or the size limit) refused: never sent
 
 
-def _connection(target: Target, address: str, timeout: float) -> HTTPConnection:
+def _connection(
+    target: Target, address: str, timeout: float, ca_file: str | None
+) -> HTTPConnection:
     if target.scheme == "https":
         return HTTPSConnection(
             address,
@@ -48,6 +50,7 @@ def _connection(target: Target, address: str, timeout: float) -> HTTPConnection:
             server_hostname=target.host,  # SNI
             assert_hostname=target.host,  # the certificate must name the URL's host
             cert_reqs="CERT_REQUIRED",
+            ca_certs=ca_file,  # None: the system's CAs
         )
     return HTTPConnection(address, target.port, timeout=timeout)
 
@@ -67,6 +70,7 @@ def attempt(
     *,
     allow: AllowList,
     timeout: float,
+    ca_file: str | None = None,
     resolve: Resolver = socket.getaddrinfo,
 ) -> Result:
     """POST `body` to `url` once; never raises for anything the receiver or network does."""
@@ -77,7 +81,7 @@ def attempt(
     except Refused as exc:
         return Result(error=f"refused: {exc}", refused=True)
     started = time.monotonic()
-    conn = _connection(target, address, timeout)
+    conn = _connection(target, address, timeout, ca_file)
     timer = threading.Timer(timeout, _abort, (conn,))
     timer.daemon = True
     timer.start()
@@ -105,7 +109,8 @@ def attempt(
         elif not 200 <= status < 300:
             error = f"HTTP {status}"
         return Result(status, latency, error, response.headers.get("Retry-After"))
-    except (OSError, HTTPError, http.client.HTTPException) as exc:
+    # ValueError: urllib3's CertificateError (a certificate for another name) is one.
+    except (OSError, HTTPError, http.client.HTTPException, ValueError) as exc:
         late = time.monotonic() - started >= timeout
         why = f"timed out after {timeout:g} s" if late else f"{type(exc).__name__}: {exc}"
         return Result(latency_s=time.monotonic() - started, error=why[:300])

@@ -146,7 +146,12 @@ class Dispatcher:
             return
         headers = signing.headers(event.id, int(now.timestamp()), body, live)
         result = deliver.attempt(
-            endpoint.url, body, headers, allow=self._allow, timeout=self.settings.timeout_seconds
+            endpoint.url,
+            body,
+            headers,
+            allow=self._allow,
+            timeout=self.settings.timeout_seconds,
+            ca_file=self.settings.ca_file,
         )
         latency_ms = None if result.latency_s is None else round(result.latency_s * 1000, 1)
         done = Attempt(at=now, status_code=result.status, latency_ms=latency_ms, error=result.error)

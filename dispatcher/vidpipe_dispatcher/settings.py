@@ -42,6 +42,9 @@ class DispatcherSettings(MongoSettings):
     # webhook_allowed_hosts: exact host names, `.suffix`es, IPs or CIDRs (for the addresses a
     # name resolves to). Empty: public addresses only.
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # A PEM file of the CAs that HTTPS receivers' certificates must chain to, instead of the
+    # system's (receivers with a private CA); None: the system's.
+    ca_file: str | None = None
     # Attempts in flight in this replica, and to one endpoint.
     max_in_flight: int = Field(default=32, ge=1, le=1000)
     max_per_endpoint: int = Field(default=4, ge=1)
