@@ -3,6 +3,7 @@ by sequence number, also through a receiver that fails 30 % of requests at rando
 
 from __future__ import annotations
 
+import json
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -110,6 +111,10 @@ def test_a_receiver_failing_30_percent_still_gets_all_200_events(
         metrics = resp.read().decode()
     assert 'vidpipe_dispatcher_deliveries_total{outcome="succeeded"} 200.0' in metrics
     assert 'vidpipe_dispatcher_deliveries_total{outcome="retry"}' in metrics
+    assert "vidpipe_dispatcher_backlog_age_seconds" in metrics
+    assert "vidpipe_dispatcher_event_to_delivery_seconds_count 200.0" in metrics
+    with urllib.request.urlopen(f"http://127.0.0.1:{dispatcher.metrics_port}/healthz") as resp:
+        assert json.loads(resp.read())["status"] == "ok"
 
 
 def test_a_manual_retry_of_a_failed_delivery_just_works(
