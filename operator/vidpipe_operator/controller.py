@@ -78,11 +78,14 @@ async def on_videojob_event(
     if phase is Phase.RUNNING and previous != progress:
         # Progress is the processor's field; the operator only copies it to the read model,
         # and only while the document is not terminal (see mirror.progress_update). A new
-        # tenth also goes to the event log (job.progress, throttled there).
+        # tenth also goes to the event log (job.progress; a retry starts lower, and its tenths
+        # are events of their own).
         at = now()
         attempt = int(status.get("attempts") or 1)
         event = (
-            progress_event(spec, attempt, progress, at) if progress // 10 > previous // 10 else None
+            progress_event(spec, attempt, progress, at)
+            if progress // 10 != previous // 10
+            else None
         )
         try:
             await rt.mirror.write_progress(spec["jobId"], progress, at, event)
