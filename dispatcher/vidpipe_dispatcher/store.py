@@ -120,6 +120,7 @@ def claim(
                 {"_id": f"{doc['_id']}:{number}", "by": replica, "at": now}
             )
         except DuplicateKeyError:
+            _skip_orphan(db, doc["_id"], number, now - timedelta(seconds=seconds))
             continue  # another replica won this claim
         until = now + timedelta(seconds=seconds)
         db[DELIVERIES_COLLECTION].update_one(
@@ -128,6 +129,17 @@ def claim(
         )
         return Delivery.model_validate({**doc, "claimed_by": replica, "claimed_until": until})
     return None
+
+
+def _skip_orphan(db: Database[Doc], delivery: str, number: int, expired: datetime) -> None:
+    """A claim won by a replica that died before recording it on the delivery holds its number
+    for ever; once it is older than a claim lasts, move the delivery on to the next number.
+    Every replica that sees it writes the same value, and the next number is won once."""
+    won = db[CLAIMS_COLLECTION].find_one({"_id": f"{delivery}:{number}"})
+    if won is not None and won["at"] <= expired:
+        db[DELIVERIES_COLLECTION].update_one(
+            {"_id": delivery, "claims": {"$in": [number, None]}}, {"$set": {"claims": number + 1}}
+        )
 
 
 def event(db: Database[Doc], event_id: str) -> JobEvent | None:

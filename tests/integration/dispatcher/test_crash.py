@@ -19,6 +19,8 @@ from tests.integration.dispatcher.conftest import (
     wait_until,
 )
 from vidpipe.events import DELIVERIES_COLLECTION, WEBHOOKS_COLLECTION, EventType, job_event
+from vidpipe.webhooks import delivery_insert, new_delivery
+from vidpipe_dispatcher.store import CLAIMS_COLLECTION
 
 pytestmark = pytest.mark.integration
 Doc = dict[str, Any]
@@ -65,3 +67,27 @@ def test_every_event_of_a_burst_is_delivered_after_a_kill_9(
         counts[r["id"]] = counts.get(r["id"], 0) + 1
     # Only what was in flight at the kill may arrive twice (at most 2 per endpoint then).
     assert sum(n - 1 for n in counts.values()) <= 2
+
+
+def test_a_claim_won_by_a_replica_that_died_before_recording_it_expires(
+    db: Database[Doc],
+    receivers: Callable[..., Receiver],
+    dispatchers: Callable[..., DispatcherProcess],
+) -> None:
+    # Fails if a replica killed between winning a claim and writing it on the delivery left
+    # that delivery unclaimable for ever (its claim number is taken; nobody moves it on).
+    endpoint = add_endpoint(db, "")
+    rx = receivers([endpoint.secrets[0].value])
+    db[WEBHOOKS_COLLECTION].update_one({"_id": endpoint.id}, {"$set": {"url": rx.url("/ok/")}})
+    now = datetime.now(UTC)
+    event = job_event(EventType.SUBMITTED, job_id="j1", owner="alice", at=now)
+    delivery = new_delivery(event.id, endpoint.id, "alice", now)
+    query, update = delivery_insert(delivery)
+    db[DELIVERIES_COLLECTION].update_one(query, update, upsert=True)
+    # What the dead replica left: claim number 0 won a minute ago, never recorded.
+    db[CLAIMS_COLLECTION].insert_one(
+        {"_id": f"{delivery.id}:0", "by": "dead", "at": now - timedelta(minutes=1)}
+    )
+    insert_event(db, event)
+    dispatchers(ALLOWED_HOSTS="127.0.0.1/32")
+    wait_until(lambda: rx.delivered_ids() == {event.id}, what="the delivery sent after all")
