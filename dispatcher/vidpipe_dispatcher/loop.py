@@ -62,12 +62,17 @@ class Dispatcher:
         store.ensure_indexes(self.db)
         try:
             while not stop.is_set():
+                busy = False
                 try:
                     busy = self.round()
+                    self._last_round = time.monotonic()
                 except PyMongoError as exc:
+                    # An outage, not a stuck loop: alive, waiting for MongoDB to come back.
+                    self._last_round = time.monotonic()
                     log.warning("MongoDB unavailable; retrying", extra={"error": str(exc)[:300]})
-                    busy = False
-                self._last_round = time.monotonic()
+                except Exception:
+                    # A bug: keep trying, but /healthz goes stale if it never clears.
+                    log.exception("dispatch round failed")
                 if not busy:
                     stop.wait(self.settings.poll_seconds)
         finally:
@@ -138,13 +143,14 @@ class Dispatcher:
             self._record(delivery, None, DeliveryState.DISABLED)
             return
         body = body_of(event)
-        live = signing.signing_secrets(endpoint.secrets, now)
-        if not live:
-            failed = Attempt(at=now, error="the endpoint has no live secret")
+        try:
+            live = signing.signing_secrets(endpoint.secrets, now)
+            headers = signing.headers(event.id, int(now.timestamp()), body, live)
+        except ValueError:  # no live secret, or one that is not base64
+            failed = Attempt(at=now, error="the endpoint has no usable secret")
             DELIVERIES.labels("failed").inc()
             self._record(delivery, failed, DeliveryState.FAILED)
             return
-        headers = signing.headers(event.id, int(now.timestamp()), body, live)
         result = deliver.attempt(
             endpoint.url,
             body,

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import ValidationError
 from pymongo import ASCENDING, MongoClient, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
@@ -29,6 +30,7 @@ from vidpipe.events import (
 from vidpipe.webhooks import delivery_insert, new_delivery
 
 Doc = dict[str, Any]
+M = TypeVar("M", JobEvent, Delivery, WebhookEndpoint)
 log = logging.getLogger("vidpipe_dispatcher")
 # One document per claim won (see `claim`); the dispatcher's own collection.
 CLAIMS_COLLECTION = "delivery_claims"
@@ -59,15 +61,34 @@ def ensure_indexes(db: Database[Doc]) -> None:
         log.info("no TTL index on claims", extra={"error": type(exc).__name__})
 
 
+def _read(model: type[M], doc: Doc) -> M | None:
+    """The document as `model`, or None (logged) when it does not fit: one malformed document
+    must not stop every delivery behind it."""
+    try:
+        return model.model_validate(doc)
+    except ValidationError as exc:
+        log.error(
+            "unreadable document",
+            extra={"kind": model.__name__, "id": str(doc.get("_id")), "errors": exc.error_count()},
+        )
+        return None
+
+
 def undispatched(db: Database[Doc], limit: int) -> list[JobEvent]:
     cursor = db[EVENTS_COLLECTION].find({"dispatched": False}).sort("time", ASCENDING).limit(limit)
-    return [JobEvent.model_validate(doc) for doc in cursor]
+    events = []
+    for doc in cursor:
+        event = _read(JobEvent, doc)
+        if event is None:  # set aside, or it would head every batch for ever
+            db[EVENTS_COLLECTION].update_one({"_id": doc["_id"]}, {"$set": {"dispatched": True}})
+        else:
+            events.append(event)
+    return events
 
 
 def endpoints_of(db: Database[Doc], owner: str) -> list[WebhookEndpoint]:
-    return [
-        WebhookEndpoint.model_validate(d) for d in db[WEBHOOKS_COLLECTION].find({"owner": owner})
-    ]
+    found = (_read(WebhookEndpoint, d) for d in db[WEBHOOKS_COLLECTION].find({"owner": owner}))
+    return [e for e in found if e is not None]
 
 
 def fan_out(
@@ -127,7 +148,12 @@ def claim(
             {"_id": doc["_id"]},
             {"$set": {"claimed_by": replica, "claimed_until": until, "claims": number + 1}},
         )
-        return Delivery.model_validate({**doc, "claimed_by": replica, "claimed_until": until})
+        delivery = _read(Delivery, {**doc, "claimed_by": replica, "claimed_until": until})
+        if delivery is None:
+            failed = {"state": DeliveryState.FAILED.value, "next_attempt_at": None}
+            db[DELIVERIES_COLLECTION].update_one({"_id": doc["_id"]}, {"$set": failed})
+            continue
+        return delivery
     return None
 
 
@@ -144,12 +170,12 @@ def _skip_orphan(db: Database[Doc], delivery: str, number: int, expired: datetim
 
 def event(db: Database[Doc], event_id: str) -> JobEvent | None:
     doc = db[EVENTS_COLLECTION].find_one({"_id": event_id})
-    return None if doc is None else JobEvent.model_validate(doc)
+    return None if doc is None else _read(JobEvent, doc)
 
 
 def endpoint(db: Database[Doc], webhook_id: str) -> WebhookEndpoint | None:
     doc = db[WEBHOOKS_COLLECTION].find_one({"_id": webhook_id})
-    return None if doc is None else WebhookEndpoint.model_validate(doc)
+    return None if doc is None else _read(WebhookEndpoint, doc)
 
 
 def record(

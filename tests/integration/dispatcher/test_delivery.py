@@ -148,3 +148,34 @@ def test_a_manual_retry_of_a_failed_delivery_just_works(
     delivery = db[DELIVERIES_COLLECTION].find_one({"event_id": event.id})
     assert delivery is not None
     assert [a.get("status_code") for a in delivery["attempts"]] == [500, 500, 200]
+
+
+def test_malformed_documents_do_not_stop_the_others(
+    db: Database[dict[str, Any]],
+    receivers: Callable[..., Receiver],
+    dispatchers: Callable[..., DispatcherProcess],
+) -> None:
+    # Fails if one unreadable event or endpoint document (a bad write, a future version's
+    # shape) stopped the loop or held up every delivery behind it.
+    endpoint = add_endpoint(db, "")
+    rx = receivers([endpoint.secrets[0].value])
+    db["webhooks"].update_one({"_id": endpoint.id}, {"$set": {"url": rx.url("/ok/")}})
+    db["webhooks"].insert_one({"_id": "wh_broken", "owner": "alice", "url": 42})
+    old = datetime.now(UTC) - timedelta(minutes=1)
+    db[EVENTS_COLLECTION].insert_one(
+        {
+            "_id": "evt_broken",
+            "type": "job.exploded",
+            "owner": "alice",
+            "time": old,
+            "dispatched": False,
+        }
+    )
+    events = job_life("j1")
+    for event in events:
+        insert_event(db, event)
+    dispatchers(**ALLOW)
+    wanted = {e.id for e in events if e.type is not EventType.PROGRESS}
+    wait_until(lambda: rx.delivered_ids() == wanted, what="the readable events delivered")
+    broken = db[EVENTS_COLLECTION].find_one({"_id": "evt_broken"})
+    assert broken is not None and broken["dispatched"] is True  # set aside, not re-read
