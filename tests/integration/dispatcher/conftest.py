@@ -166,6 +166,22 @@ def dispatchers(
         d.stop()
 
 
+Receiving = Callable[..., tuple[WebhookEndpoint, Receiver]]
+
+
+@pytest.fixture
+def receiving(db: Database[Doc], receivers: Callable[..., Receiver]) -> Receiving:
+    """`receiving(path, **options)`: an endpoint of alice's at `path` on a new receiver that
+    holds its secret (options: receiver.py's)."""
+
+    def make(path: str, **options: str) -> tuple[WebhookEndpoint, Receiver]:
+        secret = WebhookSecret(value=new_secret(), created_at=datetime.now(UTC))
+        rx = receivers([secret.value], **options)
+        return add_endpoint(db, rx.url(path), secrets_=[secret]), rx
+
+    return make
+
+
 def add_endpoint(
     db: Database[Doc],
     url: str,

@@ -13,12 +13,11 @@ from pymongo.database import Database
 
 from tests.integration.dispatcher.conftest import (
     DispatcherProcess,
-    Receiver,
-    add_endpoint,
+    Receiving,
     insert_event,
     wait_until,
 )
-from vidpipe.events import DELIVERIES_COLLECTION, WEBHOOKS_COLLECTION, EventType, job_event
+from vidpipe.events import DELIVERIES_COLLECTION, EventType, job_event
 from vidpipe.webhooks import delivery_insert, new_delivery
 from vidpipe_dispatcher.store import CLAIMS_COLLECTION
 
@@ -28,15 +27,13 @@ Doc = dict[str, Any]
 
 def test_every_event_of_a_burst_is_delivered_after_a_kill_9(
     db: Database[Doc],
-    receivers: Callable[..., Receiver],
+    receiving: Receiving,
     dispatchers: Callable[..., DispatcherProcess],
 ) -> None:
     # Fails if a kill -9 mid-burst lost any of 60 events (claims held by the dead process
     # never freed, an event marked dispatched without its deliveries, an attempt in flight
     # forgotten), or if two replicas at once sent the same delivery twice outside a crash.
-    endpoint = add_endpoint(db, "")
-    rx = receivers([endpoint.secrets[0].value], delay="0.1")
-    db[WEBHOOKS_COLLECTION].update_one({"_id": endpoint.id}, {"$set": {"url": rx.url("/slow/")}})
+    _, rx = receiving("/slow/", delay="0.1")
     first = dispatchers(ALLOWED_HOSTS="127.0.0.1/32", MAX_PER_ENDPOINT="2")
     t0 = datetime.now(UTC)
     ids = []
@@ -71,14 +68,12 @@ def test_every_event_of_a_burst_is_delivered_after_a_kill_9(
 
 def test_a_claim_won_by_a_replica_that_died_before_recording_it_expires(
     db: Database[Doc],
-    receivers: Callable[..., Receiver],
+    receiving: Receiving,
     dispatchers: Callable[..., DispatcherProcess],
 ) -> None:
     # Fails if a replica killed between winning a claim and writing it on the delivery left
     # that delivery unclaimable for ever (its claim number is taken; nobody moves it on).
-    endpoint = add_endpoint(db, "")
-    rx = receivers([endpoint.secrets[0].value])
-    db[WEBHOOKS_COLLECTION].update_one({"_id": endpoint.id}, {"$set": {"url": rx.url("/ok/")}})
+    endpoint, rx = receiving("/ok/")
     now = datetime.now(UTC)
     event = job_event(EventType.SUBMITTED, job_id="j1", owner="alice", at=now)
     delivery = new_delivery(event.id, endpoint.id, "alice", now)

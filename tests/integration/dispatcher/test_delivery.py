@@ -15,6 +15,7 @@ from pymongo.database import Database
 from tests.integration.dispatcher.conftest import (
     DispatcherProcess,
     Receiver,
+    Receiving,
     add_endpoint,
     insert_event,
     job_life,
@@ -78,14 +79,12 @@ def test_every_transition_arrives_verified_and_orderable_by_seq(
 
 def test_a_receiver_failing_30_percent_still_gets_all_200_events(
     db: Database[dict[str, Any]],
-    receivers: Callable[..., Receiver],
+    receiving: Receiving,
     dispatchers: Callable[..., DispatcherProcess],
 ) -> None:
     # Fails if any of 200 events were lost to random 500s (zero lost after deduplicating by
     # webhook-id), or if a retry were not re-signed with a fresh, verifiable timestamp.
-    endpoint = add_endpoint(db, "")
-    rx = receivers([endpoint.secrets[0].value], fail_rate="0.3")
-    db["webhooks"].update_one({"_id": endpoint.id}, {"$set": {"url": rx.url("/flaky/x")}})
+    _, rx = receiving("/flaky/x", fail_rate="0.3")
     t0 = datetime.now(UTC)
     ids = []
     for i in range(200):
@@ -119,14 +118,12 @@ def test_a_receiver_failing_30_percent_still_gets_all_200_events(
 
 def test_a_manual_retry_of_a_failed_delivery_just_works(
     db: Database[dict[str, Any]],
-    receivers: Callable[..., Receiver],
+    receiving: Receiving,
     dispatchers: Callable[..., DispatcherProcess],
 ) -> None:
     # Fails if a delivery set back to pending with next_attempt_at=now (what the API's retry
     # does) were not attempted again, or its earlier attempts were lost from the log.
-    endpoint = add_endpoint(db, "")
-    rx = receivers([endpoint.secrets[0].value], fail_rate="1.0")
-    db["webhooks"].update_one({"_id": endpoint.id}, {"$set": {"url": rx.url("/flaky/")}})
+    endpoint, rx = receiving("/flaky/", fail_rate="1.0")
     event = job_life("j1")[0]
     insert_event(db, event)
     dispatchers(**ALLOW, RETRY_SCHEDULE_SECONDS="[0.2]")
@@ -152,14 +149,12 @@ def test_a_manual_retry_of_a_failed_delivery_just_works(
 
 def test_malformed_documents_do_not_stop_the_others(
     db: Database[dict[str, Any]],
-    receivers: Callable[..., Receiver],
+    receiving: Receiving,
     dispatchers: Callable[..., DispatcherProcess],
 ) -> None:
     # Fails if one unreadable event or endpoint document (a bad write, a future version's
     # shape) stopped the loop or held up every delivery behind it.
-    endpoint = add_endpoint(db, "")
-    rx = receivers([endpoint.secrets[0].value])
-    db["webhooks"].update_one({"_id": endpoint.id}, {"$set": {"url": rx.url("/ok/")}})
+    _, rx = receiving("/ok/")
     db["webhooks"].insert_one({"_id": "wh_broken", "owner": "alice", "url": 42})
     old = datetime.now(UTC) - timedelta(minutes=1)
     db[EVENTS_COLLECTION].insert_one(

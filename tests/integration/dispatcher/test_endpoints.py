@@ -13,6 +13,7 @@ from pymongo.database import Database
 from tests.integration.dispatcher.conftest import (
     DispatcherProcess,
     Receiver,
+    Receiving,
     add_endpoint,
     insert_event,
     job_life,
@@ -56,6 +57,10 @@ def test_410_disables_the_endpoint_and_logs_webhook_disabled(
     wait_until(disabled, what="the endpoint disabled")
     doc = db[WEBHOOKS_COLLECTION].find_one({"_id": gone.id})
     assert doc is not None and "410" in doc["disabled_reason"]
+    wait_until(  # written just after the endpoint is switched off
+        lambda: db[EVENTS_COLLECTION].count_documents({"type": "webhook.disabled"}) == 1,
+        what="webhook.disabled logged",
+    )
     logged = db[EVENTS_COLLECTION].find_one({"type": "webhook.disabled"})
     assert logged is not None
     assert logged["_id"] == f"evt_webhook_{gone.id}_1"
@@ -85,14 +90,12 @@ def test_410_disables_the_endpoint_and_logs_webhook_disabled(
 
 def test_retry_after_is_honoured(
     db: Database[Doc],
-    receivers: Callable[..., Receiver],
+    receiving: Receiving,
     dispatchers: Callable[..., DispatcherProcess],
 ) -> None:
     # Fails if the next attempt after a 503 with `Retry-After: 2` came sooner than 2 s (the
     # schedule alone would retry after 0.2 s).
-    endpoint = add_endpoint(db, "")
-    rx = receivers([endpoint.secrets[0].value], retry_after="2")
-    db[WEBHOOKS_COLLECTION].update_one({"_id": endpoint.id}, {"$set": {"url": rx.url("/busy/")}})
+    _, rx = receiving("/busy/", retry_after="2")
     events = job_life("j1")[:2]
     for event in events:
         insert_event(db, event)
@@ -166,14 +169,12 @@ def test_rotation_signs_with_both_secrets_during_the_grace_period(
 
 def test_a_long_failure_streak_disables_the_endpoint(
     db: Database[Doc],
-    receivers: Callable[..., Receiver],
+    receiving: Receiving,
     dispatchers: Callable[..., DispatcherProcess],
 ) -> None:
     # Fails if an endpoint failing every attempt were retried without end, or were disabled
     # without a reason and a webhook.disabled event.
-    endpoint = add_endpoint(db, "")
-    rx = receivers([endpoint.secrets[0].value], fail_rate="1.0")
-    db[WEBHOOKS_COLLECTION].update_one({"_id": endpoint.id}, {"$set": {"url": rx.url("/flaky/")}})
+    endpoint, rx = receiving("/flaky/", fail_rate="1.0")
     for event in job_life("j1"):
         insert_event(db, event)
     dispatchers(**ALLOW, FAILURE_STREAK_LIMIT="5")

@@ -12,12 +12,13 @@ from pymongo.database import Database
 from tests.integration.dispatcher.conftest import (
     DispatcherProcess,
     Receiver,
+    Receiving,
     add_endpoint,
     insert_event,
     job_life,
     wait_until,
 )
-from vidpipe.events import DELIVERIES_COLLECTION, WEBHOOKS_COLLECTION
+from vidpipe.events import DELIVERIES_COLLECTION
 
 pytestmark = pytest.mark.integration
 Doc = dict[str, Any]
@@ -59,16 +60,12 @@ def test_internal_addresses_and_names_are_refused_without_the_allow_list(
 
 def test_a_redirect_is_a_failed_attempt_never_followed(
     db: Database[Doc],
-    receivers: Callable[..., Receiver],
+    receiving: Receiving,
     dispatchers: Callable[..., DispatcherProcess],
 ) -> None:
     # Fails if the dispatcher followed a 302 (the receiver would record a request to /stolen)
     # or counted it as delivered.
-    endpoint = add_endpoint(db, "")
-    rx = receivers([endpoint.secrets[0].value])
-    db[WEBHOOKS_COLLECTION].update_one(
-        {"_id": endpoint.id}, {"$set": {"url": rx.url("/redirect/")}}
-    )
+    _, rx = receiving("/redirect/")
     insert_event(db, job_life("j1")[0])
     dispatchers(ALLOWED_HOSTS="127.0.0.1/32", RETRY_SCHEDULE_SECONDS="[0.2, 0.2]")
     wait_until(
