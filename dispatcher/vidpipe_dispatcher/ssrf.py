@@ -151,7 +151,12 @@ def check(url: str, allow: AllowList, resolve: Resolver = socket.getaddrinfo) ->
     private address is refused, or a retry could land on the private one.
     """
     target = parse_url(url)
-    host = _normal_host(target.host)
+    try:
+        # IDNA, as the resolver will: look-alike dots (U+3002, ...) become '.' before the name
+        # rule reads the suffix.
+        host = _normal_host(target.host.encode("idna").decode("ascii"))
+    except UnicodeError:
+        raise Refused(f"{target.host!r} is not a valid host name") from None
     named = allow.allows_host(host)
     try:
         literal: IPAddress | None = ipaddress.ip_address(host)

@@ -76,7 +76,7 @@ def test_bad_urls_are_refused(url: str) -> None:
 @pytest.mark.parametrize(
     "host",
     ["localhost", "receiver", "api.jobs.svc", "api.jobs.svc.cluster.local", "x.cluster.local",
-     "metadata.google.internal", "LOCALHOST.", "printer.local"],
+     "metadata.google.internal", "LOCALHOST.", "printer.local", "api.jobs\u3002svc"],
 )  # fmt: skip
 def test_cluster_internal_and_local_names_are_refused_before_any_lookup(host: str) -> None:
     # Fails if a cluster-internal name were resolved at all (the resolver here answers with a
