@@ -3,62 +3,20 @@ URL's Host, never resolves twice, stops at its deadline and refuses oversized pa
 
 from __future__ import annotations
 
-import contextlib
 import socket
-import ssl
-import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.utils.httpstub import Server
 from vidpipe_dispatcher.deliver import MAX_BODY_BYTES, attempt
 from vidpipe_dispatcher.ssrf import AllowList
 
 pytestmark = pytest.mark.unit
 
 LOCAL = AllowList.parse(["127.0.0.1/32"])
-
-
-class Server:
-    """Accepts connections on 127.0.0.1 and answers each with `reply(conn, request_bytes)`."""
-
-    def __init__(self, reply: Any, tls: ssl.SSLContext | None = None) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.tls = tls
-        self.port = self.sock.getsockname()[1]
-        self.requests: list[bytes] = []
-        self.reply = reply
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-                if self.tls is not None:
-                    conn = self.tls.wrap_socket(conn, server_side=True)
-            except ssl.SSLError:
-                continue  # the client refused our certificate
-            except OSError:
-                return
-            with conn:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    data += conn.recv(65536)
-                head, _, body = data.partition(b"\r\n\r\n")
-                length = next(
-                    int(line.split(b":")[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length")
-                )
-                while len(body) < length:
-                    body += conn.recv(65536)
-                self.requests.append(head + b"\r\n\r\n" + body)
-                with contextlib.suppress(OSError):  # the client hung up: its choice
-                    self.reply(conn)
 
 
 @pytest.fixture
@@ -145,71 +103,3 @@ def test_a_redirect_is_reported_not_followed(ok: Server) -> None:
     assert result.error == f"redirect to http://127.0.0.1:{ok.port}/ not followed"
     assert ok.requests == []
     server.sock.close()
-
-
-def _pki(tmp: Path) -> tuple[Path, Path, Path]:
-    """A CA and a server certificate for hooks.example.com (openssl, which deps.sh installs)."""
-
-    def run(*argv: str) -> None:
-        subprocess.run(["openssl", *argv], check=True, capture_output=True, cwd=tmp)
-
-    run(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=test CA",
-    )
-    run(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "srv.key",
-        "-out",
-        "srv.csr",
-        "-subj",
-        "/CN=hooks.example.com",
-    )
-    (tmp / "ext").write_text("subjectAltName=DNS:hooks.example.com\n")
-    run("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "srv.pem", "-days", "1", "-extfile", "ext")  # fmt: skip
-    return tmp / "ca.pem", tmp / "srv.pem", tmp / "srv.key"
-
-
-def test_https_sends_the_urls_name_as_sni_and_checks_the_certificate_against_it(
-    tmp_path: Path,
-) -> None:
-    # Fails if TLS went to the checked IP without the host name (no SNI, or the certificate
-    # checked against the IP), or if a certificate for another name were accepted.
-    ca, cert, key = _pki(tmp_path)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    names: list[str | None] = []
-    context.sni_callback = lambda _sock, name, _ctx: names.append(name)
-    tls = Server(lambda c: c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), context)
-
-    def resolve(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
-
-    def post(host: str) -> Any:
-        return attempt(f"https://{host}:{tls.port}/h", b"{}", {}, allow=LOCAL, timeout=5,
-                       ca_file=str(ca), resolve=resolve)  # fmt: skip
-
-    good = post("hooks.example.com")
-    assert good.status == 200 and good.error is None
-    assert names == ["hooks.example.com"]
-    wrong = post("other.example.com")
-    assert wrong.status is None and wrong.error is not None
-    assert "certificate" in wrong.error.lower() or "hostname" in wrong.error.lower()
-    assert len(tls.requests) == 1
-    tls.sock.close()
