@@ -8,13 +8,16 @@ import contextlib
 import socket
 import ssl
 import threading
-from typing import Any
+from collections.abc import Callable
 
 
 class Server:
-    """Accepts connections on 127.0.0.1 and answers each with `reply(conn, request_bytes)`."""
+    """Accepts connections on 127.0.0.1 (TLS with `tls`), records each request and answers it
+    with `reply(conn)`."""
 
-    def __init__(self, reply: Any, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, reply: Callable[[socket.socket], object], tls: ssl.SSLContext | None = None
+    ) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.tls = tls
         self.port = self.sock.getsockname()[1]
