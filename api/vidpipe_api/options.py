@@ -26,7 +26,8 @@ SHORTHAND_FIELDS = frozenset({"renditions", "poster", "storyboard"})
 _RENDITION = re.compile(r"^(\d{3,4})p?$")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
-_METADATA_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# No '.' or '$': MongoDB (and FerretDB) refuse them in stored field names.
+_METADATA_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
 def _bool(name: str, value: str) -> bool:
@@ -92,7 +93,7 @@ def parse_options(options_json: str | None, fields: Mapping[str, str]) -> Output
 
 def parse_metadata(value: str | Mapping[str, Any] | None) -> dict[str, str]:
     """The client's `metadata`: a JSON object (or the parsed one) of at most 16 string values
-    of up to 512 characters, under keys of letters, digits, `_`, `.` and `-` (at most 64)."""
+    of up to 512 characters, under keys of letters, digits, `_` and `-` (at most 64)."""
     if value is None or value == "":
         return {}
     doc: Any = value
@@ -114,7 +115,7 @@ def parse_metadata(value: str | Mapping[str, Any] | None) -> dict[str, str]:
             and _METADATA_KEY.match(key)
         ):
             raise InvalidRequest(
-                f"`metadata` keys are 1-{METADATA_MAX_KEY_LENGTH} letters, digits, '_', '.' or '-'",
+                f"`metadata` keys are 1-{METADATA_MAX_KEY_LENGTH} letters, digits, '_' or '-'",
                 {"field": "metadata", "key": str(key)[:METADATA_MAX_KEY_LENGTH]},
             )
         if not isinstance(item, str) or len(item) > METADATA_MAX_VALUE_LENGTH:

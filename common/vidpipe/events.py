@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vidpipe.errors import BAD_INPUT_CODES, ErrorCode
 from vidpipe.phases import Phase
-from vidpipe.record import JobRecord
+from vidpipe.record import JobRecord, storable_metadata
 
 Doc = dict[str, Any]
 
@@ -251,7 +251,7 @@ def status_event(spec: Doc, status: Doc, at: datetime, *, facts: Doc | None = No
         job_id=str(spec["jobId"]),
         owner=str(spec.get("owner") or ""),
         at=at,
-        metadata=dict(spec.get("userMetadata") or {}),
+        metadata=storable_metadata(spec.get("userMetadata")),
         attempt=attempts,
         data=data,
     )
@@ -290,7 +290,7 @@ def progress_event(spec: Doc, attempt: int, progress: int, at: datetime) -> JobE
         job_id=str(spec["jobId"]),
         owner=str(spec.get("owner") or ""),
         at=at,
-        metadata=dict(spec.get("userMetadata") or {}),
+        metadata=storable_metadata(spec.get("userMetadata")),
         attempt=attempt,
         progress=tenth,
         data={"phase": Phase.RUNNING.value, "progress": progress, "attempts": max(1, attempt)},

@@ -183,6 +183,19 @@ def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
+def storable_metadata(metadata: Any) -> dict[str, str]:
+    """A VideoJob's `userMetadata` as it can be stored: the API refuses keys MongoDB cannot
+    hold ('.' inside, '$' first), but a VideoJob made with kubectl is not checked by the API, and
+    one such key would make every write of its record fail. Those keys are left out."""
+    if not isinstance(metadata, dict):
+        return {}
+    return {
+        k: str(v)
+        for k, v in metadata.items()
+        if isinstance(k, str) and k and "." not in k and not k.startswith("$")
+    }
+
+
 def mirror_update(videojob: Doc, status: Doc, at: datetime) -> Doc:
     """The update that makes the job document agree with the VideoJob `status` (upsert-safe).
 
@@ -211,7 +224,7 @@ def mirror_update(videojob: Doc, status: Doc, at: datetime) -> Doc:
             "owner": spec.get("owner"),
             "source": spec.get("source"),
             "options": spec.get("outputs"),
-            "metadata": dict(spec.get("userMetadata") or {}),
+            "metadata": storable_metadata(spec.get("userMetadata")),
             "created_at": _time(meta.get("creationTimestamp")) or at,
             "cr_created": True,
             "deleted": False,

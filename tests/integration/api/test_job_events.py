@@ -27,7 +27,7 @@ def test_metadata_reaches_the_job_the_videojob_and_its_events(
     # Fails if the client's metadata is dropped on the way to the job view, the VideoJob spec
     # (which the operator echoes in its events) or the job.submitted event, or if a delete
     # logs no job.deleted event.
-    metadata = {"order": "42", "customer.id": "c-7"}
+    metadata = {"order": "42", "customer_id": "c-7"}
     resp = post_video(api, media.ok.read_bytes(), fields={"metadata": json.dumps(metadata)})
     assert resp.status_code == 202, resp.text
     job = resp.json()

@@ -17,7 +17,7 @@ from vidpipe.events import (
     status_event,
 )
 from vidpipe.models import SourceObject
-from vidpipe.record import JobRecord
+from vidpipe.record import JobRecord, mirror_update
 
 pytestmark = pytest.mark.unit
 
@@ -126,3 +126,14 @@ def test_outbox_insert_only_inserts_and_the_payload_has_the_standard_shape() -> 
     payload = event.payload()
     assert payload["type"] == "job.running" and payload["timestamp"] == "2026-11-30T12:00:00Z"
     assert payload["data"]["id"] == event.id and payload["data"]["seq"] == 1000
+
+
+def test_metadata_keys_mongodb_cannot_store_are_left_out() -> None:
+    # Fails if a kubectl-made VideoJob's key with a '.' or a leading '$' (which the API refuses
+    # but the API server does not) reached the record or an event: every write of that job's
+    # record would then fail and be retried forever.
+    spec = {**SPEC, "userMetadata": {"ok": "1", "a.b": "2", "$x": "3"}}
+    videojob = {"metadata": {"namespace": "n", "name": "vj-1"}, "spec": spec}
+    assert status_event(spec, {"phase": "Running", "attempts": 1}, AT).metadata == {"ok": "1"}
+    assert progress_event(spec, 1, 50, AT).metadata == {"ok": "1"}  # type: ignore[union-attr]
+    assert mirror_update(videojob, {}, AT)["$setOnInsert"]["metadata"] == {"ok": "1"}
