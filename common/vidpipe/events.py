@@ -246,15 +246,7 @@ def status_event(spec: Doc, status: Doc, at: datetime, *, facts: Doc | None = No
     error = _error_data(status.get("error"))
     if error is not None and phase is not Phase.SUCCEEDED:
         data["error"] = error
-    return job_event(
-        event_type,
-        job_id=str(spec["jobId"]),
-        owner=str(spec.get("owner") or ""),
-        at=at,
-        metadata=storable_metadata(spec.get("userMetadata")),
-        attempt=attempts,
-        data=data,
-    )
+    return _spec_event(spec, event_type, at, attempt=attempts, data=data)
 
 
 def record_event(record: JobRecord, event_type: EventType, at: datetime) -> JobEvent:
@@ -285,13 +277,21 @@ def progress_event(spec: Doc, attempt: int, progress: int, at: datetime) -> JobE
     tenth = progress // 10 * 10
     if tenth < 10 or progress >= 100:
         return None
+    data = {"phase": Phase.RUNNING.value, "progress": progress, "attempts": max(1, attempt)}
+    return _spec_event(spec, EventType.PROGRESS, at, attempt=attempt, progress=tenth, data=data)
+
+
+def _spec_event(
+    spec: Doc, event_type: EventType, at: datetime, *, attempt: int, data: Doc, progress: int = 0
+) -> JobEvent:
+    """An event of the job a VideoJob `spec` describes (id, owner and metadata from it)."""
     return job_event(
-        EventType.PROGRESS,
+        event_type,
         job_id=str(spec["jobId"]),
         owner=str(spec.get("owner") or ""),
         at=at,
         metadata=storable_metadata(spec.get("userMetadata")),
         attempt=attempt,
-        progress=tenth,
-        data={"phase": Phase.RUNNING.value, "progress": progress, "attempts": max(1, attempt)},
+        progress=progress,
+        data=data,
     )
