@@ -1,13 +1,15 @@
-# The three images, one per component; build from the repository root:
+# The images, one per component; build from the repository root:
 #   docker build --build-arg COMPONENT=api -t vidpipe-api .
 #   docker build --build-arg COMPONENT=operator -t vidpipe-operator .
 #   docker build --build-arg COMPONENT=processor -t vidpipe-processor .
+#   docker build --build-arg COMPONENT=dispatcher -t vidpipe-dispatcher .
 # add --build-arg BASE=localhost/vidpipe-base:bookworm to start from the local cluster's Debian
 # base (hack/images.sh), which already has python3, python3-venv and ffmpeg; from plain
 # debian:bookworm-slim they come from the distribution (ffmpeg 5.1, Python 3.11).
 #   api        python -m vidpipe_api.main (uvicorn on :8080); ffprobe validates every upload
 #   operator   python -m vidpipe_operator; no ffmpeg: it talks to Kubernetes, MongoDB and S3
 #   processor  python -m vidpipe_processor, a VideoJob's Pod; ffmpeg, writes only under /work
+#   dispatcher python -m vidpipe_dispatcher; delivers webhooks, no ffmpeg, no Kubernetes client
 # Only COMPONENT differs: the steps are shared, so are their cached layers.
 ARG BASE=debian:bookworm-slim
 ARG COMPONENT=api
@@ -53,6 +55,12 @@ ENV TMPDIR=/tmp HOME=/tmp
 # 8080: Prometheus metrics (VIDPIPE_OPERATOR_METRICS_PORT).
 EXPOSE 8080
 ENTRYPOINT ["python", "-m", "vidpipe_operator"]
+
+FROM python AS dispatcher-runtime
+ENV TMPDIR=/tmp HOME=/tmp
+# 8080: /metrics and /healthz (VIDPIPE_DISPATCHER_METRICS_PORT).
+EXPOSE 8080
+ENTRYPOINT ["python", "-m", "vidpipe_dispatcher"]
 
 FROM media AS processor-runtime
 # /work is an emptyDir in the Pod: the only writable place (downloads, ffmpeg outputs, temp).

@@ -17,7 +17,7 @@ state=$repo/.local/cluster
 SUITE=bookworm
 BASE_PACKAGES=python3,python3-venv,ffmpeg,ca-certificates
 BASE_IMAGE=localhost/vidpipe-base:$SUITE
-PROJECT_IMAGES=(processor api operator)
+PROJECT_IMAGES=(processor api operator dispatcher)
 
 log() { printf '[images] %s\n' "$*" >&2; }
 
@@ -116,10 +116,10 @@ build_image() {  # name tag dockerfile build-arg inputs... (build-arg: KEY=VALUE
 }
 
 project_tag() {
-  # One content-derived tag for the three project images: a changed source gives a new tag, so
+  # One content-derived tag for the project images: a changed source gives a new tag, so
   # `helm upgrade` rolls the Pods even though nothing is ever pulled.
   if [ -n "${VIDPIPE_IMAGE_TAG:-}" ]; then echo "$VIDPIPE_IMAGE_TAG"; return; fi
-  echo "dev-$(hash_of Dockerfile common api operator processor requirements | cut -c1-12)"
+  echo "dev-$(hash_of Dockerfile common api operator processor dispatcher requirements | cut -c1-12)"
 }
 
 archives() {
@@ -129,7 +129,7 @@ archives() {
   build_image smoke latest hack/images/smoke/Dockerfile "" requirements
   local tag; tag=$(project_tag)
   for n in "${PROJECT_IMAGES[@]}"; do
-    # One Dockerfile for the three: COMPONENT picks the entrypoint, packages and requirements.
+    # One Dockerfile for all: COMPONENT picks the entrypoint, packages and requirements.
     build_image "$n" "$tag" Dockerfile "COMPONENT=$n" common "$n" requirements
   done
 }

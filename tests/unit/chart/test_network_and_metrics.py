@@ -114,12 +114,14 @@ def test_every_pod_of_the_release_is_selected_by_its_own_policy() -> None:
     assert set(labels) == {
         "rel-vidpipe-api",
         "rel-vidpipe-operator",
+        "rel-vidpipe-dispatcher",
         "rel-vidpipe-test-api",
         "processor",
     }
     expected = {
         "rel-vidpipe-api": "rel-vidpipe-api",
         "rel-vidpipe-operator": "rel-vidpipe-operator",
+        "rel-vidpipe-dispatcher": "rel-vidpipe-dispatcher",
         "rel-vidpipe-test-api": "rel-vidpipe-test",
         "processor": "rel-vidpipe-processor",
     }

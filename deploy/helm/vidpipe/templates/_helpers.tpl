@@ -37,12 +37,13 @@ app.kubernetes.io/part-of: vidpipe
 {{/* Names of the three service accounts. */}}
 {{- define "vidpipe.apiServiceAccount" -}}{{ include "vidpipe.fullname" . }}-api{{- end }}
 {{- define "vidpipe.operatorServiceAccount" -}}{{ include "vidpipe.fullname" . }}-operator{{- end }}
+{{- define "vidpipe.dispatcherServiceAccount" -}}{{ include "vidpipe.fullname" . }}-dispatcher{{- end }}
 {{- define "vidpipe.processorServiceAccount" -}}{{ include "vidpipe.fullname" . }}-processor{{- end }}
 
 {{/* Where VideoJobs and their Jobs live. */}}
 {{- define "vidpipe.jobsNamespace" -}}{{ default .Release.Namespace .Values.jobs.namespace }}{{- end }}
 
-{{/* registry/repository:tag for one of the three images. */}}
+{{/* registry/repository:tag for one of the images. */}}
 {{- define "vidpipe.image" -}}
 {{- $root := index . 0 }}{{- $repo := index . 1 }}
 {{- $tag := default $root.Chart.AppVersion $root.Values.image.tag }}
