@@ -214,24 +214,20 @@ def count_failure(db: Database[Doc], webhook_id: str, failed: bool) -> int:
 
 
 def disable(db: Database[Doc], webhook_id: str, reason: str, now: datetime) -> JobEvent | None:
-    """Switch the endpoint off, stop its pending deliveries and log `webhook.disabled` to its
-    owner. Only the replica whose write found it enabled does so (None for the others)."""
-    doc = db[WEBHOOKS_COLLECTION].find_one_and_update(
-        {"_id": webhook_id, "enabled": True},
-        {
-            "$set": {"enabled": False, "disabled_reason": reason, "updated_at": now},
-            "$inc": {"disabled_count": 1},
-        },
-        return_document=ReturnDocument.AFTER,
-    )
+    """Log `webhook.disabled` to the owner, switch the endpoint off and stop its pending
+    deliveries; None when it was already off.
+
+    The event goes first, under an id numbered by the endpoint's disables: a crash before the
+    switch leaves an enabled endpoint, whose next failure disables it again and writes the same
+    event id (one event); the other order could lose the event for good. Replicas racing to
+    disable it write the same id too.
+    """
+    doc = db[WEBHOOKS_COLLECTION].find_one({"_id": webhook_id, "enabled": True})
     if doc is None:
         return None
-    db[DELIVERIES_COLLECTION].update_many(
-        {"webhook_id": webhook_id, "state": DeliveryState.PENDING.value},
-        {"$set": {"state": DeliveryState.DISABLED.value, "next_attempt_at": None}},
-    )
+    number = int(doc.get("disabled_count", 0)) + 1
     disabled = JobEvent(
-        id=f"evt_webhook_{webhook_id}_{doc.get('disabled_count', 1)}",
+        id=f"evt_webhook_{webhook_id}_{number}",
         type=EventType.WEBHOOK_DISABLED,
         job_id=None,
         owner=str(doc["owner"]),
@@ -240,6 +236,21 @@ def disable(db: Database[Doc], webhook_id: str, reason: str, now: datetime) -> J
     )
     query, update = outbox_insert(disabled)
     db[EVENTS_COLLECTION].update_one(query, update, upsert=True)
+    db[WEBHOOKS_COLLECTION].update_one(
+        {"_id": webhook_id, "enabled": True},
+        {
+            "$set": {
+                "enabled": False,
+                "disabled_reason": reason,
+                "disabled_count": number,
+                "updated_at": now,
+            }
+        },
+    )
+    db[DELIVERIES_COLLECTION].update_many(
+        {"webhook_id": webhook_id, "state": DeliveryState.PENDING.value},
+        {"$set": {"state": DeliveryState.DISABLED.value, "next_attempt_at": None}},
+    )
     return disabled
 
 
