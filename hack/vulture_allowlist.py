@@ -37,6 +37,17 @@ partSize
 completeUrl
 expiresAt
 
+# api/vidpipe_api/webhook_schemas.py: webhook, event and delivery response models: pydantic fields serialised to JSON
+disabledReason
+failureStreak
+statusCode
+latencyMs
+eventId
+eventType
+webhookId
+nextAttemptAt
+nextSince
+
 # common/vidpipe/errors.py: the catalogue's bad-input set, the tests' oracle for exit code 65
 BAD_INPUT_CODES
 
