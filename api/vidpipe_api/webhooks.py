@@ -37,30 +37,24 @@ from vidpipe.events import (
     WebhookSecret,
     delivery_id,
 )
-from vidpipe.webhooks import address_refusal, delivery_insert, new_delivery
+from vidpipe.webhooks import (
+    AllowList,
+    IPAddress,
+    address_refusal,
+    delivery_insert,
+    internal_name,
+    new_delivery,
+)
 from vidpipe_api.db import Database
 from vidpipe_api.errors import WebhookUrlRefused
 from vidpipe_api.pagination import Cursor
 
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 M = TypeVar("M", JobEvent, Delivery, WebhookEndpoint)
 
 URL_MAX_LENGTH = 2048
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# Names that resolve only inside a host, a LAN or a Kubernetes cluster (`svc`, `svc.cluster.local`
-# and pod DNS all end in one of these); GCP's metadata server is metadata.google.internal.
-INTERNAL_SUFFIXES = (
-    ".localhost",
-    ".localdomain",
-    ".local",
-    ".internal",
-    ".svc",
-    ".cluster.local",
-    ".home.arpa",
-)
-INTERNAL_NAMES = frozenset({"localhost", "localdomain"})
 # Replays write deliveries in batches of this many (one round trip each).
 REPLAY_BATCH = 500
 
@@ -77,7 +71,7 @@ def from_ms(ms: int) -> datetime:
 # -- URLs -------------------------------------------------------------------------------------
 
 
-def _ip_literal(host: str) -> IpAddress | None:
+def _ip_literal(host: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(host)
     except ValueError:
@@ -87,20 +81,6 @@ def _ip_literal(host: str) -> IpAddress | None:
         return ipaddress.IPv4Address(socket.inet_aton(host))
     except OSError:
         return None
-
-
-def _allowed(host: str, address: IpAddress | None, allowed: Sequence[str]) -> bool:
-    for entry in allowed:
-        entry = entry.strip().lower()
-        if "/" in entry or _ip_literal(entry) is not None:
-            if address is not None and address in ipaddress.ip_network(entry, strict=False):
-                return True
-        elif entry.startswith("."):
-            if host.endswith(entry) or host == entry[1:]:
-                return True
-        elif host == entry:
-            return True
-    return False
 
 
 def check_url(url: str, allowed: Sequence[str] = ()) -> str:
@@ -137,17 +117,18 @@ def check_url(url: str, allowed: Sequence[str] = ()) -> str:
         address = _ip_literal(host)
     else:
         host = raw_host
-    if _allowed(host, address, allowed):
+    allow = AllowList.parse(allowed)
+    if allow.allows_host(host) or (address is not None and allow.allows_address(address)):
         return url
     if address is not None:
         reason = address_refusal(address)
         if reason is not None:
             raise WebhookUrlRefused(f"{reason} (allow it with webhook_allowed_hosts)")
         return url
-    if host in INTERNAL_NAMES or host.endswith(INTERNAL_SUFFIXES):
-        raise WebhookUrlRefused("a local or cluster-internal host name")
     if "." not in host:
         raise WebhookUrlRefused("a single-label host name (resolved with internal search domains)")
+    if internal_name(host):
+        raise WebhookUrlRefused("a local or cluster-internal host name")
     if host.rsplit(".", 1)[1].isdigit():
         raise WebhookUrlRefused("a numeric host that is not an IP address")
     return url

@@ -21,7 +21,8 @@ from typing import Final
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import HTTPError
 
-from vidpipe_dispatcher.ssrf import AllowList, Refused, Resolver, Target, check
+from vidpipe.webhooks import AllowList
+from vidpipe_dispatcher.ssrf import Refused, Resolver, Target, check
 
 # Standard Webhooks: payloads should stay under 20 kB.
 MAX_BODY_BYTES: Final = 20 * 1024

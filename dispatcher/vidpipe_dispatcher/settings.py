@@ -15,8 +15,8 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from vidpipe.settings import MongoSettings
+from vidpipe.webhooks import AllowList
 from vidpipe_dispatcher.schedule import SPEC_SCHEDULE, Policy
-from vidpipe_dispatcher.ssrf import AllowList
 
 
 def _replica_id() -> str:

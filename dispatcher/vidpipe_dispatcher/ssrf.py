@@ -11,29 +11,14 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Final
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
-from vidpipe.webhooks import address_refusal
+from vidpipe.webhooks import AllowList, IPAddress, address_refusal, internal_name, normal_host
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[..., Sequence[tuple[Any, ...]]]
-
-# Named first: they are link-local or private anyway, but the log should say what was aimed at.
-_METADATA: Final = frozenset(
-    ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")
-)
-_CGNAT: Final = ipaddress.ip_network("100.64.0.0/10")
-_NAT64: Final = ipaddress.ip_network("64:ff9b::/96")
-# The API's list (vidpipe_api.webhooks, which refuses these names when an endpoint is saved):
-# names that resolve only inside a host, a LAN or a cluster; GCP's metadata server is
-# metadata.google.internal.
-_INTERNAL_SUFFIXES: Final = (
-    ".localhost", ".localdomain", ".local", ".internal", ".svc", ".cluster.local", ".home.arpa",
-)  # fmt: skip
 
 
 class Refused(Exception):
@@ -52,41 +37,6 @@ class Target:
         default = 443 if self.scheme == "https" else 80
         name = f"[{self.host}]" if ":" in self.host else self.host
         return name if self.port == default else f"{name}:{self.port}"
-
-
-@dataclass(frozen=True)
-class AllowList:
-    """Destinations an operator allows on purpose (in-cluster receivers, tests), written as the
-    API's `webhook_allowed_hosts`: exact host names, `.suffix`es, IPs or CIDRs."""
-
-    networks: tuple[IPNetwork, ...] = ()
-    hosts: frozenset[str] = field(default_factory=frozenset)
-    suffixes: tuple[str, ...] = ()
-
-    @classmethod
-    def parse(cls, entries: Iterable[str]) -> AllowList:
-        networks: list[IPNetwork] = []
-        hosts: set[str] = set()
-        suffixes: list[str] = []
-        for entry in filter(None, (e.strip() for e in entries)):
-            try:
-                networks.append(ipaddress.ip_network(entry, strict=False))
-            except ValueError:
-                if entry.startswith("."):
-                    suffixes.append(_normal_host(entry))
-                else:
-                    hosts.add(_normal_host(entry))
-        return cls(tuple(networks), frozenset(hosts), tuple(suffixes))
-
-    def allows_host(self, host: str) -> bool:
-        return host in self.hosts or any(host.endswith(s) or host == s[1:] for s in self.suffixes)
-
-    def allows_address(self, ip: IPAddress) -> bool:
-        return any(ip.version == n.version and ip in n for n in self.networks)
-
-
-def _normal_host(host: str) -> str:
-    return host.strip().lower().rstrip(".")
 
 
 def parse_url(url: str) -> Target:
@@ -109,39 +59,11 @@ def parse_url(url: str) -> Target:
     return Target(parts.scheme, parts.hostname, port or default, path)
 
 
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 form carries (mapped, 6to4, Teredo client, NAT64)."""
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip.sixtofour is not None:
-        return ip.sixtofour
-    if ip.teredo is not None:
-        return ip.teredo[1]
-    if ip in _NAT64:
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return None
-
-
 def forbidden(ip: IPAddress) -> str | None:
-    """Why an address may not be reached (None: a public address): the shared rule
-    (vidpipe.webhooks.address_refusal) plus what it does not name or unwrap (metadata and CGNAT
-    addresses, IPv4 carried in 6to4, Teredo and NAT64 addresses)."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        inner = _embedded_ipv4(ip)
-        if inner is not None:
-            why = forbidden(inner)
-            return f"{why} (inside IPv6 {ip})" if why else None
-    if ip in _METADATA:
-        return f"{ip}: cloud metadata address"
-    if ip.version == 4 and ip in _CGNAT:
-        return f"{ip}: shared (CGNAT) address"
+    """Why an address may not be reached, naming it (None: a public address): the shared rule,
+    vidpipe.webhooks.address_refusal."""
     why = address_refusal(ip)
     return None if why is None else f"{ip}: {why}"
-
-
-def _internal_name(host: str) -> bool:
-    # Single-label names resolve through the cluster's search domains.
-    return "." not in host or host.endswith(_INTERNAL_SUFFIXES)
 
 
 def check(url: str, allow: AllowList, resolve: Resolver = socket.getaddrinfo) -> tuple[Target, str]:
@@ -154,7 +76,7 @@ def check(url: str, allow: AllowList, resolve: Resolver = socket.getaddrinfo) ->
     try:
         # IDNA, as the resolver will: look-alike dots (U+3002, ...) become '.' before the name
         # rule reads the suffix.
-        host = _normal_host(target.host.encode("idna").decode("ascii"))
+        host = normal_host(target.host.encode("idna").decode("ascii"))
     except UnicodeError:
         raise Refused(f"{target.host!r} is not a valid host name") from None
     named = allow.allows_host(host)
@@ -162,7 +84,7 @@ def check(url: str, allow: AllowList, resolve: Resolver = socket.getaddrinfo) ->
         literal: IPAddress | None = ipaddress.ip_address(host)
     except ValueError:
         literal = None
-    if literal is None and not named and _internal_name(host):
+    if literal is None and not named and internal_name(host):
         raise Refused(f"{host!r} is a cluster-internal or local name")
     try:
         infos = resolve(host, target.port, type=socket.SOCK_STREAM)

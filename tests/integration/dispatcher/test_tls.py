@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from tests.utils.httpstub import Server
+from vidpipe.webhooks import AllowList
 from vidpipe_dispatcher.deliver import attempt
-from vidpipe_dispatcher.ssrf import AllowList
 
 pytestmark = pytest.mark.integration
 LOCAL = AllowList.parse(["127.0.0.1/32"])

@@ -22,13 +22,16 @@ pytestmark = pytest.mark.unit
         ("127.0.0.1", "loopback address"),
         ("::1", "loopback address"),
         ("::ffff:127.0.0.1", "loopback address"),
-        ("169.254.169.254", "link-local address (cloud metadata services live there)"),
+        ("169.254.169.254", "cloud metadata address"),
         ("fe80::1", "link-local address (cloud metadata services live there)"),
         ("10.0.0.1", "private address"),
         ("::ffff:192.168.1.1", "private address"),
-        ("fd00:ec2::254", "private address"),
+        ("fd00:ec2::254", "cloud metadata address"),
+        ("fd00::1", "private address"),
         ("224.0.0.251", "multicast address"),
-        ("100.100.100.200", "not a public address"),  # CGNAT range: Alibaba's metadata service
+        ("100.100.100.200", "cloud metadata address"),  # Alibaba's, in the CGNAT range
+        ("100.64.0.1", "shared (CGNAT) address"),
+        ("2002:7f00:1::", "loopback address (inside IPv6 2002:7f00:1::)"),  # 6to4 of 127.0.0.1
         ("0.0.0.0", "private address"),
     ],
 )

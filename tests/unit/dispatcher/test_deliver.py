@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from tests.utils.httpstub import Server
+from vidpipe.webhooks import AllowList
 from vidpipe_dispatcher.deliver import MAX_BODY_BYTES, attempt
-from vidpipe_dispatcher.ssrf import AllowList
 
 pytestmark = pytest.mark.unit
 

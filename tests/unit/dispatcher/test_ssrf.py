@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from vidpipe_dispatcher.ssrf import AllowList, Refused, check, forbidden, parse_url
+from vidpipe.webhooks import AllowList
+from vidpipe_dispatcher.ssrf import Refused, check, forbidden, parse_url
 
 pytestmark = pytest.mark.unit
 
