@@ -72,7 +72,13 @@ from tests.integration.operator.conftest import (  # noqa: E402
 from tests.utils.servers import free_port, mongo_server, s3_server  # noqa: E402
 
 from bench.postgres import ferretdb_on_postgres  # noqa: E402
-from bench.results import Goal, Recorder, process_cpu_seconds, py_spy_argv  # noqa: E402
+from bench.results import (  # noqa: E402
+    Goal,
+    Recorder,
+    percentile,
+    process_cpu_seconds,
+    py_spy_argv,
+)
 from vidpipe import constants  # noqa: E402
 
 Body = dict[str, Any]
@@ -82,11 +88,6 @@ BENCH_LABEL = "vidpipe.io/bench"
 TAINT = {"key": BENCH_LABEL, "value": "kwok", "effect": "NoSchedule"}
 TOLERATION = {"key": BENCH_LABEL, "operator": "Exists", "effect": "NoSchedule"}
 RESYNC_SECONDS = 60.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
 def spread(values: list[float]) -> list[float]:

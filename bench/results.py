@@ -57,6 +57,12 @@ def median(values: Iterable[float]) -> float:
     return float(statistics.median(list(values)))
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank `q` quantile (0 < q <= 1) of `values`."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
 def alternate(
     actions: Mapping[str, Callable[[], T]], rounds: int, warmup: int = 1
 ) -> dict[str, list[T]]:
