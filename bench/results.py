@@ -141,6 +141,9 @@ class Recorder:
     argv: list[str] = field(default_factory=lambda: list(sys.argv[1:]))
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     load_before: list[float] = field(default_factory=load_average)
+    # The tree measured: taken when the bench starts, not when it writes (a long bench outlives
+    # commits made meanwhile).
+    git: dict[str, Any] = field(default_factory=git_state)
 
     def write(
         self,
@@ -166,7 +169,7 @@ class Recorder:
             "arguments": self.arguments,
             "date": self.started.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "finished": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "git": git_state(),
+            "git": self.git,
             "machine": machine(),
             "load_average": {"before": self.load_before, "after": load_average()},
             "goals": [
