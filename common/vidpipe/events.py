@@ -249,6 +249,29 @@ def status_event(spec: Doc, status: Doc, at: datetime, *, facts: Doc | None = No
     return _spec_event(spec, event_type, at, attempt=attempts, data=data)
 
 
+def status_events(
+    spec: Doc, status: Doc, at: datetime, *, facts: Doc | None = None
+) -> list[JobEvent]:
+    """What the operator logs with a mirror of `status`: its state's event, preceded, for a job
+    that ran and ended, by the job.running of its last attempt. A Job can start and finish while
+    no operator watches (a restart, a short job between two events): the status then goes
+    straight to its end, and a receiver waiting for job.running must still see it. Repeats are
+    one event each (deterministic ids)."""
+    last = status_event(spec, status, at, facts=facts)
+    phase = Phase(status.get("phase") or Phase.PENDING.value)
+    started = status.get("startedAt")
+    if not (phase.terminal and started):
+        return [last]
+    attempts = max(1, int(status.get("attempts") or 0))
+    ran = {"phase": Phase.RUNNING.value, "startedAt": started}
+    try:  # the event's time is when it ran, if the status says so readably
+        ran_at = datetime.fromisoformat(str(started).replace("Z", "+00:00"))
+    except ValueError:
+        ran_at = at
+    running = status_event(spec, {**ran, "attempts": attempts}, ran_at)
+    return [running, last]
+
+
 def record_event(record: JobRecord, event_type: EventType, at: datetime) -> JobEvent:
     """An event the API records from its job record: job.submitted when it submits the job,
     job.failed / job.cancelled for a job that never reached the cluster, job.deleted."""

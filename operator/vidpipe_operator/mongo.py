@@ -14,7 +14,7 @@ resume mirrors every VideoJob again) inserts nothing twice and misses no event.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -87,24 +87,22 @@ class JobMirror:
     async def _bulk(self, collection: str, ops: list[Doc]) -> None:
         await self._run(partial(self._update_command, collection, ops))
 
-    async def _with_event(self, op: Doc, event: JobEvent | None) -> None:
-        if event is None:
-            await self._writes.submit(op)
-            return
-        query, insert = outbox_insert(event)
+    async def _with_events(self, op: Doc, events: Sequence[JobEvent]) -> None:
+        inserts = [outbox_insert(event) for event in events]
         await asyncio.gather(
             self._writes.submit(op),
-            self._events.submit({"q": query, "u": insert, "upsert": True}),
+            *(self._events.submit({"q": q, "u": u, "upsert": True}) for q, u in inserts),
         )
 
-    async def write(self, job_id: str, update: Doc, event: JobEvent | None = None) -> None:
-        await self._with_event({"q": {"_id": job_id}, "u": update, "upsert": True}, event)
+    async def write(self, job_id: str, update: Doc, *events: JobEvent) -> None:
+        await self._with_events({"q": {"_id": job_id}, "u": update, "upsert": True}, events)
 
     async def write_progress(
         self, job_id: str, progress: int, at: datetime, event: JobEvent | None = None
     ) -> None:
         query, update = progress_update(progress, at)
-        await self._with_event({"q": {"_id": job_id, **query}, "u": update}, event)
+        op = {"q": {"_id": job_id, **query}, "u": update}
+        await self._with_events(op, [event] if event is not None else [])
 
     async def unfinished(self, namespace: str | None) -> list[Doc]:
         """Documents the operator has mirrored (they name their VideoJob) that are not terminal;

@@ -19,7 +19,7 @@ from typing import Any, cast
 
 import kopf
 
-from vidpipe.events import status_event
+from vidpipe.events import status_events
 from vidpipe.models import VideoJobSpec
 from vidpipe.phases import Phase
 from vidpipe.record import mirror_update
@@ -115,8 +115,8 @@ async def _mirror(rt: Runtime, videojob: Body, status: Body, facts: Body | None 
     outbox: an insert keyed by the event's id, so a repeat after a crash adds nothing)."""
     at = now()
     spec = videojob["spec"]
-    event = status_event(spec, status, at, facts=facts)
-    await rt.mirror.write(spec["jobId"], mirror_update(videojob, status, at), event)
+    events = status_events(spec, status, at, facts=facts)
+    await rt.mirror.write(spec["jobId"], mirror_update(videojob, status, at), *events)
 
 
 async def _write(

@@ -5,18 +5,43 @@ nothing."""
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from pymongo import MongoClient
 
-from tests.integration.operator.conftest import DB, Cluster, OperatorProcess, wait_for
+from tests.integration.operator.conftest import (
+    DB,
+    Cluster,
+    OperatorProcess,
+    operator_env,
+    running_operator,
+    wait_for,
+)
 from tests.utils.servers import S3Server
+from vidpipe import constants
 from vidpipe.events import EVENTS_COLLECTION, TERMINAL_SEQUENCE
 from vidpipe.keys import output_key
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def operator(
+    namespace: str,
+    mongo_url: str,
+    s3: S3Server,
+    output_bucket: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    """This module's operator runs ten Jobs at once, so a burst keeps many in flight."""
+    env = operator_env(namespace, mongo_url, s3, output_bucket)
+    env["VIDPIPE_OPERATOR_MAX_RUNNING_PER_NAMESPACE"] = "10"
+    with running_operator(env, tmp_path_factory) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +117,55 @@ def test_a_job_logs_each_state_once_even_when_a_restart_mirrors_it_again(
         on_timeout=operator.log_tail,
     )
     assert logged() == events
+
+
+def _phases(cluster: Cluster, prefix: str) -> dict[str, str]:
+    listed = cluster.custom.list_namespaced_custom_object(
+        constants.GROUP, constants.VERSION, cluster.namespace, constants.PLURAL
+    )
+    return {
+        vj["metadata"]["name"]: (vj.get("status") or {}).get("phase", "")
+        for vj in listed["items"]
+        if vj["metadata"]["name"].startswith(prefix)
+    }
+
+
+def test_a_kill_9_in_the_middle_of_a_burst_of_50_jobs_loses_no_event(
+    cluster: Cluster, operator: OperatorProcess, events_collection: Any
+) -> None:
+    # Fails if an event of a job that ran or finished while the operator was dead is missing
+    # from the log after the restart (job.running included, for jobs the operator never saw
+    # running), or if the restart's second mirror of each job logged anything twice.
+    names = [f"burst-{i:02d}" for i in range(50)]
+    for name in names:
+        cluster.create_videojob(name, owner="ok")
+    wait_for(
+        "a third of the burst done",
+        lambda: list(_phases(cluster, "burst-").values()).count("Succeeded") >= 15,
+        240,
+        on_timeout=operator.log_tail,
+    )
+    operator.kill()
+    time.sleep(5)  # Jobs run on and finish while no operator watches
+    operator.start()
+    wait_for(
+        "the whole burst done",
+        lambda: set(_phases(cluster, "burst-").values()) == {"Succeeded"},
+        400,
+        on_timeout=operator.log_tail,
+    )
+
+    def logged() -> dict[str, Counter[str]]:
+        found: dict[str, Counter[str]] = {name: Counter() for name in names}
+        for event in events_collection.find({"job_id": {"$in": names}}, {"job_id": 1, "type": 1}):
+            found[event["job_id"]][event["type"]] += 1
+        return found
+
+    def complete() -> bool:
+        return all(c["job.running"] and c["job.succeeded"] for c in logged().values())
+
+    wait_for("every job's events logged", complete, 60, on_timeout=lambda: str(logged()))
+    for name, counts in logged().items():
+        assert counts["job.running"] == 1 and counts["job.succeeded"] == 1, (name, counts)
+        assert set(counts) <= {"job.submitted", "job.running", "job.succeeded"}, (name, counts)
+        assert counts["job.submitted"] <= 1, (name, counts)

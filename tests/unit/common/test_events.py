@@ -15,6 +15,7 @@ from vidpipe.events import (
     progress_event,
     record_event,
     status_event,
+    status_events,
 )
 from vidpipe.models import SourceObject
 from vidpipe.record import JobRecord, mirror_update
@@ -137,3 +138,21 @@ def test_metadata_keys_mongodb_cannot_store_are_left_out() -> None:
     assert status_event(spec, {"phase": "Running", "attempts": 1}, AT).metadata == {"ok": "1"}
     assert progress_event(spec, 1, 50, AT).metadata == {"ok": "1"}  # type: ignore[union-attr]
     assert mirror_update(videojob, {}, AT)["$setOnInsert"]["metadata"] == {"ok": "1"}
+
+
+def test_an_end_logs_the_running_of_its_last_attempt_too() -> None:
+    # Fails if a job that started and finished while no operator watched (its status went
+    # straight to Succeeded) had no job.running in the log, or if a job that never ran (cancelled
+    # while waiting) got one.
+    done = {"phase": "Succeeded", "attempts": 2, "startedAt": "2026-11-30T11:59:00Z"}
+    running, succeeded = status_events(SPEC, done, AT)
+    assert (running.type, running.seq, succeeded.type) == (
+        EventType.RUNNING,
+        2000,
+        EventType.SUCCEEDED,
+    )
+    assert running.time == datetime(2026, 11, 30, 11, 59, tzinfo=UTC)
+    (cancelled,) = status_events(SPEC, {"phase": "Cancelled"}, AT)
+    assert cancelled.type is EventType.CANCELLED
+    (only,) = status_events(SPEC, {"phase": "Running", "attempts": 1, "startedAt": "x"}, AT)
+    assert only.type is EventType.RUNNING
