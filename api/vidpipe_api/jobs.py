@@ -219,10 +219,12 @@ class Ingest:
         # first, so a failure here leaves the request recorded for the reconciler to finish.
         await self.storage.delete(source_key(job_id))
         fields = unsubmitted_cancel_fields(now())
+        record = record.updated(fields)
+        # The event first: killed in between, the reconciler repeats the recorded cancel and
+        # logs the same event (one id); the other order could lose it.
+        await self.db.record_event(record_event(record, EventType.CANCELLED, now()))
         await self.db.update_job(job_id, fields)
         log.info("unsubmitted job cancelled", extra={"job_id": job_id})
-        record = record.updated(fields)
-        await self.db.record_event(record_event(record, EventType.CANCELLED, now()))
         return record
 
     async def _reject(self, record: JobRecord, exc: VideoJobRejected) -> JobRecord:
@@ -231,9 +233,11 @@ class Ingest:
         )
         fields = rejected_fields(JobError(code=exc.code.value, message=exc.message), now())
         await self.storage.delete(source_key(record.id))
-        await self.db.update_job(record.id, fields)
         record = record.updated(fields)
+        # The event first (see settle_cancel): the reconciler resubmits a job not yet recorded
+        # Failed, is refused again and logs the same event.
         await self.db.record_event(record_event(record, EventType.FAILED, now()))
+        await self.db.update_job(record.id, fields)
         return record
 
 

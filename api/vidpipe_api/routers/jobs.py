@@ -103,8 +103,10 @@ async def delete_job(
     reached = existed or job.cr_created
     at = now()
     fields = deleted_fields(job, at, reached_cluster=reached)
-    await db.update_job(job.id, fields)
+    # The event first: if the record update then fails, the client's retry of the DELETE logs
+    # the same event (one id); the other order could lose it.
     await db.record_event(record_event(job.updated(fields), EventType.DELETED, at))
+    await db.update_job(job.id, fields)
     return Response(status_code=204)
 
 
