@@ -80,6 +80,7 @@ from bench.results import (  # noqa: E402
     py_spy_argv,
 )
 from vidpipe import constants  # noqa: E402
+from vidpipe.events import EVENTS_COLLECTION  # noqa: E402
 
 Body = dict[str, Any]
 KWOK = REPO / "bin" / "kwok"
@@ -453,7 +454,12 @@ def main() -> int:
     for sub in ("s3", "mongo"):
         (work / sub).mkdir()
     mongo_context: Callable[[Path], contextlib.AbstractContextManager[str]] = (
-        functools.partial(ferretdb_on_postgres, indexed=((DB, constants.JOBS_COLLECTION),))
+        # Every collection the operator updates by `_id` (MongoDB indexes `_id` everywhere):
+        # without its index, each event-log insert scanned the whole log (bench/postgres.py).
+        functools.partial(
+            ferretdb_on_postgres,
+            indexed=((DB, constants.JOBS_COLLECTION), (DB, EVENTS_COLLECTION)),
+        )
         if args.mongo == "postgresql"
         else mongo_server
     )
