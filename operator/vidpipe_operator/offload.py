@@ -6,8 +6,8 @@ adapter is built (startup.py).
 
 A pool takes calls in order of urgency, then arrival. Under load the API server answers a write
 in about 0.1 s, so a thousand free slots (start-up, a burst of uploads) queue thousands of
-creates: measured on the 2,000-VideoJob bench, calls then waited up to 16 s for a thread, and a
-finished Job's status write waited behind all of them. The calls of an urgent reconcile
+creates, and a finished Job's status write waited behind all of them for a thread (seen in
+bench/operator_scale.py, docs/operator.md "Scale"). The calls of an urgent reconcile
 (`Urgency`: a VideoJob holding a Job, a cancel, a deletion; escalated when a Job event arrives
 while a run is under way) go first; starting waiting jobs only goes as fast as what remains.
 """
