@@ -68,6 +68,14 @@ INTERNAL_STATUS: dict[ErrorCode, InternalStatus] = {
     ErrorCode.WEBHOOK_DISABLED: S.INVALID_INPUT,
     ErrorCode.DELIVERY_NOT_FOUND: S.INVALID_INPUT,
     ErrorCode.DELIVERY_IN_PROGRESS: S.INVALID_INPUT,
+    # Playback is /v1 and /play only; the rows keep the table total.
+    ErrorCode.PLAYBACK_TOKEN_INVALID: S.INVALID_INPUT,
+    ErrorCode.PLAYBACK_TOKEN_EXPIRED: S.INVALID_INPUT,
+    ErrorCode.PLAYBACK_REVOKED: S.INVALID_INPUT,
+    ErrorCode.PLAYBACK_WRONG_TOKEN_TYPE: S.INVALID_INPUT,
+    ErrorCode.PLAYBACK_RESOLUTION_REFUSED: S.INVALID_INPUT,
+    ErrorCode.PLAYBACK_NOT_READY: S.INVALID_INPUT,
+    ErrorCode.PLAYBACK_NOT_FOUND: S.INVALID_INPUT,
     # A video, but outside the limits: the file type is fine, the input is not.
     ErrorCode.DURATION_LIMIT_EXCEEDED: S.INVALID_INPUT,
     ErrorCode.RESOLUTION_LIMIT_EXCEEDED: S.INVALID_INPUT,

@@ -62,6 +62,14 @@ class ErrorCode(StrEnum):
     WEBHOOK_DISABLED = "webhook_disabled"
     DELIVERY_NOT_FOUND = "delivery_not_found"
     DELIVERY_IN_PROGRESS = "delivery_in_progress"
+    # Signed playback (issue 15): each refusal of a token has its own code
+    PLAYBACK_TOKEN_INVALID = "playback_token_invalid"
+    PLAYBACK_TOKEN_EXPIRED = "playback_token_expired"
+    PLAYBACK_REVOKED = "playback_revoked"
+    PLAYBACK_WRONG_TOKEN_TYPE = "playback_wrong_token_type"
+    PLAYBACK_RESOLUTION_REFUSED = "playback_resolution_refused"
+    PLAYBACK_NOT_READY = "playback_not_ready"
+    PLAYBACK_NOT_FOUND = "playback_not_found"
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,21 @@ CATALOGUE: dict[ErrorCode, ErrorSpec] = {
     ErrorCode.DELIVERY_IN_PROGRESS: ErrorSpec(
         409, "The delivery is pending and being attempted right now."
     ),
+    ErrorCode.PLAYBACK_TOKEN_INVALID: ErrorSpec(
+        403, "The playback token is malformed, tampered with or signed by an unknown key."
+    ),
+    ErrorCode.PLAYBACK_TOKEN_EXPIRED: ErrorSpec(403, "The playback token has expired."),
+    ErrorCode.PLAYBACK_REVOKED: ErrorSpec(403, "The playback id of this token was revoked."),
+    ErrorCode.PLAYBACK_WRONG_TOKEN_TYPE: ErrorSpec(
+        403, "The token's type (video, thumbnail, storyboard) does not cover this file."
+    ),
+    ErrorCode.PLAYBACK_RESOLUTION_REFUSED: ErrorSpec(
+        403, "The rendition is above the token's `max_resolution`."
+    ),
+    ErrorCode.PLAYBACK_NOT_READY: ErrorSpec(
+        409, "The job has not succeeded with HLS outputs; there is nothing to play."
+    ),
+    ErrorCode.PLAYBACK_NOT_FOUND: ErrorSpec(404, "No such playback id for this caller."),
 }
 
 # Codes that mean "this input will never process": the processor exits with BAD_INPUT for them.
