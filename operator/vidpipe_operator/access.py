@@ -2,8 +2,8 @@
 
 A processor runs hostile media through ffmpeg, so its Pod is treated as compromised-on-arrival:
 - S3: it holds no keys. The operator (which has keys) presigns one GET URL for the job's source
-  and one PUT URL per output the job can produce (every rendition named in spec.outputs, poster,
-  storyboard, metadata.json, manifest.json). The URLs live in a per-job Secret mounted into the
+  and one PUT URL per output the job can produce (every rendition named in spec.outputs in each
+  selected format, the HLS playlists, poster, storyboard, metadata.json, manifest.json). The URLs live in a per-job Secret mounted into the
   Pod, never in the Job spec, the environment or a log. A URL names one object and one method, so
   the Pod cannot read another job's source, list the bucket, delete, or write outside its prefix.
 - Kubernetes: a per-job ServiceAccount whose Role allows get/patch of `videojobs/status` for that
@@ -40,8 +40,14 @@ def access_name(videojob_name: str) -> str:
 
 def output_names(spec: VideoJobSpec) -> list[str]:
     """Every file name the processor may write for `spec`: a superset of what the plan makes
-    (a rendition that would upscale is dropped by the processor, never renamed)."""
-    names = [keys.rendition_file_name(r.name) for r in spec.outputs.renditions]
+    (a rendition that would upscale is dropped by the processor, never renamed; the audio
+    playlist is not written for a silent source)."""
+    renditions = [r.name for r in spec.outputs.renditions]
+    names: list[str] = []
+    if "mp4" in spec.outputs.formats:
+        names += [keys.rendition_file_name(r) for r in renditions]
+    if "hls" in spec.outputs.formats:
+        names += keys.hls_file_names(renditions, audio=True)
     if spec.outputs.poster:
         names.append(keys.POSTER_NAME)
     if spec.outputs.storyboard.enabled:

@@ -41,8 +41,14 @@ def _fake_presign(method: str, bucket: str, key: str, seconds: int) -> str:
 
 
 def test_output_names_cover_every_file_the_spec_allows() -> None:
+    # Fails if a file the processor writes by default (MP4, HLS, images) gets no upload URL.
     assert output_names(_spec()) == [
         "720p.mp4",
+        "master.m3u8",
+        "720p.m3u8",
+        "720p.cmfv",
+        "audio.m3u8",
+        "audio.cmfa",
         keys.POSTER_NAME,
         keys.STORYBOARD_IMAGE_NAME,
         keys.STORYBOARD_VTT_NAME,
@@ -54,9 +60,31 @@ def test_output_names_cover_every_file_the_spec_allows() -> None:
             "renditions": [{"name": "1080p", "height": 1080}, {"name": "360p", "height": 360}],
             "poster": False,
             "storyboard": {"enabled": False},
+            "formats": ["mp4"],
         }
     )
     assert output_names(lean) == ["1080p.mp4", "360p.mp4", keys.METADATA_NAME, keys.MANIFEST_NAME]
+
+
+def test_output_names_follow_the_formats() -> None:
+    # Fails if an unselected format still gets upload URLs (or a selected one gets none).
+    hls_only = _spec(
+        outputs={
+            "renditions": [{"name": "480p", "height": 480}],
+            "poster": False,
+            "storyboard": {"enabled": False},
+            "formats": ["hls"],
+        }
+    )
+    assert output_names(hls_only) == [
+        "master.m3u8",
+        "480p.m3u8",
+        "480p.cmfv",
+        "audio.m3u8",
+        "audio.cmfa",
+        keys.METADATA_NAME,
+        keys.MANIFEST_NAME,
+    ]
 
 
 def test_lifetime_is_the_deadline_plus_margin_capped_by_sigv4() -> None:
