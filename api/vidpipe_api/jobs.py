@@ -43,14 +43,14 @@ from vidpipe.keys import (
     output_prefix,
     source_key,
 )
-from vidpipe.models import JobError, Outputs, SourceObject, VideoJobSpec
+from vidpipe.models import JobError, SourceObject, VideoJobSpec
 from vidpipe.phases import SEED_STATUS, Phase
 from vidpipe.record import JobRecord, rejected_fields, unsubmitted_cancel_fields
 from vidpipe_api.cluster import Cluster
 from vidpipe_api.db import Database, now, to_ms
 from vidpipe_api.errors import ClusterUnavailable, VideoJobRejected
 from vidpipe_api.metrics import Metrics
-from vidpipe_api.options import outputs_document
+from vidpipe_api.options import JobOptions, outputs_document
 from vidpipe_api.storage import Storage
 from vidpipe_api.validation import Validator, media_summary
 
@@ -68,6 +68,7 @@ def spec_for(record: JobRecord) -> VideoJobSpec:
         "owner": record.owner,
         "source": record.source,
         "userMetadata": record.metadata,
+        "priority": record.priority,
     }
     if record.options is not None:
         fields["outputs"] = record.options
@@ -100,7 +101,7 @@ class Ingest:
         *,
         job_id: str,
         owner: str,
-        outputs: Outputs,
+        options: JobOptions,
         size: int,
         filename: str | None,
         content_type: str | None,
@@ -130,7 +131,8 @@ class Ingest:
             id=job_id,
             owner=owner,
             source=SourceObject(bucket=self.storage.bucket, key=key),
-            options=outputs_document(outputs),
+            options=outputs_document(options.outputs),
+            priority=options.priority,
             filename=filename,
             content_type=content_type,
             size_bytes=size,
@@ -257,6 +259,7 @@ def job_view(record: JobRecord) -> dict[str, Any]:
         "sizeBytes": record.size_bytes,
         "options": record.options,
         "metadata": record.metadata,
+        "priority": record.priority.value,
         "media": record.media,
         "attempts": record.attempts,
         "error": record.error.model_dump() if record.error else None,

@@ -1,7 +1,8 @@
-"""Processing options from a JSON document, form fields or query parameters, as one `Outputs`.
+"""Processing options from a JSON document, form fields or query parameters, as one `JobOptions`.
 
 Clients either send the full `options` JSON (the VideoJob `spec.outputs` shape, camelCase) or
-the shorthand fields `renditions=480p,720p`, `poster=false`, `storyboard=false`.
+the shorthand fields `renditions=480p,720p`, `poster=false`, `storyboard=false`; `priority`
+(low, normal, high) goes with either.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,6 +20,7 @@ from vidpipe.models import (
     METADATA_MAX_KEYS,
     METADATA_MAX_VALUE_LENGTH,
     Outputs,
+    Priority,
     Rendition,
 )
 from vidpipe_api.errors import InvalidRequest
@@ -28,6 +31,14 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 # No '.' or '$': MongoDB (and FerretDB) refuse them in stored field names.
 _METADATA_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """What a client chose for its job: the VideoJob's `outputs` and `priority`."""
+
+    outputs: Outputs
+    priority: Priority = Priority.NORMAL
 
 
 def _bool(name: str, value: str) -> bool:
@@ -91,6 +102,24 @@ def parse_options(options_json: str | None, fields: Mapping[str, str]) -> Output
     return _validated(doc_)
 
 
+def parse_priority(value: str | None) -> Priority:
+    """`priority`: low, normal (the default) or high, in any case."""
+    if value is None or not value.strip():
+        return Priority.NORMAL
+    try:
+        return Priority(value.strip().lower())
+    except ValueError:
+        raise InvalidRequest(
+            "`priority` must be one of " + ", ".join(p.value for p in Priority),
+            {"field": "priority", "value": value[:32]},
+        ) from None
+
+
+def parse_job_options(options_json: str | None, fields: Mapping[str, str]) -> JobOptions:
+    """The outputs (`parse_options`) and the `priority` field."""
+    return JobOptions(parse_options(options_json, fields), parse_priority(fields.get("priority")))
+
+
 def parse_metadata(value: str | Mapping[str, Any] | None) -> dict[str, str]:
     """The client's `metadata`: a JSON object (or the parsed one) of at most 16 string values
     of up to 512 characters, under keys of letters, digits, `_` and `-` (at most 64)."""
@@ -131,4 +160,13 @@ def outputs_document(outputs: Outputs) -> dict[str, Any]:
     return outputs.model_dump(mode="json", by_alias=True)
 
 
-__all__ = ["Outputs", "Rendition", "outputs_document", "parse_metadata", "parse_options"]
+__all__ = [
+    "JobOptions",
+    "Outputs",
+    "Rendition",
+    "outputs_document",
+    "parse_job_options",
+    "parse_metadata",
+    "parse_options",
+    "parse_priority",
+]

@@ -48,6 +48,7 @@ class JobOut(BaseModel):
     metadata: dict[str, str] = Field(
         default_factory=dict, description="The client's metadata, as sent at upload"
     )
+    priority: str = Field(default="normal", description="low, normal or high, as sent at upload")
     media: dict[str, Any] = Field(default_factory=dict)
     attempts: int = 0
     error: dict[str, Any] | None = None
@@ -91,6 +92,9 @@ class UploadSessionIn(BaseModel):
     metadata: dict[str, Any] | None = Field(
         default=None,
         description="Your own string key/value pairs, echoed in the job and in every event",
+    )
+    priority: str | None = Field(
+        default=None, max_length=32, description="low, normal (default) or high"
     )
 
 

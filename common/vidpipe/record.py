@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from vidpipe.models import JobError, SourceObject
+from vidpipe.models import JobError, Priority, SourceObject
 from vidpipe.phases import TERMINAL_PHASES, Phase
 
 Doc = dict[str, Any]
@@ -80,6 +80,8 @@ class JobRecord(BaseModel):
     media: dict[str, Any] = Field(default_factory=dict)
     # The client's metadata (VideoJob spec.userMetadata), echoed in the job and every event.
     metadata: dict[str, str] = Field(default_factory=dict)
+    # VideoJob spec.priority (documents from before it existed read as normal).
+    priority: Priority = Priority.NORMAL
     uploaded_via: str | None = None
     # API flags.
     cr_created: bool = False
@@ -140,6 +142,7 @@ _INSERTED = frozenset(
         "size_bytes",
         "media",
         "metadata",
+        "priority",
         "uploaded_via",
         "created_at",
         "updated_at",
@@ -225,6 +228,7 @@ def mirror_update(videojob: Doc, status: Doc, at: datetime) -> Doc:
             "source": spec.get("source"),
             "options": spec.get("outputs"),
             "metadata": storable_metadata(spec.get("userMetadata")),
+            "priority": spec.get("priority") or Priority.NORMAL.value,
             "created_at": _time(meta.get("creationTimestamp")) or at,
             "cr_created": True,
             "deleted": False,

@@ -24,7 +24,6 @@ from fastapi.routing import APIRoute
 
 from vidpipe.errors import ErrorCode, VidpipeError
 from vidpipe.keys import POSTER_NAME, output_key
-from vidpipe.models import Outputs
 from vidpipe.phases import SeedStatus
 from vidpipe_api import NAME, __version__
 from vidpipe_api.compat import (
@@ -65,7 +64,7 @@ from vidpipe_api.errors import Forbidden, RetryLater
 from vidpipe_api.formstream import ParsedForm
 from vidpipe_api.jobs import job_view
 from vidpipe_api.limits import UploadSlotsDep
-from vidpipe_api.options import parse_options
+from vidpipe_api.options import JobOptions, parse_job_options
 from vidpipe_api.routers import jobs as jobs_routes
 from vidpipe_api.routers import system
 from vidpipe_api.routers.videos import ingest_form
@@ -196,10 +195,10 @@ async def upload(
     bytes are discarded on a mismatch.
     """
 
-    def before_file(form: ParsedForm) -> Outputs:
+    def before_file(form: ParsedForm) -> JobOptions:
         if USER_FIELD in form.fields:
             check_user(form.fields[USER_FIELD], owner)
-        return parse_options(None, {})  # the old service had no options: our defaults
+        return parse_job_options(None, {})  # the old service had no options: our defaults
 
     def whole_form(form: ParsedForm) -> None:
         missing = [f for f in (USER_FIELD,) if f not in form.fields]

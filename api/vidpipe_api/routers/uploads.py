@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse
 
 from vidpipe.errors import VidpipeError
 from vidpipe.keys import source_key
-from vidpipe.models import Outputs
+from vidpipe.models import Outputs, Priority
 from vidpipe.record import JobRecord
 from vidpipe_api import ratelimit, sessions
 from vidpipe_api.db import Database, now
@@ -50,7 +50,7 @@ from vidpipe_api.errors import (
 )
 from vidpipe_api.filenames import sanitize_filename
 from vidpipe_api.jobs import job_view, new_job_id
-from vidpipe_api.options import outputs_document, parse_metadata, parse_options
+from vidpipe_api.options import JobOptions, outputs_document, parse_job_options, parse_metadata
 from vidpipe_api.schemas import (
     ERROR_RESPONSES,
     ErrorOut,
@@ -113,7 +113,7 @@ async def create_upload(
     if body.sizeBytes > settings.max_upload_bytes:
         raise UploadTooLarge(settings.max_upload_bytes)
     options_json = None if body.options is None else json.dumps(body.options)
-    outputs = parse_options(options_json, {})
+    chosen = parse_job_options(options_json, {"priority": body.priority or ""})
     labels = parse_metadata(body.metadata)
     part_size = part_size_for(body.sizeBytes, settings.part_size_bytes)
     count = parts_for(body.sizeBytes, part_size)
@@ -140,7 +140,8 @@ async def create_upload(
         "parts": count,
         "filename": filename,
         "content_type": body.contentType,
-        "options": outputs_document(outputs),
+        "options": outputs_document(chosen.outputs),
+        "priority": chosen.priority.value,
         "metadata": labels,
         "state": "open",
         "created_at": now(),
@@ -246,7 +247,11 @@ async def complete_upload(
         record = await ingest.accept(
             job_id=upload_id,
             owner=owner,
-            outputs=Outputs.model_validate(session["options"]),
+            options=JobOptions(
+                Outputs.model_validate(session["options"]),
+                # Sessions opened before priorities existed have none.
+                Priority(session.get("priority") or Priority.NORMAL),
+            ),
             metadata=dict(session.get("metadata") or {}),
             size=size,
             filename=session.get("filename"),

@@ -17,7 +17,6 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from vidpipe.keys import source_key
-from vidpipe.models import Outputs
 from vidpipe.record import JobRecord
 from vidpipe_api import ratelimit
 from vidpipe_api.context import AppContext
@@ -27,7 +26,7 @@ from vidpipe_api.filenames import sanitize_filename
 from vidpipe_api.formstream import FILE_FIELD, FilePart, FormLimits, ParsedForm, read_form
 from vidpipe_api.jobs import job_view, new_job_id
 from vidpipe_api.limits import UploadSlotsDep, guarded
-from vidpipe_api.options import parse_metadata, parse_options
+from vidpipe_api.options import JobOptions, parse_job_options, parse_metadata
 from vidpipe_api.schemas import ERROR_RESPONSES, ErrorOut, JobOut, form_body
 from vidpipe_api.storage import StreamWriter
 
@@ -68,6 +67,7 @@ FORM_BODY = form_body(
         "renditions": {"type": "string", "example": "480p,720p"},
         "poster": {"type": "boolean"},
         "storyboard": {"type": "boolean"},
+        "priority": {"type": "string", "enum": ["low", "normal", "high"], "default": "normal"},
     },
     required=["file"],
     encoding={"file": {"contentType": "video/*"}},
@@ -160,7 +160,7 @@ async def _upload_form(request: Request, ctx: ContextDep, owner: str) -> JSONRes
         request,
         ctx,
         owner,
-        on_file_start=lambda form: parse_options(form.fields.get("options"), form.fields),
+        on_file_start=lambda form: parse_job_options(form.fields.get("options"), form.fields),
     )
     return _accepted(record)
 
@@ -170,7 +170,7 @@ async def ingest_form(
     ctx: AppContext,
     owner: str,
     *,
-    on_file_start: Callable[[ParsedForm], Outputs],
+    on_file_start: Callable[[ParsedForm], JobOptions],
     on_form_end: Callable[[ParsedForm], None] | None = None,
     file_field: str = FILE_FIELD,
     trailing_fields: frozenset[str] = frozenset(),
@@ -180,9 +180,9 @@ async def ingest_form(
 
     Rate limits, then the `file_field` part streamed to storage, then validation and the job
     record; returns the job record. `on_file_start(form)` sees the fields sent before the file
-    and returns the outputs (it may refuse before a byte is stored); `on_form_end(form)` sees the
-    whole form (it may refuse, and the stored bytes are then discarded). The caller holds the
-    upload slot.
+    and returns the job's options (it may refuse before a byte is stored); `on_form_end(form)`
+    sees the whole form (it may refuse, and the stored bytes are then discarded). The caller
+    holds the upload slot.
     """
     content_type = request.headers.get("content-type", "")
     settings = ctx.settings
@@ -190,7 +190,7 @@ async def ingest_form(
     job_id = new_job_id()
     writer = ctx.storage.writer(source_key(job_id), {}, settings.max_upload_bytes)
     seen: dict[str, FilePart] = {}
-    chosen: list[tuple[Outputs, dict[str, str]]] = []
+    chosen: list[tuple[JobOptions, dict[str, str]]] = []
     form_limits = FormLimits(settings.form_max_fields, settings.form_max_field_bytes)
 
     async def file_starts(form: ParsedForm) -> None:
@@ -220,11 +220,11 @@ async def ingest_form(
             raise MissingFile()
         return form, chosen[0]
 
-    form, (outputs, metadata) = await _store(ctx, request, writer, consume)
+    form, (options, metadata) = await _store(ctx, request, writer, consume)
     return await ctx.ingest.accept(
         job_id=job_id,
         owner=owner,
-        outputs=outputs,
+        options=options,
         metadata=metadata,
         size=writer.size,
         filename=sanitize_filename(form.file.filename),
@@ -257,6 +257,7 @@ async def upload_raw(
     renditions: Annotated[str | None, Query(examples=["480p,720p"])] = None,
     poster: Annotated[str | None, Query(description="true or false")] = None,
     storyboard: Annotated[str | None, Query(description="true or false")] = None,
+    priority: Annotated[str | None, Query(description="low, normal (default) or high")] = None,
 ) -> JSONResponse:
     """The body is the video itself (`Content-Type: video/*` or `application/octet-stream`)."""
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
@@ -264,13 +265,18 @@ async def upload_raw(
         raise UnsupportedMediaType("send the video with Content-Type video/* as the request body")
     fields = {
         k: v
-        for k, v in {"renditions": renditions, "poster": poster, "storyboard": storyboard}.items()
+        for k, v in {
+            "renditions": renditions,
+            "poster": poster,
+            "storyboard": storyboard,
+            "priority": priority,
+        }.items()
         if v is not None
     }
-    outputs = parse_options(options, fields)  # before reading a byte of the body
+    chosen = parse_job_options(options, fields)  # before reading a byte of the body
     labels = parse_metadata(metadata)
     with slots.hold(owner):
-        return await _upload_raw(request, ctx, owner, x_filename, content_type, outputs, labels)
+        return await _upload_raw(request, ctx, owner, x_filename, content_type, chosen, labels)
 
 
 async def _upload_raw(
@@ -279,7 +285,7 @@ async def _upload_raw(
     owner: str,
     x_filename: str | None,
     content_type: str,
-    outputs: Outputs,
+    chosen: JobOptions,
     labels: dict[str, str],
 ) -> JSONResponse:
     await ratelimit.acquire(ctx.db, owner, ctx.settings)
@@ -297,7 +303,7 @@ async def _upload_raw(
     record = await ctx.ingest.accept(
         job_id=job_id,
         owner=owner,
-        outputs=outputs,
+        options=chosen,
         size=writer.size,
         filename=filename,
         content_type=content_type,

@@ -62,8 +62,7 @@ def test_minimal_videojob_is_accepted_with_defaults(cluster: Cluster) -> None:
     ]
     assert spec["outputs"]["storyboard"]["intervalSeconds"] == 10
     assert spec["outputs"]["container"] == "mp4"
-    # Fails if the CRD stops defaulting formats to both packagings (the processor's default).
-    assert spec["outputs"]["formats"] == ["hls", "mp4"]
+    assert spec["priority"] == "normal"  # fails if the CRD stopped defaulting it
 
 
 def test_full_videojob_is_accepted(cluster: Cluster) -> None:
@@ -118,19 +117,6 @@ BAD_SOURCE = {"bucket": "media", "key": "/abs"}
             "rendition names must be unique",
         ),
         (
-            _spec(outputs={"renditions": [{"name": "master", "height": 360}]}),
-            "rendition names audio and master are reserved (HLS playlists)",
-        ),
-        (_spec(outputs={"formats": ["mp4", "mp4"]}), "formats must be unique"),
-        (
-            _spec(outputs={"formats": ["dash"]}),
-            'spec.outputs.formats[0]: Unsupported value: \\"dash\\"',
-        ),
-        (
-            _spec(outputs={"formats": []}),
-            "spec.outputs.formats in body should have at least 1 items",
-        ),
-        (
             _spec(outputs={"container": "mkv"}),
             'spec.outputs.container: Unsupported value: \\"mkv\\"',
         ),
@@ -177,6 +163,7 @@ def _replace_spec(cluster: Cluster, name: str, **changes: Any) -> None:
         ({"source": {"bucket": "media", "key": "other"}}, "source is immutable"),
         ({"outputs": {"renditions": [{"name": "480p", "height": 480}]}}, "outputs is immutable"),
         ({"resources": {"cpu": "1"}}, "spec is immutable except spec.cancel"),
+        ({"priority": "high"}, "priority is immutable"),
     ],
 )
 def test_spec_is_immutable(cluster: Cluster, changes: dict[str, Any], message: str) -> None:

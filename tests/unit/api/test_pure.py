@@ -19,8 +19,8 @@ from vidpipe_api.cluster import build_videojob
 from vidpipe_api.errors import InvalidRequest, RateLimited, install_error_handlers
 from vidpipe_api.filenames import sanitize_filename
 from vidpipe_api.formstream import read_form
-from vidpipe_api.jobs import downloads, job_view, new_job_id
-from vidpipe_api.options import parse_metadata, parse_options
+from vidpipe_api.jobs import downloads, job_view, new_job_id, spec_for
+from vidpipe_api.options import parse_job_options, parse_metadata, parse_options
 from vidpipe_api.pagination import Cursor, decode_cursor, encode_cursor
 from vidpipe_api.ratelimit import Limit, limits_for, slot
 from vidpipe_api.routers.uploads import part_size_for
@@ -334,3 +334,31 @@ def test_streaming_form_rejects_second_file_and_bad_type() -> None:
         asyncio.run(read_form("multipart/form-data; boundary=b", _chunks(body, 10), sink))  # type: ignore[arg-type]
     with pytest.raises(InvalidRequest):
         asyncio.run(read_form("application/json", _chunks(b"{}", 10), sink))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, "normal"), ("", "normal"), ("high", "high"), (" LOW ", "low"), ("normal", "normal")],
+)
+def test_priority_is_parsed_with_normal_as_default(value: str | None, expected: str) -> None:
+    # Fails if a missing priority were not normal or a valid one (any case) were refused.
+    fields = {} if value is None else {"priority": value}
+    assert parse_job_options(None, fields).priority.value == expected
+
+
+@pytest.mark.parametrize("value", ["urgent", "1", "higher"])
+def test_unknown_priority_is_a_validation_error_naming_the_field(value: str) -> None:
+    # Fails if an unknown priority were accepted, or refused without naming the field.
+    with pytest.raises(InvalidRequest) as err:
+        parse_job_options(None, {"priority": value})
+    assert err.value.code == ErrorCode.VALIDATION_FAILED
+    assert err.value.details["field"] == "priority"
+    assert "low, normal, high" in err.value.message
+
+
+def test_the_spec_carries_the_record_priority() -> None:
+    # Fails if the VideoJob (first creation or the reconciler's) lost the job's priority.
+    record = job_record("vj-1").updated({"priority": "high"})
+    assert spec_for(record).priority.value == "high"
+    assert build_videojob(spec_for(record), "ns")["spec"]["priority"] == "high"
+    assert job_view(record)["priority"] == "high"

@@ -40,10 +40,6 @@ CREATE_TWINS: dict[str, dict[str, Any]] = {
         outputs={"renditions": [{"name": "a", "height": 240}, {"name": "a", "height": 360}]}
     ),
     "resources needs cpu or memory (omit it for the defaults)": _with(resources={}),
-    "formats must be unique": _with(outputs={"formats": ["mp4", "mp4"]}),
-    "rendition names audio and master are reserved (HLS playlists)": _with(
-        outputs={"renditions": [{"name": "audio", "height": 240}]}
-    ),
 }
 UPDATE_TWINS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "spec is immutable except spec.cancel": (BASE, WITHOUT_RESOURCES),
@@ -62,6 +58,7 @@ UPDATE_TWINS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "userMetadata is immutable; create a new VideoJob instead": (
         _with(userMetadata={"a": "1"}), _with(userMetadata={"a": "2"})
     ),
+    "priority is immutable; create a new VideoJob instead": (BASE, _with(priority="high")),
     "cancel cannot be undone": (_with(cancel=True), BASE),
 }  # fmt: skip
 # The name rule sits on the root (metadata.name). Its twin is the job id's limit: the API names
