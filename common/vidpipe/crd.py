@@ -15,14 +15,17 @@ import yaml
 from pydantic import BaseModel
 
 from vidpipe import constants
+from vidpipe.keys import HLS_RESERVED_NAMES
 from vidpipe.models import (
     CANCEL_IS_ONE_WAY,
     IMMUTABLE,
     IMMUTABLE_FIELDS,
     MAX_NAME_LENGTH,
     NAME_TOO_LONG,
+    RESERVED_RENDITION_NAMES,
     RESOURCES_NEED_ONE,
     SPEC_IMMUTABLE,
+    UNIQUE_FORMATS,
     UNIQUE_RENDITION_NAMES,
     Outputs,
     Storyboard,
@@ -69,6 +72,15 @@ SPEC_RULES: dict[str, list[dict[str, str]]] = {
             "rule": "self.all(r, self.exists_one(o, o.name == r.name))",
             "message": UNIQUE_RENDITION_NAMES,
         },
+        {
+            "rule": "self.all(r, !(r.name in ["
+            + ", ".join(f"'{name}'" for name in HLS_RESERVED_NAMES)
+            + "]))",
+            "message": RESERVED_RENDITION_NAMES,
+        },
+    ],
+    "outputs.formats": [
+        {"rule": "self.all(f, self.exists_one(o, o == f))", "message": UNIQUE_FORMATS},
     ],
 }
 SPEC_RULES["resources"].append(
@@ -149,6 +161,7 @@ def spec_schema() -> dict[str, Any]:
     # still fill them so that `kubectl get -o yaml` shows what will be produced.
     _at(schema, "outputs")["default"] = Outputs().model_dump(by_alias=True, exclude_none=True)
     _at(schema, "outputs.storyboard")["default"] = Storyboard().model_dump(by_alias=True)
+    _at(schema, "outputs.formats")["default"] = Outputs().formats
     _at(schema, "outputs.renditions")["default"] = _at(schema, "outputs")["default"]["renditions"]
     # Always present, so its immutability rule (which runs only when old and new both have it)
     # also refuses removing it.

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from vidpipe.keys import HLS_RESERVED_NAMES
 from vidpipe.phases import Phase
 
 JOB_ID_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
@@ -26,6 +27,8 @@ RENDITION_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 IMMUTABLE = "is immutable; create a new VideoJob instead"
 SPEC_IMMUTABLE = "spec is immutable except spec.cancel"
 UNIQUE_RENDITION_NAMES = "rendition names must be unique"
+UNIQUE_FORMATS = "formats must be unique"
+RESERVED_RENDITION_NAMES = "rendition names audio and master are reserved (HLS playlists)"
 RESOURCES_NEED_ONE = "resources needs cpu or memory (omit it for the defaults)"
 CANCEL_IS_ONE_WAY = "cancel cannot be undone"
 # A VideoJob's name is its Job's name, which the Job controller puts in a label on every Pod, and
@@ -145,6 +148,15 @@ def _default_renditions() -> list[Rendition]:
     return [Rendition(name="720p", height=720)]
 
 
+# Packagings of the renditions: `mp4` one progressive file each, `hls` an HLS/CMAF ladder
+# (docs/processor.md). Both come from the same encode of each rendition.
+OutputFormat = Literal["hls", "mp4"]
+
+
+def _default_formats() -> list[OutputFormat]:
+    return ["hls", "mp4"]
+
+
 class Outputs(_Model):
     """What to produce from the source."""
 
@@ -165,6 +177,12 @@ class Outputs(_Model):
     audio_track: Annotated[
         int, Field(default=0, alias="audioTrack", ge=0, le=31, description="Audio stream index")
     ] = 0
+    formats: list[OutputFormat] = Field(
+        default_factory=_default_formats,
+        min_length=1,
+        max_length=2,
+        description="Packagings of the renditions: hls (HLS/CMAF ladder), mp4 (one file each)",
+    )
 
     @field_validator("renditions")
     @classmethod
@@ -172,7 +190,17 @@ class Outputs(_Model):
         names = [r.name for r in renditions]
         if len(set(names)) != len(names):
             raise ValueError(UNIQUE_RENDITION_NAMES)
+        # audio.m3u8 and master.m3u8 sit beside the renditions' playlists.
+        if set(HLS_RESERVED_NAMES) & set(names):
+            raise ValueError(RESERVED_RENDITION_NAMES)
         return renditions
+
+    @field_validator("formats")
+    @classmethod
+    def _unique_formats(cls, formats: list[OutputFormat]) -> list[OutputFormat]:
+        if len(set(formats)) != len(formats):
+            raise ValueError(UNIQUE_FORMATS)
+        return formats
 
 
 class JobResources(_Model):

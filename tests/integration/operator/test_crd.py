@@ -63,6 +63,8 @@ def test_minimal_videojob_is_accepted_with_defaults(cluster: Cluster) -> None:
     assert spec["outputs"]["storyboard"]["intervalSeconds"] == 10
     assert spec["outputs"]["container"] == "mp4"
     assert spec["priority"] == "normal"  # fails if the CRD stopped defaulting it
+    # Fails if the CRD stops defaulting formats to both packagings (the processor's default).
+    assert spec["outputs"]["formats"] == ["hls", "mp4"]
 
 
 def test_full_videojob_is_accepted(cluster: Cluster) -> None:
@@ -115,6 +117,19 @@ BAD_SOURCE = {"bucket": "media", "key": "/abs"}
                 outputs={"renditions": [{"name": "a", "height": 360}, {"name": "a", "height": 720}]}
             ),
             "rendition names must be unique",
+        ),
+        (
+            _spec(outputs={"renditions": [{"name": "master", "height": 360}]}),
+            "rendition names audio and master are reserved (HLS playlists)",
+        ),
+        (_spec(outputs={"formats": ["mp4", "mp4"]}), "formats must be unique"),
+        (
+            _spec(outputs={"formats": ["dash"]}),
+            'spec.outputs.formats[0]: Unsupported value: \\"dash\\"',
+        ),
+        (
+            _spec(outputs={"formats": []}),
+            "spec.outputs.formats in body should have at least 1 items",
         ),
         (
             _spec(outputs={"container": "mkv"}),

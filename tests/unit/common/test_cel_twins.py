@@ -40,6 +40,10 @@ CREATE_TWINS: dict[str, dict[str, Any]] = {
         outputs={"renditions": [{"name": "a", "height": 240}, {"name": "a", "height": 360}]}
     ),
     "resources needs cpu or memory (omit it for the defaults)": _with(resources={}),
+    "formats must be unique": _with(outputs={"formats": ["mp4", "mp4"]}),
+    "rendition names audio and master are reserved (HLS playlists)": _with(
+        outputs={"renditions": [{"name": "audio", "height": 240}]}
+    ),
 }
 UPDATE_TWINS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "spec is immutable except spec.cancel": (BASE, WITHOUT_RESOURCES),
