@@ -19,9 +19,10 @@ from vidpipe_api.context import AppContext
 from vidpipe_api.errors import install_error_handlers
 from vidpipe_api.logs import configure_logging
 from vidpipe_api.metrics import Metrics, MetricsMiddleware, metrics_app
+from vidpipe_api.playback_service import PlaybackService, signer_from_settings
 from vidpipe_api.reaper import run_forever as run_reaper
 from vidpipe_api.reconciler import run_forever
-from vidpipe_api.routers import compat, events, jobs, system, uploads, videos, webhooks
+from vidpipe_api.routers import compat, events, jobs, playback, system, uploads, videos, webhooks
 from vidpipe_api.settings import Settings, get_settings
 from vidpipe_api.webhooks import WebhookStore
 
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, *, start_reconciler: bool = Tru
             await anyio.to_thread.run_sync(ctx.db.ensure_indexes)
             retention = timedelta(days=settings.event_retention_days)
             await anyio.to_thread.run_sync(WebhookStore(ctx.db).ensure_indexes, retention)
+            await anyio.to_thread.run_sync(app.state.playback.store.ensure_indexes)
         except Exception as exc:
             # Start anyway: /readyz reports MongoDB and requests get 503 until it is back.
             log.warning("could not create indexes", extra={"error": type(exc).__name__})
@@ -89,11 +91,15 @@ def create_app(settings: Settings | None = None, *, start_reconciler: bool = Tru
         redoc_url=None,
     )
     app.state.ctx = AppContext.build(settings, metrics)
+    app.state.playback = PlaybackService(
+        settings, app.state.ctx.storage, app.state.ctx.db, signer_from_settings(settings)
+    )
     install_error_handlers(app, on_error=metrics.reject)
     for module in (videos, uploads, jobs, system):
         app.include_router(module.router)
     app.include_router(webhooks.router)
     app.include_router(events.router)
+    app.include_router(playback.router)
     if settings.compat_enabled:
         app.include_router(compat.router)
     if settings.metrics_port == 0:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from vidpipe.settings import MediaLimitSettings, MongoSettings, S3Settings
@@ -111,10 +111,38 @@ class Settings(S3Settings, MongoSettings, MediaLimitSettings):
     webhook_replay_max_events: Annotated[int, Field(ge=1, le=100_000)] = 10_000
     # -- end of webhooks ------------------------------------------------------------------------
 
+    # -- Signed playback (issue 15; docs/api.md "Playback") -----------------------------------
+    # HMAC key of playback tokens (at least 32 bytes; the chart generates one and keeps it).
+    # Unset: a random key per process, so tokens die with the process and do not work across
+    # replicas (fine for a laptop, logged as a warning).
+    playback_signing_key: SecretStr | None = None
+    # The key before a rotation: still verifies tokens (never signs) until they expire.
+    playback_previous_signing_key: SecretStr | None = None
+    # Token lifetime when the request names none, and the longest a request may ask for.
+    playback_token_ttl_seconds: Annotated[int, Field(ge=60, le=30 * 24 * 3600)] = 3600
+    playback_max_token_ttl_seconds: Annotated[int, Field(ge=60, le=365 * 24 * 3600)] = 7 * 24 * 3600
+    # How long one process trusts what it read of a playback id (revoked or not, the job's
+    # outputs): a revocation made through another replica takes effect within this bound.
+    playback_state_cache_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0
+    # Media (segments, poster, storyboard) go through the API ("proxy", Range supported) or as
+    # presigned S3 URLs ("presign": the S3 endpoint must be reachable by players, with CORS
+    # for browsers, and the URLs must outlive the longest watch: playback_presign_ttl_seconds).
+    playback_media: Literal["proxy", "presign"] = "proxy"
+    playback_presign_ttl_seconds: Annotated[int, Field(ge=30, le=7 * 24 * 3600)] = 3600
+    # -- end of playback ------------------------------------------------------------------------
+
     # Prometheus metrics are served on this port only (0: on the public port, for development).
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9090
 
     log_level: str = "INFO"
+
+    @field_validator("playback_signing_key", "playback_previous_signing_key")
+    @classmethod
+    def _strong_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # A short or placeholder key makes every token forgeable: refuse to start with one.
+        if value is not None and len(value.get_secret_value().encode()) < 32:
+            raise ValueError("a playback signing key needs at least 32 bytes")
+        return value
 
     @field_validator("webhook_allowed_hosts", mode="before")
     @classmethod
