@@ -3,7 +3,7 @@
 One shape, so one log pipeline reads the API and the processor alike. Extra fields come from
 `logger.info("msg", extra={...})`. Keys, tokens and presigned URLs are never passed to a logger;
 as a second line of defence the formatter redacts anything that looks like a signature query
-string, an API key or a webhook signing secret.
+string, an API key, a webhook signing secret or a JWT (playback tokens).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", 
 _REDACT = re.compile(
     r"(X-Amz-Signature|X-Amz-Credential|Signature)=[^&\s\"\\]+|vpk_[0-9a-f]+_[A-Za-z0-9_-]+"
     r"|whsec_[A-Za-z0-9+/]+=*"
+    # A JWT (playback tokens): base64url JSON header, payload, signature.
+    r"|eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"
 )
 
 
@@ -52,6 +54,8 @@ def _redacted(match: re.Match[str]) -> str:
     text = match.group(0)
     if text.startswith("whsec_"):
         return "whsec_<redacted>"  # base64 padding is an `=` too: not a key=value pair
+    if text.startswith("eyJ"):
+        return "<redacted-token>"
     return text.split("=")[0] + "=<redacted>" if "=" in text else "vpk_<redacted>"
 
 
