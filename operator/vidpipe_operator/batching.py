@@ -12,12 +12,20 @@ load) times out on a big batch, every write in it is retried together with the o
 meanwhile, the next batch is bigger still, and the mirror never catches up (seen with
 bench/operator_scale.py). A database that is down keeps the cap: a queue built up during an
 outage fails, and is retried, a full batch per attempt rather than one write per timeout.
+
+Writes that state a document's whole state (`whole`: the operator's mirror of a VideoJob status)
+supersede one still queued for the same document (`document`) when nothing else for it was
+queued after it: the newer write takes the older one's place and both callers are answered when
+it is applied. A database that lags the burst then writes each document once per batch instead
+of once per state it passed through, so the backlog shrinks instead of growing. A write that is
+not whole (a progress report) is never replaced and is never overtaken by a later whole write.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 Op = TypeVar("Op")
@@ -33,34 +41,73 @@ class BatchFailed(Exception):
         self.applied, self.cause = applied, cause
 
 
+@dataclass
+class _Queued(Generic[Op]):
+    op: Op
+    whole: bool
+    # Every caller whose write this one answers (more than one once it superseded others).
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+
+
+def _nothing(op: object) -> Hashable | None:
+    return None
+
+
+def _never(op: object) -> bool:
+    return False
+
+
 class Batcher(Generic[Op]):
     def __init__(
         self,
         flush: Flush[Op],
         max_batch: int = 500,
         shrink_on: Callable[[Exception], bool] = lambda exc: isinstance(exc, TimeoutError),
+        document: Callable[[Op], Hashable | None] = _nothing,
+        whole: Callable[[Op], bool] = _never,
     ):
         self._flush = flush
         self._max_batch = max_batch
         self._shrink_on = shrink_on
+        self._document, self._whole = document, whole
         self.cap = max_batch  # the current cap: max_batch, halved by each batch that was too slow
-        self._pending: list[tuple[Op, asyncio.Future[None]]] = []
+        self._pending: list[_Queued[Op]] = []
+        # The last write queued (not yet sent) per document.
+        self._last: dict[Hashable, _Queued[Op]] = {}
         self._drainer: asyncio.Task[None] | None = None
+
+    def enqueue(self, op: Op) -> asyncio.Future[None]:
+        """Queue `op` now (its place in the order is taken before this returns); the future is
+        done once it is applied, or carries what the batch raised if it was not."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        doc, whole = self._document(op), self._whole(op)
+        last = self._last.get(doc) if doc is not None else None
+        if whole and last is not None and last.whole:
+            last.op = op
+            last.waiters.append(done)
+        else:
+            queued = _Queued(op, whole, [done])
+            self._pending.append(queued)
+            if doc is not None:
+                self._last[doc] = queued
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+        return done
 
     async def submit(self, op: Op) -> None:
         """Returns once `op` is applied; raises what the batch raised if it was not."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((op, done))
-        if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.create_task(self._drain())
-        await done
+        await self.enqueue(op)
 
     async def _drain(self) -> None:
         while self._pending:
             batch = self._pending[: self.cap]
             del self._pending[: self.cap]
+            for queued in batch:  # sent: no later write may change it any more
+                doc = self._document(queued.op)
+                if doc is not None and self._last.get(doc) is queued:
+                    del self._last[doc]
             try:
-                await self._flush([op for op, _ in batch])
+                await self._flush([queued.op for queued in batch])
             except BatchFailed as exc:  # a write error: the batch's size was not the problem
                 _settle(batch[: exc.applied], None)
                 _settle(batch[exc.applied :], exc.cause)
@@ -73,13 +120,12 @@ class Batcher(Generic[Op]):
                 _settle(batch, None)
 
 
-def _settle(
-    batch: Sequence[tuple[object, asyncio.Future[None]]], error: BaseException | None
-) -> None:
-    for _, done in batch:
-        if done.done():  # the caller gave up waiting (cancelled)
-            continue
-        if error is None:
-            done.set_result(None)
-        else:
-            done.set_exception(error)
+def _settle(batch: Sequence[_Queued[Op]], error: BaseException | None) -> None:
+    for queued in batch:
+        for done in queued.waiters:
+            if done.done():  # the caller gave up waiting (cancelled)
+                continue
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)

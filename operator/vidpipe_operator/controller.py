@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from vidpipe import constants
@@ -27,6 +28,7 @@ from vidpipe.phases import Phase
 from vidpipe.record import deleted_update
 from vidpipe_operator import metrics
 from vidpipe_operator.liveness import HEARTBEAT
+from vidpipe_operator.mongo import deferred_writes
 from vidpipe_operator.names import LABEL_VIDEOJOB, VIDEOJOB_DELETED
 from vidpipe_operator.offload import Urgency, urgency
 from vidpipe_operator.queue import Slot, next_in_line
@@ -195,15 +197,37 @@ async def _reconcile_once(
     if not await rt.may_act():
         return None
     async with rt.lock(namespace, name):
-        result = await reconcile(
-            rt, namespace, name, logger=log, force_mirror=force_mirror, body=body, job=job
-        )
+        with deferred_writes() as writes:
+            result = await reconcile(
+                rt, namespace, name, logger=log, force_mirror=force_mirror, body=body, job=job
+            )
+    if writes:
+        rt.spawn(_confirm_mirror(rt, namespace, name, writes))
     if result.job_name is not None and result.job_facts is not None:
         # Job events carrying what was just written need no second look (on_job_event).
         rt.seen_jobs[(namespace, result.job_name)] = result.job_facts
     if result.created:
         rt.spawn(_record_later(rt, namespace, name))
     return result
+
+
+async def _confirm_mirror(
+    rt: Runtime, namespace: str, name: str, writes: list[Awaitable[object]]
+) -> None:
+    """Wait for a reconcile's MongoDB writes outside its lock and its run (see mongo.py), so
+    the VideoJob's next status change is never held up by this one's mirror. A write that
+    failed is made again by a fresh reconcile (which mirrors what it reads), backing off per
+    VideoJob like `_with_retries`."""
+    key = (namespace, name)
+    try:
+        await asyncio.gather(*writes)
+    except Exception as exc:
+        delay = rt.mirror_backoff[key] = min(2 * rt.mirror_backoff.get(key, 0.5), MAX_BACKOFF)
+        log.warning(f"mirroring {namespace}/{name} failed, retrying in {delay:.0f}s: {exc}")
+        await asyncio.sleep(delay)
+        kick(rt, namespace, name, force_mirror=True, urgent=True)
+    else:
+        rt.mirror_backoff.pop(key, None)
 
 
 async def _record_later(rt: Runtime, namespace: str, name: str) -> None:

@@ -9,12 +9,19 @@ Each write may carry the event of the state it records (`vidpipe.events`, the ou
 dispatcher reads). The event goes out with the write, as an insert keyed by its deterministic id,
 and the write counts as done only when both are: a write retried or replayed after a crash (a
 resume mirrors every VideoJob again) inserts nothing twice and misses no event.
+
+A reconcile does not wait for its mirror under the VideoJob's lock (`deferred_writes`): the
+write takes its place in the queue at once (so a VideoJob's writes land in the order made), and
+the controller confirms it afterwards. Waiting under the lock made a finished Job's status wait
+for the MongoDB write of the state before it (bench/operator_scale.py, issue 13).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -32,6 +39,31 @@ from vidpipe_operator.offload import IOPool
 
 T = TypeVar("T")
 Doc = dict[str, Any]
+
+
+# The writes queued by the current reconcile, when its caller confirms them later.
+_deferred: ContextVar[list[Awaitable[object]] | None] = ContextVar("deferred_writes", default=None)
+
+
+@contextmanager
+def deferred_writes() -> Iterator[list[Awaitable[object]]]:
+    """Inside, `JobMirror.write` queues and returns at once; the list holds what to await."""
+    writes: list[Awaitable[object]] = []
+    token = _deferred.set(writes)
+    try:
+        yield writes
+    finally:
+        _deferred.reset(token)
+
+
+def _document(op: Doc) -> Hashable:
+    return str(op["q"]["_id"])
+
+
+def _whole(op: Doc) -> bool:
+    # Only `write` upserts: it states the whole mirrored status (record.mirror_update), while a
+    # progress report is a filtered partial update.
+    return bool(op.get("upsert"))
 
 
 def _too_slow(exc: Exception) -> bool:
@@ -59,7 +91,11 @@ class JobMirror:
         self._pool = pool
         # Writes made while one batch is in flight go out together in the next one.
         self._writes: Batcher[Doc] = Batcher(
-            partial(self._bulk, JOBS_COLLECTION), batch_max, shrink_on=_too_slow
+            partial(self._bulk, JOBS_COLLECTION),
+            batch_max,
+            shrink_on=_too_slow,
+            document=_document,
+            whole=_whole,
         )
         self._events: Batcher[Doc] = Batcher(
             partial(self._bulk, EVENTS_COLLECTION), batch_max, shrink_on=_too_slow
@@ -87,15 +123,22 @@ class JobMirror:
     async def _bulk(self, collection: str, ops: list[Doc]) -> None:
         await self._run(partial(self._update_command, collection, ops))
 
-    async def _with_events(self, op: Doc, events: Sequence[JobEvent]) -> None:
+    def _with_events(self, op: Doc, events: Sequence[JobEvent]) -> Awaitable[object]:
         inserts = [outbox_insert(event) for event in events]
-        await asyncio.gather(
-            self._writes.submit(op),
-            *(self._events.submit({"q": q, "u": u, "upsert": True}) for q, u in inserts),
+        return asyncio.gather(
+            self._writes.enqueue(op),
+            *(self._events.enqueue({"q": q, "u": u, "upsert": True}) for q, u in inserts),
         )
 
     async def write(self, job_id: str, update: Doc, *events: JobEvent) -> None:
-        await self._with_events({"q": {"_id": job_id}, "u": update, "upsert": True}, events)
+        """Queue the record's whole mirrored state (and its events); wait for it unless the
+        caller defers (`deferred_writes`)."""
+        done = self._with_events({"q": {"_id": job_id}, "u": update, "upsert": True}, events)
+        deferred = _deferred.get()
+        if deferred is None:
+            await done
+        else:
+            deferred.append(done)
 
     async def write_progress(
         self, job_id: str, progress: int, at: datetime, event: JobEvent | None = None

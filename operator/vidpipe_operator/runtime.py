@@ -43,6 +43,8 @@ class Runtime:
     # to run once more.
     kicking: dict[tuple[str, str], Urgency] = field(default_factory=dict)
     rerun: set[tuple[str, str]] = field(default_factory=set)
+    # Seconds the next retry of a failed MongoDB mirror waits, per VideoJob (controller).
+    mirror_backoff: dict[tuple[str, str], float] = field(default_factory=dict)
     # kopf's live index of VideoJobs per namespace (queue.queue_entry), handed over by the
     # first handler call so the resync loop can read it too.
     index: Mapping[str, Collection[QueueEntry]] | None = None
@@ -75,6 +77,7 @@ class Runtime:
     def forget(self, namespace: str, name: str) -> None:
         self.locks.pop((namespace, name), None)
         self.progress.pop((namespace, name), None)
+        self.mirror_backoff.pop((namespace, name), None)
 
     def namespaces(self) -> list[str]:
         return list(self.index or {})

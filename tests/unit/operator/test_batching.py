@@ -155,3 +155,78 @@ def test_a_database_that_is_down_keeps_the_cap() -> None:
         return batcher.cap
 
     assert asyncio.run(go()) == 8
+
+
+async def _until_sent(store: FakeStore) -> None:
+    for _ in range(10):  # the submitting task, then the drainer, each take a loop turn
+        if store.batches:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the first write was never sent")
+
+
+def _doc(op: str) -> str:
+    return op.split(":")[0]  # "x:whole-2" -> document "x"
+
+
+def _is_whole(op: str) -> bool:
+    return "whole" in op
+
+
+def test_a_whole_write_supersedes_the_queued_one_of_its_document_and_answers_both() -> None:
+    """Fails if a newer whole-state write is sent behind the older one (the backlog then grows
+    with every state a document passes through), or if the superseded caller is never told."""
+
+    async def go() -> tuple[list[list[str]], list[BaseException | None]]:
+        store = FakeStore()
+        batcher: Batcher[str] = Batcher(store.flush, document=_doc, whole=_is_whole)
+        first = asyncio.create_task(batcher.submit("z:whole-1"))
+        await _until_sent(store)  # in flight, held open: never superseded
+        queued = [
+            batcher.enqueue(op)
+            for op in ["x:whole-1", "y:whole-1", "x:whole-2", "z:whole-2", "x:whole-3"]
+        ]
+        store.release.set()
+        await first
+        outcomes = await asyncio.gather(*queued, return_exceptions=True)
+        return store.batches, outcomes
+
+    batches, outcomes = asyncio.run(go())
+    assert batches == [["z:whole-1"], ["x:whole-3", "y:whole-1", "z:whole-2"]]
+    assert outcomes == [None] * 5
+
+
+def test_a_partial_write_is_never_overtaken_nor_replaced() -> None:
+    """Fails if a whole write replaces one queued before a progress report of the same document
+    (the report would then land after the newer state and undo it), or replaces the report."""
+
+    async def go() -> list[list[str]]:
+        store = FakeStore()
+        batcher: Batcher[str] = Batcher(store.flush, document=_doc, whole=_is_whole)
+        first = asyncio.create_task(batcher.submit("x:whole-0"))
+        await _until_sent(store)
+        queued = [batcher.enqueue(op) for op in ["x:whole-1", "x:progress", "x:whole-2"]]
+        queued.append(batcher.enqueue("x:whole-3"))  # may replace whole-2, queued after the report
+        store.release.set()
+        await first
+        await asyncio.gather(*queued)
+        return store.batches
+
+    assert asyncio.run(go()) == [["x:whole-0"], ["x:whole-1", "x:progress", "x:whole-3"]]
+
+
+def test_a_superseded_write_shares_the_failure_of_the_write_that_replaced_it() -> None:
+    """Fails if a caller whose write was superseded is told it was applied when it was not."""
+
+    async def go() -> list[BaseException | None]:
+        store = FakeStore(broken={1})
+        batcher: Batcher[str] = Batcher(store.flush, document=_doc, whole=_is_whole)
+        first = asyncio.create_task(batcher.submit("x:whole-0"))
+        await _until_sent(store)
+        queued = [batcher.enqueue("x:whole-1"), batcher.enqueue("x:whole-2")]
+        store.release.set()
+        await first
+        return await asyncio.gather(*queued, return_exceptions=True)
+
+    outcomes = asyncio.run(go())
+    assert [type(o) for o in outcomes] == [ConnectionError, ConnectionError]
