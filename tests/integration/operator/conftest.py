@@ -324,13 +324,17 @@ def running_operator(
 
 @pytest.fixture(scope="module")
 def operator(
+    request: pytest.FixtureRequest,
     namespace: str,
     mongo_url: str,
     s3: S3Server,
     output_bucket: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
-    env = operator_env(namespace, mongo_url, s3, output_bucket)
+    """The module's operator; a module sets `OPERATOR_ENV` (settings by variable name) to run
+    it differently, e.g. with more slots."""
+    overrides: dict[str, str] = getattr(request.module, "OPERATOR_ENV", {})
+    env = operator_env(namespace, mongo_url, s3, output_bucket, **overrides)
     with running_operator(env, tmp_path_factory) as proc:
         yield proc
 

@@ -7,7 +7,6 @@ Pods with a scripted lifetime (20 s for "evictable", forever for "slow"), not a 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -17,11 +16,8 @@ import pytest
 from tests.integration.operator.conftest import (
     Cluster,
     OperatorProcess,
-    operator_env,
-    running_operator,
     wait_for,
 )
-from tests.utils.servers import S3Server
 from vidpipe.errors import ErrorCode
 from vidpipe_operator.jobspec import job_name
 
@@ -30,19 +26,9 @@ pytestmark = pytest.mark.integration
 TERMINAL = ("Succeeded", "Failed", "Cancelled")
 
 
-@pytest.fixture(scope="module")
-def operator(
-    namespace: str,
-    mongo_url: str,
-    s3: S3Server,
-    output_bucket: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[OperatorProcess]:
-    """The operator with no retries at all: a disruption counted as a failed attempt would fail
-    the Job at once, so the eviction test cannot pass by spending a retry."""
-    env = operator_env(namespace, mongo_url, s3, output_bucket, VIDPIPE_OPERATOR_BACKOFF_LIMIT="0")
-    with running_operator(env, tmp_path_factory) as proc:
-        yield proc
+# The operator with no retries at all: a disruption counted as a failed attempt would fail
+# the Job at once, so the eviction test cannot pass by spending a retry.
+OPERATOR_ENV = {"VIDPIPE_OPERATOR_BACKOFF_LIMIT": "0"}
 
 
 def _finished(cluster: Cluster, name: str) -> dict[str, Any] | None:

@@ -17,8 +17,6 @@ from tests.integration.operator.conftest import (
     DB,
     Cluster,
     OperatorProcess,
-    operator_env,
-    running_operator,
     wait_for,
 )
 from tests.utils.servers import S3Server
@@ -29,19 +27,8 @@ from vidpipe.keys import output_key
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def operator(
-    namespace: str,
-    mongo_url: str,
-    s3: S3Server,
-    output_bucket: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[OperatorProcess]:
-    """This module's operator runs ten Jobs at once, so a burst keeps many in flight."""
-    env = operator_env(namespace, mongo_url, s3, output_bucket)
-    env["VIDPIPE_OPERATOR_MAX_RUNNING_PER_NAMESPACE"] = "10"
-    with running_operator(env, tmp_path_factory) as proc:
-        yield proc
+# This module's operator runs ten Jobs at once, so a burst keeps many in flight.
+OPERATOR_ENV = {"VIDPIPE_OPERATOR_MAX_RUNNING_PER_NAMESPACE": "10"}
 
 
 @pytest.fixture(scope="module")

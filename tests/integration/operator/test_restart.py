@@ -9,7 +9,7 @@ without acting on what happened meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -21,8 +21,6 @@ from kubernetes.client.exceptions import ApiException
 from tests.integration.operator.conftest import (
     Cluster,
     OperatorProcess,
-    operator_env,
-    running_operator,
     wait_for,
 )
 from tests.utils.servers import S3Server
@@ -36,19 +34,7 @@ TERMINAL = {"Succeeded", "Failed", "Cancelled"}
 LEASE = "vidpipe-operator"  # OperatorSettings.lease_name; the lease namespace is the test's
 
 
-@pytest.fixture(scope="module")
-def operator(
-    namespace: str,
-    mongo_url: str,
-    s3: S3Server,
-    output_bucket: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[OperatorProcess]:
-    env = operator_env(
-        namespace, mongo_url, s3, output_bucket, VIDPIPE_OPERATOR_MAX_RUNNING_PER_NAMESPACE="6"
-    )
-    with running_operator(env, tmp_path_factory) as proc:
-        yield proc
+OPERATOR_ENV = {"VIDPIPE_OPERATOR_MAX_RUNNING_PER_NAMESPACE": "6"}
 
 
 def _phases(cluster: Cluster) -> dict[str, str]:
