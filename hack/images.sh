@@ -123,6 +123,7 @@ project_tag() {
 }
 
 archives() {
+  "$repo/hack/ui.sh"  # the console's hls.js, into the API package before its image is hashed
   build_pause
   build_stub
   build_base

@@ -68,6 +68,7 @@ INTERNAL_STATUS: dict[ErrorCode, InternalStatus] = {
     ErrorCode.WEBHOOK_DISABLED: S.INVALID_INPUT,
     ErrorCode.DELIVERY_NOT_FOUND: S.INVALID_INPUT,
     ErrorCode.DELIVERY_IN_PROGRESS: S.INVALID_INPUT,
+    ErrorCode.TOO_MANY_EVENT_STREAMS: S.INVALID_INPUT,  # event streams are /v1 only
     # Playback is /v1 and /play only; the rows keep the table total.
     ErrorCode.PLAYBACK_TOKEN_INVALID: S.INVALID_INPUT,
     ErrorCode.PLAYBACK_TOKEN_EXPIRED: S.INVALID_INPUT,

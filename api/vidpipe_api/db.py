@@ -84,6 +84,10 @@ class Database:
             [("owner", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]
         )
         self.jobs.create_index([("cr_created", ASCENDING), ("created_at", ASCENDING)])
+        # The event streams' poll (vidpipe_api.streams): an owner's jobs changed since a time.
+        self.jobs.create_index(
+            [("owner", ASCENDING), ("updated_at", ASCENDING), ("_id", ASCENDING)]
+        )
         self.uploads.create_index([("owner", ASCENDING)])
         self.keys.create_index([("owner", ASCENDING)])
         self.counters.create_index([("counter", ASCENDING)])

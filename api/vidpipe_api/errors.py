@@ -155,6 +155,18 @@ class UploadCompleting(RetryLater):
         )
 
 
+class TooManyEventStreams(RetryLater):
+    def __init__(self, scope: str, limit: int) -> None:
+        who = "this API key" if scope == "key" else "this API instance"
+        super().__init__(
+            ErrorCode.TOO_MANY_EVENT_STREAMS,
+            f"{who} already has {limit} event streams open; close one first",
+            {"scope": scope, "limit": limit},
+            # An EventSource retries on its own; a few seconds lets a closed stream's slot go.
+            5,
+        )
+
+
 class WebhookNotFound(VidpipeError):
     def __init__(self, webhook_id: str) -> None:
         super().__init__(ErrorCode.WEBHOOK_NOT_FOUND, f"no webhook {webhook_id!r} for this caller")

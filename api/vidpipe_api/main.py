@@ -22,8 +22,20 @@ from vidpipe_api.metrics import Metrics, MetricsMiddleware, metrics_app
 from vidpipe_api.playback_service import PlaybackService, signer_from_settings
 from vidpipe_api.reaper import run_forever as run_reaper
 from vidpipe_api.reconciler import run_forever
-from vidpipe_api.routers import compat, events, jobs, playback, system, uploads, videos, webhooks
+from vidpipe_api.routers import (
+    compat,
+    console,
+    events,
+    jobs,
+    playback,
+    stream,
+    system,
+    uploads,
+    videos,
+    webhooks,
+)
 from vidpipe_api.settings import Settings, get_settings
+from vidpipe_api.streams import StreamSlots
 from vidpipe_api.webhooks import WebhookStore
 
 log = logging.getLogger(__name__)
@@ -95,7 +107,9 @@ def create_app(settings: Settings | None = None, *, start_reconciler: bool = Tru
         settings, app.state.ctx.storage, app.state.ctx.db, signer_from_settings(settings)
     )
     install_error_handlers(app, on_error=metrics.reject)
-    for module in (videos, uploads, jobs, system):
+    app.state.stream_slots = StreamSlots(settings.stream_max_per_key, settings.stream_max_total)
+    # The stream's fixed path before jobs' `/v1/jobs/{job_id}`, which would take it as an id.
+    for module in (videos, uploads, stream, jobs, system, console):
         app.include_router(module.router)
     app.include_router(webhooks.router)
     app.include_router(events.router)

@@ -111,6 +111,21 @@ class Settings(S3Settings, MongoSettings, MediaLimitSettings):
     webhook_replay_max_events: Annotated[int, Field(ge=1, le=100_000)] = 10_000
     # -- end of webhooks ------------------------------------------------------------------------
 
+    # -- Live job events (SSE, issue 15; vidpipe_api.streams) --------------------------------
+    # Streams one API key may hold open on this process, and all keys together; past: 429.
+    stream_max_per_key: Annotated[int, Field(ge=1, le=100)] = 4
+    stream_max_total: Annotated[int, Field(ge=1)] = 200
+    # A stream ends after this long (an `end` event); clients reconnect with Last-Event-ID.
+    stream_max_seconds: Annotated[float, Field(gt=0, le=24 * 3600)] = 300.0
+    # One indexed query of at most `stream_poll_batch` jobs per stream per interval.
+    stream_poll_seconds: Annotated[float, Field(gt=0)] = 1.0
+    stream_poll_batch: Annotated[int, Field(ge=1, le=1000)] = 100
+    # A comment line after this much silence keeps proxies from closing an idle stream.
+    stream_heartbeat_seconds: Annotated[float, Field(gt=0)] = 15.0
+    # How far each poll reaches behind the newest change seen: the writers' clock difference.
+    stream_overlap_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0
+    # -- end of live job events ---------------------------------------------------------------
+
     # -- Signed playback (issue 15; docs/api.md "Playback") -----------------------------------
     # HMAC key of playback tokens (at least 32 bytes; the chart generates one and keeps it).
     # Unset: a random key per process, so tokens die with the process and do not work across

@@ -62,6 +62,8 @@ class ErrorCode(StrEnum):
     WEBHOOK_DISABLED = "webhook_disabled"
     DELIVERY_NOT_FOUND = "delivery_not_found"
     DELIVERY_IN_PROGRESS = "delivery_in_progress"
+    # Live job events (issue 15)
+    TOO_MANY_EVENT_STREAMS = "too_many_event_streams"
     # Signed playback (issue 15): each refusal of a token has its own code
     PLAYBACK_TOKEN_INVALID = "playback_token_invalid"
     PLAYBACK_TOKEN_EXPIRED = "playback_token_expired"
@@ -145,6 +147,9 @@ CATALOGUE: dict[ErrorCode, ErrorSpec] = {
     ErrorCode.DELIVERY_NOT_FOUND: ErrorSpec(404, "No such delivery for this webhook endpoint."),
     ErrorCode.DELIVERY_IN_PROGRESS: ErrorSpec(
         409, "The delivery is pending and being attempted right now."
+    ),
+    ErrorCode.TOO_MANY_EVENT_STREAMS: ErrorSpec(
+        429, "Too many event streams open for this API key; close one or retry later."
     ),
     ErrorCode.PLAYBACK_TOKEN_INVALID: ErrorSpec(
         403, "The playback token is malformed, tampered with or signed by an unknown key."
