@@ -3,9 +3,10 @@
 A processor runs hostile media through ffmpeg, so its Pod is treated as compromised-on-arrival:
 - S3: it holds no keys. The operator (which has keys) presigns one GET URL for the job's source
   and one PUT URL per output the job can produce (every rendition named in spec.outputs in each
-  selected format, the HLS playlists, poster, storyboard, metadata.json, manifest.json). The URLs live in a per-job Secret mounted into the
-  Pod, never in the Job spec, the environment or a log. A URL names one object and one method, so
-  the Pod cannot read another job's source, list the bucket, delete, or write outside its prefix.
+  selected format, the HLS playlists, poster, storyboard, metadata.json, manifest.json). The URLs
+  live in a per-job Secret mounted into the Pod, never in the Job spec, the environment or a log.
+  A URL names one object and one method, so the Pod cannot read another job's source, list the
+  bucket, delete, or write outside its prefix.
 - Kubernetes: a per-job ServiceAccount whose Role allows get/patch of `videojobs/status` for that
   one VideoJob (resourceNames), so a stolen token cannot touch another job's progress.
 

@@ -5,6 +5,12 @@ compiled to an argv list (never a shell string), so it is unit-tested without ru
 
 Why one command: decoding is a large share of the work and is done once instead of once per
 output; the filter graph fans the decoded frames out with `split`.
+
+HLS: each rendition is still encoded once. With both formats, its one encode goes through the
+`tee` muxer to the MP4 file and to an HLS muxer (fMP4 single file, byte-range playlist) that takes
+the video only; the rendition with the ladder's highest audio bitrate also feeds the audio group's
+HLS muxer. With HLS only, the renditions are video-only and the audio is encoded once on its own.
+The master playlist is written afterwards (vidpipe_processor.hls), from what the muxers wrote.
 """
 
 from __future__ import annotations
@@ -16,7 +22,14 @@ import ffmpeg
 
 from vidpipe.probe import CODEC_WHITELIST, FORMAT_WHITELIST, LOCAL_PROTOCOLS, MediaInfo
 from vidpipe.settings import X264_PRESET
-from vidpipe_processor.plan import OutputPlan, PosterPlan, RenditionPlan, StoryboardPlan
+from vidpipe_processor.plan import (
+    MAX_FRAME_RATE,
+    HlsPlan,
+    OutputPlan,
+    PosterPlan,
+    RenditionPlan,
+    StoryboardPlan,
+)
 
 # x264's default quality; visually good for web delivery at a reasonable size.
 X264_CRF = 23
@@ -58,8 +71,15 @@ def build_ffmpeg_argv(
         return split.stream(i) if split is not None else video
 
     outs: list[Any] = []
+    audio_carrier = _audio_carrier(plan)
     for i, rendition in enumerate(plan.renditions):
-        outs.append(_rendition_output(branch(i), src, plan, rendition, out_dir, preset))
+        outs.append(
+            _rendition_output(
+                branch(i), src, plan, rendition, out_dir, preset, rendition.name == audio_carrier
+            )
+        )
+    if plan.hls and plan.hls.audio and audio_carrier is None:
+        outs.append(_hls_audio_output(src, plan, plan.hls, out_dir))
     next_branch = len(plan.renditions)
     if plan.poster:
         outs.append(_poster_output(branch(next_branch), plan.poster, out_dir))
@@ -71,8 +91,23 @@ def build_ffmpeg_argv(
     return argv
 
 
+def _audio_carrier(plan: OutputPlan) -> str | None:
+    """The rendition whose AAC encode also feeds the HLS audio group (the first one at the
+    group's bitrate), or None when the audio is encoded on its own (no MP4 files to share with)."""
+    if not (plan.mp4 and plan.hls and plan.hls.audio):
+        return None
+    bitrate = plan.hls.audio.bitrate_kbps
+    return next(r.name for r in plan.renditions if r.audio_bitrate_kbps == bitrate)
+
+
 def _rendition_output(
-    video: Any, src: Any, plan: OutputPlan, rendition: RenditionPlan, out_dir: Path, preset: str
+    video: Any,
+    src: Any,
+    plan: OutputPlan,
+    rendition: RenditionPlan,
+    out_dir: Path,
+    preset: str,
+    carries_hls_audio: bool,
 ) -> Any:
     # Explicit size instead of scale=-2:H: the plan already computed it from the display aspect
     # ratio, which also squares anamorphic pixels (setsar=1). format=yuv420p turns 10-bit and
@@ -86,7 +121,6 @@ def _rendition_output(
         "c:v": "libx264",
         "preset": preset,
         "profile:v": "high",
-        "movflags": "+faststart",
         # Keep the source timestamps: phone videos are variable frame rate, and forcing a constant
         # rate from a bogus container rate (mkv reports 1000 fps) would duplicate frames massively.
         "fps_mode:v": "vfr",
@@ -101,12 +135,87 @@ def _rendition_output(
         # Average bitrate, capped at the same peak over a 2 s buffer: predictable size, no spikes.
         options |= {"b:v": f"{kbps}k", "maxrate": f"{kbps}k", "bufsize": f"{2 * kbps}k"}
     streams = [v]
-    if plan.audio is not None:
+    if plan.audio is not None and plan.mp4:
         streams.append(src[str(plan.audio.index)])
         options |= {"c:a": "aac", "b:a": f"{rendition.audio_bitrate_kbps}k"}
         if plan.audio_channels is not None:
             options["ac"] = plan.audio_channels
-    return ffmpeg.output(*streams, str(out_dir / rendition.file_name), **options)
+    mp4 = out_dir / rendition.file_name
+    if plan.hls is None:
+        return ffmpeg.output(*streams, str(mp4), movflags="+faststart", **options)
+    options |= gop_options(plan.hls)
+    variant = next(x for x in plan.hls.variants if x.rendition == rendition.name)
+    video_hls = hls_options(plan.hls, out_dir / variant.media_name)
+    if not plan.mp4:
+        return ffmpeg.output(*streams, str(out_dir / variant.playlist_name), **options, **video_hls)
+    slaves = [
+        tee_slave({"f": "mp4", "movflags": "+faststart"}, mp4),
+        tee_slave({**video_hls, "select": "v"}, out_dir / variant.playlist_name),
+    ]
+    if carries_hls_audio and plan.hls.audio:
+        audio = plan.hls.audio
+        audio_hls = hls_options(plan.hls, out_dir / audio.media_name)
+        slaves.append(tee_slave({**audio_hls, "select": "a"}, out_dir / audio.playlist_name))
+    return ffmpeg.output(*streams, "|".join(slaves), f="tee", **options)
+
+
+def gop_options(hls: HlsPlan) -> dict[str, Any]:
+    """Keyframes at the same timestamps on every rendition, and nowhere else: forced every
+    `keyframe_seconds` of presentation time, IDR (closed GOP), no scene-cut keyframes, and a
+    keyint above the frames between two forced ones at the highest frame rate we output."""
+    return {
+        "force_key_frames": f"expr:gte(t,n_forced*{hls.keyframe_seconds:g})",
+        "forced-idr": 1,
+        "flags": "+cgop",
+        "sc_threshold": 0,
+        "g": int(hls.keyframe_seconds * MAX_FRAME_RATE) + 1,
+    }
+
+
+def hls_options(hls: HlsPlan, media: Path) -> dict[str, Any]:
+    """One HLS muxer: VOD playlist (EXT-X-ENDLIST), fMP4 segments in one file addressed by byte
+    ranges (the init segment too), so the set of objects is known before the job runs."""
+    return {
+        "f": "hls",
+        "hls_time": hls.segment_seconds,
+        "hls_playlist_type": "vod",
+        "hls_segment_type": "fmp4",
+        "hls_flags": "single_file+independent_segments",
+        "hls_segment_filename": str(media),
+    }
+
+
+# Characters the tee muxer's slave syntax gives a meaning to ([options]path|next).
+_TEE_SPECIAL = frozenset("[]|:\\'")
+
+
+def tee_slave(options: dict[str, Any], path: Path) -> str:
+    """One `[key=value:...]path` slave of the tee muxer. Our paths are our own work directory;
+    one with a character the syntax would misread is refused rather than escaped."""
+    values = [str(v) for v in options.values()]
+    for text in (str(path), *values):
+        if _TEE_SPECIAL & set(text):
+            raise ValueError(f"not usable in a tee muxer slave: {text!r}")
+    return "[" + ":".join(f"{k}={v}" for k, v in options.items()) + "]" + str(path)
+
+
+def _hls_audio_output(src: Any, plan: OutputPlan, hls: HlsPlan, out_dir: Path) -> Any:
+    """The audio group on its own (HLS only: no MP4 encode to share): the source's audio once."""
+    assert plan.audio is not None and hls.audio is not None
+    options: dict[str, Any] = {
+        "c:a": "aac",
+        "b:a": f"{hls.audio.bitrate_kbps}k",
+        "map_metadata": "-1",
+        "map_chapters": "-1",
+    }
+    if plan.audio_channels is not None:
+        options["ac"] = plan.audio_channels
+    return ffmpeg.output(
+        src[str(plan.audio.index)],
+        str(out_dir / hls.audio.playlist_name),
+        **options,
+        **hls_options(hls, out_dir / hls.audio.media_name),
+    )
 
 
 def _poster_output(video: Any, poster: PosterPlan, out_dir: Path) -> Any:

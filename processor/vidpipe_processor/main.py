@@ -131,6 +131,7 @@ def _run(settings: ProcessorSettings) -> ExitStatus:
                 ffmpeg_path=settings.ffmpeg_path,
                 ffprobe_path=settings.ffprobe_path,
                 x264_preset=settings.x264_preset,
+                hls_segment_seconds=settings.hls_segment_seconds,
             ),
             Storage(access, settings.transfer),
             ProgressTracker(reporter),

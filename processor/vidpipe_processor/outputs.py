@@ -19,6 +19,10 @@ CONTENT_TYPES = {
     ".jpg": "image/jpeg",
     ".vtt": "text/vtt",
     ".json": "application/json",
+    # RFC 8216 section 4; CMAF tracks are MP4 (ISO BMFF) files, video or audio only.
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".cmfv": "video/mp4",
+    ".cmfa": "audio/mp4",
 }
 
 
@@ -93,9 +97,15 @@ def metadata_document(info: MediaInfo, plan: OutputPlan) -> dict[str, Any]:
 
 
 def manifest_document(
-    job_id: str, info: MediaInfo, plan: OutputPlan, files: list[OutputFile]
+    job_id: str,
+    info: MediaInfo,
+    plan: OutputPlan,
+    files: list[OutputFile],
+    hls: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    by_name = {r.file_name: r for r in plan.renditions}
+    """Every output with its size and digest; `hls` (vidpipe_processor.hls.finish_ladder) is the
+    ladder's description, null when HLS was not asked for."""
+    by_name = {r.file_name: r for r in plan.renditions} if plan.mp4 else {}
     entries: list[dict[str, Any]] = []
     for f in files:
         entry: dict[str, Any] = {
@@ -118,6 +128,7 @@ def manifest_document(
         "jobId": job_id,
         "durationSeconds": round(info.duration_seconds, 3),
         "outputs": entries,
+        "hls": hls,
     }
 
 

@@ -25,7 +25,7 @@ from vidpipe import keys
 from vidpipe.models import VideoJobSpec
 from vidpipe.probe import MediaInfo, ProbeLimits, probe
 from vidpipe.settings import X264_PRESET, X264Preset
-from vidpipe_processor import outputs
+from vidpipe_processor import hls, outputs
 from vidpipe_processor.errors import ProcessingFailed
 from vidpipe_processor.ffmpeg_graph import (
     STORYBOARD_FRAMES_DIR,
@@ -33,7 +33,7 @@ from vidpipe_processor.ffmpeg_graph import (
     poster_fallback_argv,
     storyboard_tile_argv,
 )
-from vidpipe_processor.plan import OutputPlan, plan_outputs
+from vidpipe_processor.plan import HLS_SEGMENT_SECONDS, OutputPlan, plan_outputs
 from vidpipe_processor.progress import (
     DOWNLOAD_SPAN,
     ENCODE_SPAN,
@@ -56,6 +56,7 @@ class JobRequest:
     ffmpeg_path: str = "ffmpeg"
     ffprobe_path: str = "ffprobe"
     x264_preset: X264Preset = X264_PRESET
+    hls_segment_seconds: int = HLS_SEGMENT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def _run(
     log.info("source downloaded", extra={"bytes": size, "seconds": _since(started)})
 
     info = probe(str(source), request.limits, ffprobe=request.ffprobe_path)
-    plan = plan_outputs(info, spec.outputs)
+    plan = plan_outputs(info, spec.outputs, segment_seconds=request.hls_segment_seconds)
     log.info(
         "source probed",
         extra={
@@ -106,6 +107,7 @@ def _run(
             "video": f"{info.video_codec} {info.width}x{info.height} {info.pixel_format}",
             "durationSeconds": info.duration_seconds,
             "renditions": [f"{r.name}:{r.width}x{r.height}" for r in plan.renditions],
+            "formats": spec.outputs.formats,
         },
     )
     if info.audio_streams and spec.outputs.audio_track >= len(info.audio_streams):
@@ -156,6 +158,7 @@ def _run(
         (out_dir / plan.storyboard.vtt_name).write_text(
             outputs.storyboard_vtt(plan.storyboard, info.duration_seconds)
         )
+    ladder = hls.finish_ladder(plan, plan.hls, out_dir) if plan.hls else None
     outputs.write_json(out_dir / keys.METADATA_NAME, outputs.metadata_document(info, plan))
     source.unlink()  # free the disk before uploading
 
@@ -171,7 +174,7 @@ def _run(
         [Upload(out_dir / f.name, f.name, f.content_type) for f in files],
         on_bytes=ByteCounter(sum(f.size for f in files), progress.span(*UPLOAD_SPAN)),
     )
-    manifest = outputs.manifest_document(spec.job_id, info, plan, files)
+    manifest = outputs.manifest_document(spec.job_id, info, plan, files, ladder)
     storage.put_bytes(
         keys.MANIFEST_NAME,
         json.dumps(manifest, indent=2, sort_keys=True).encode(),

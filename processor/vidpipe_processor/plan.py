@@ -30,6 +30,9 @@ STORYBOARD_MAX_TILES = 400
 MAX_FRAME_RATE = 60.0
 # Stereo is what every web player decodes; surround sources are downmixed.
 MAX_AUDIO_CHANNELS = 2
+# Apple's HLS authoring guide: 6 s segments or less; 4 s starts playback sooner at a few per
+# cent of size. Keyframes come twice per segment (every 2 s), so a seek lands near its target.
+HLS_SEGMENT_SECONDS = 4
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,43 @@ class StoryboardPlan:
 
 
 @dataclass(frozen=True)
+class HlsVariantPlan:
+    rendition: str
+    playlist_name: str
+    media_name: str
+
+
+@dataclass(frozen=True)
+class HlsAudioPlan:
+    """The one audio group: the source's audio encoded once, at the ladder's highest bitrate."""
+
+    playlist_name: str
+    media_name: str
+    bitrate_kbps: int
+    channels: int
+
+
+@dataclass(frozen=True)
+class HlsPlan:
+    master_name: str
+    segment_seconds: int
+    # Every rendition gets keyframes at the same timestamps (multiples of this) and no others,
+    # so their segments start at the same PTS and a player switches between them cleanly.
+    keyframe_seconds: float
+    variants: tuple[HlsVariantPlan, ...]
+    audio: HlsAudioPlan | None
+
+    @property
+    def file_names(self) -> list[str]:
+        names = [self.master_name]
+        for variant in self.variants:
+            names += [variant.playlist_name, variant.media_name]
+        if self.audio:
+            names += [self.audio.playlist_name, self.audio.media_name]
+        return names
+
+
+@dataclass(frozen=True)
 class OutputPlan:
     renditions: tuple[RenditionPlan, ...]
     audio: AudioStream | None
@@ -72,10 +112,15 @@ class OutputPlan:
     poster: PosterPlan | None
     storyboard: StoryboardPlan | None
     requested_audio_track: int
+    # One MP4 file per rendition; False when only HLS was asked for.
+    mp4: bool = True
+    hls: HlsPlan | None = None
 
     @property
     def file_names(self) -> list[str]:
-        names = [r.file_name for r in self.renditions]
+        names = [r.file_name for r in self.renditions] if self.mp4 else []
+        if self.hls:
+            names += self.hls.file_names
         if self.poster:
             names.append(self.poster.file_name)
         if self.storyboard:
@@ -104,12 +149,17 @@ def width_for_height(info: MediaInfo, height: int) -> int:
     return min(width, even_floor(height * MAX_DISPLAY_ASPECT))
 
 
-def plan_outputs(info: MediaInfo, outputs: Outputs) -> OutputPlan:
+def plan_outputs(
+    info: MediaInfo, outputs: Outputs, *, segment_seconds: int = HLS_SEGMENT_SECONDS
+) -> OutputPlan:
     # Rendition names are unique by construction: the Outputs model refuses duplicates.
+    renditions = plan_renditions(info, outputs)
+    audio = pick_audio(info, outputs.audio_track)
+    channels = _audio_channels(info, outputs.audio_track)
     return OutputPlan(
-        renditions=plan_renditions(info, outputs),
-        audio=pick_audio(info, outputs.audio_track),
-        audio_channels=_audio_channels(info, outputs.audio_track),
+        renditions=renditions,
+        audio=audio,
+        audio_channels=channels,
         frame_rate_cap=frame_rate_cap(info.frame_rate),
         poster=plan_poster(info) if outputs.poster else None,
         storyboard=(
@@ -123,6 +173,50 @@ def plan_outputs(info: MediaInfo, outputs: Outputs) -> OutputPlan:
             else None
         ),
         requested_audio_track=outputs.audio_track,
+        mp4="mp4" in outputs.formats,
+        hls=(
+            plan_hls(renditions, audio, channels, segment_seconds)
+            if "hls" in outputs.formats
+            else None
+        ),
+    )
+
+
+def keyframe_seconds(segment_seconds: int) -> float:
+    """Two keyframes per segment (one for a 1 s segment): segments cut at a keyframe, so each
+    one starts at a multiple of the segment length on every rendition."""
+    return segment_seconds / 2 if segment_seconds >= 2 else float(segment_seconds)
+
+
+def plan_hls(
+    renditions: tuple[RenditionPlan, ...],
+    audio: AudioStream | None,
+    audio_channels: int | None,
+    segment_seconds: int,
+) -> HlsPlan:
+    return HlsPlan(
+        master_name=keys.MASTER_PLAYLIST_NAME,
+        segment_seconds=segment_seconds,
+        keyframe_seconds=keyframe_seconds(segment_seconds),
+        variants=tuple(
+            HlsVariantPlan(
+                rendition=r.name,
+                playlist_name=keys.rendition_playlist_name(r.name),
+                media_name=keys.rendition_media_name(r.name),
+            )
+            for r in renditions
+        ),
+        audio=(
+            HlsAudioPlan(
+                playlist_name=keys.AUDIO_PLAYLIST_NAME,
+                media_name=keys.AUDIO_MEDIA_NAME,
+                bitrate_kbps=max(r.audio_bitrate_kbps for r in renditions),
+                # Unknown (0) is treated as stereo, what the AAC encoder is then asked for.
+                channels=audio_channels or audio.channels or MAX_AUDIO_CHANNELS,
+            )
+            if audio is not None
+            else None
+        ),
     )
 
 

@@ -16,6 +16,7 @@ from pydantic_settings import SettingsConfigDict
 
 from vidpipe.models import VideoJobSpec
 from vidpipe.settings import EncodeSettings, MediaLimitSettings
+from vidpipe_processor.plan import HLS_SEGMENT_SECONDS
 from vidpipe_processor.reporter import SERVICE_ACCOUNT_DIR
 from vidpipe_processor.storage import TransferConfig
 
@@ -36,6 +37,8 @@ class ProcessorSettings(MediaLimitSettings, EncodeSettings):
 
     ffmpeg_path: str = "ffmpeg"
     ffprobe_path: str = "ffprobe"
+    # HLS segment length (keyframes every half of it); Apple's guide asks for at most 6 s.
+    hls_segment_seconds: int = Field(default=HLS_SEGMENT_SECONDS, ge=1, le=10)
 
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 

@@ -1,5 +1,6 @@
 """The ffmpeg argv for several probe results: one decode, split to every output, the right
-scaling, pixel format, codecs, audio mapping and container flags."""
+scaling, pixel format, codecs, audio mapping and container flags. MP4 only here (the MP4 files
+are encoded as before HLS existed); the HLS ladder's argv is in test_ffmpeg_graph_hls.py."""
 
 from __future__ import annotations
 
@@ -24,12 +25,15 @@ OUT = Path("/work/job/out")
 # Options ffmpeg-python writes without a value.
 FLAGS = {"-hide_banner", "-nostdin", "-nostats", "-y"}
 LADDER = Outputs(
+    formats=["mp4"],
     renditions=[
         Rendition(name="1080p", height=1080),
         Rendition(name="720p", height=720, video_bitrate_kbps=2500, audio_bitrate_kbps=96),
         Rendition(name="480p", height=480),
-    ]
+    ],
 )
+
+MP4_ONLY = Outputs(formats=["mp4"])
 
 
 def argv_for(media: MediaInfo, outputs: Outputs = LADDER) -> list[str]:
@@ -145,7 +149,9 @@ def test_rotated_source_uses_display_dimensions() -> None:
 
 def test_odd_dimensions_become_even() -> None:
     media = info(width=321, height=241, pixel_format="yuv444p")
-    argv = argv_for(media, Outputs(renditions=[Rendition(name="240p", height=240)]))
+    argv = argv_for(
+        media, Outputs(renditions=[Rendition(name="240p", height=240)], formats=["mp4"])
+    )
     chains = graph(argv)
     assert "[s0]scale=h=240:w=320[s3]" in chains
     assert "[s4]format=yuv420p[s5]" in chains
@@ -153,9 +159,9 @@ def test_odd_dimensions_become_even() -> None:
 
 def test_ten_bit_source_is_converted_to_8bit_420() -> None:
     media = info(pixel_format="yuv420p10le")
-    chains = graph(argv_for(media, Outputs()))
+    chains = graph(argv_for(media, MP4_ONLY))
     assert any(c.endswith("format=yuv420p[s5]") for c in chains)
-    assert option(outputs(argv_for(media, Outputs()))["720p.mp4"], "-profile:v") == "high"
+    assert option(outputs(argv_for(media, MP4_ONLY))["720p.mp4"], "-profile:v") == "high"
 
 
 def test_multi_audio_maps_the_requested_track_everywhere() -> None:
@@ -205,7 +211,7 @@ def test_storyboard_selects_one_frame_per_interval_into_one_grid() -> None:
 
 
 def test_single_output_needs_no_split() -> None:
-    plain = Outputs(poster=False, storyboard=Storyboard(enabled=False))
+    plain = Outputs(poster=False, storyboard=Storyboard(enabled=False), formats=["mp4"])
     argv = argv_for(info(), plain)
     assert graph(argv)[0] == "[0:0]scale=h=720:w=1280[s0]"
     assert list(outputs(argv)) == ["720p.mp4"]

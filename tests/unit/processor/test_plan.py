@@ -100,8 +100,10 @@ def test_poster_size_is_capped_at_1080p() -> None:
 
 
 def test_optional_outputs_can_be_turned_off() -> None:
-    plan = plan_outputs(info(), Outputs(poster=False, storyboard=Storyboard(enabled=False)))
-    assert plan.poster is None and plan.storyboard is None
+    plan = plan_outputs(
+        info(), Outputs(poster=False, storyboard=Storyboard(enabled=False), formats=["mp4"])
+    )
+    assert plan.poster is None and plan.storyboard is None and plan.hls is None
     assert plan.file_names == ["720p.mp4"]
 
 
