@@ -1,7 +1,8 @@
 """Processing options from a JSON document, form fields or query parameters, as one `JobOptions`.
 
 Clients either send the full `options` JSON (the VideoJob `spec.outputs` shape, camelCase) or
-the shorthand fields `renditions=480p,720p`, `poster=false`, `storyboard=false`; `priority`
+the shorthand fields `renditions=480p,720p`, `formats=hls,mp4`, `poster=false`,
+`storyboard=false`; `priority`
 (low, normal, high) goes with either.
 """
 
@@ -11,7 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import ValidationError
 
@@ -19,13 +20,17 @@ from vidpipe.models import (
     METADATA_MAX_KEY_LENGTH,
     METADATA_MAX_KEYS,
     METADATA_MAX_VALUE_LENGTH,
+    OutputFormat,
     Outputs,
     Priority,
     Rendition,
 )
 from vidpipe_api.errors import InvalidRequest
 
-SHORTHAND_FIELDS = frozenset({"renditions", "poster", "storyboard"})
+# The packagings a client may name (the VideoJob's spec.outputs.formats).
+FORMATS: tuple[str, ...] = get_args(OutputFormat)
+
+SHORTHAND_FIELDS = frozenset({"renditions", "formats", "poster", "storyboard"})
 _RENDITION = re.compile(r"^(\d{3,4})p?$")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -66,6 +71,17 @@ def _renditions(value: str) -> list[dict[str, Any]]:
     return out
 
 
+def _formats(value: str) -> list[str]:
+    names = [v.strip().lower() for v in value.split(",") if v.strip()]
+    for name in names:
+        if name not in FORMATS:
+            raise InvalidRequest(
+                "`formats` is a comma-separated list of " + ", ".join(FORMATS),
+                {"field": "formats", "value": name[:32]},
+            )
+    return names
+
+
 def _validated(doc: Mapping[str, Any]) -> Outputs:
     try:
         return Outputs.model_validate(doc)
@@ -95,6 +111,10 @@ def parse_options(options_json: str | None, fields: Mapping[str, str]) -> Output
         renditions = _renditions(shorthand["renditions"])
         if renditions:
             doc_["renditions"] = renditions
+    if "formats" in shorthand:
+        formats = _formats(shorthand["formats"])
+        if formats:
+            doc_["formats"] = formats
     if "poster" in shorthand:
         doc_["poster"] = _bool("poster", shorthand["poster"])
     if "storyboard" in shorthand:

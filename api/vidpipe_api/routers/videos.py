@@ -65,6 +65,7 @@ FORM_BODY = form_body(
             "example": '{"renditions":[{"name":"480p","height":480}]}',
         },
         "renditions": {"type": "string", "example": "480p,720p"},
+        "formats": {"type": "string", "example": "hls,mp4", "description": "hls, mp4 or both"},
         "poster": {"type": "boolean"},
         "storyboard": {"type": "boolean"},
         "priority": {"type": "string", "enum": ["low", "normal", "high"], "default": "normal"},
@@ -255,6 +256,9 @@ async def upload_raw(
         str | None, Query(description="JSON object of your own strings, echoed in events")
     ] = None,
     renditions: Annotated[str | None, Query(examples=["480p,720p"])] = None,
+    formats: Annotated[
+        str | None, Query(examples=["hls,mp4"], description="hls, mp4 or both")
+    ] = None,
     poster: Annotated[str | None, Query(description="true or false")] = None,
     storyboard: Annotated[str | None, Query(description="true or false")] = None,
     priority: Annotated[str | None, Query(description="low, normal (default) or high")] = None,
@@ -267,6 +271,7 @@ async def upload_raw(
         k: v
         for k, v in {
             "renditions": renditions,
+            "formats": formats,
             "poster": poster,
             "storyboard": storyboard,
             "priority": priority,
