@@ -9,7 +9,13 @@ processor's plumbing (S3, probe, upload, manifest) cost on top of ffmpeg itself?
 (b) the whole processor as the Pod runs it (`python -m vidpipe_processor`: S3 download, probe,
     ladder, poster, storyboard, upload, manifest) versus the bare ffmpeg commands it runs (the
     single pass and the storyboard tiling) on a local file: wall-time ratio, goal <= 1.10; and
-    the processor's peak RSS (its own, without ffmpeg), which it logs when it finishes.
+    the processor's peak RSS (its own, without ffmpeg), which it logs when it finishes. Default
+    outputs, so HLS and MP4.
+(c) HLS + MP4 for the same ladder from one ffmpeg run (each rendition encoded once, teed to both
+    muxers) versus two separate runs (HLS only, then MP4 only): wall-time ratio, goal <= 0.80;
+    versus MP4 only (what packaging HLS too costs, GOP constraints included); and versus the
+    other single-encode design, HLS only followed by a copy-remux of each rendition to a
+    faststart MP4.
 
 Rounds alternate between the sides (order reversed every other round) after one unrecorded
 warm-up round of each; figures are medians. The CPU column is user + system time of the child
@@ -60,7 +66,7 @@ from vidpipe_processor.ffmpeg_graph import (  # noqa: E402
     build_ffmpeg_argv,
     storyboard_tile_argv,
 )
-from vidpipe_processor.plan import plan_outputs  # noqa: E402
+from vidpipe_processor.plan import OutputPlan, plan_outputs  # noqa: E402
 
 LADDER = [
     Rendition(name="1080p", height=1080),
@@ -123,12 +129,18 @@ def poster_run(source: Path, out: Path, at: float) -> list[str]:
 def ladder(info: MediaInfo, source: Path, out: Path, rounds: int) -> dict[str, list[Measure]]:
     """(a) one decode feeding the ladder and the poster, versus one run per rendition."""
     no_board = Storyboard(enabled=False)
-    single_plan = plan_outputs(info, Outputs(renditions=LADDER, poster=True, storyboard=no_board))
+    # MP4 only, as before HLS: (c) measures what HLS adds.
+    mp4 = ["mp4"]
+    single_plan = plan_outputs(
+        info, Outputs(renditions=LADDER, poster=True, storyboard=no_board, formats=mp4)
+    )
     single = build_ffmpeg_argv(info, single_plan, source, out)
     separate = [
         build_ffmpeg_argv(
             info,
-            plan_outputs(info, Outputs(renditions=[r], poster=False, storyboard=no_board)),
+            plan_outputs(
+                info, Outputs(renditions=[r], poster=False, storyboard=no_board, formats=mp4)
+            ),
             source,
             out,
         )
@@ -146,6 +158,66 @@ def ladder(info: MediaInfo, source: Path, out: Path, rounds: int) -> dict[str, l
             "single": timed(lambda: run(single)),
             "three": timed(run_separately),
             "poster": timed(lambda: run(poster)),
+        },
+        rounds,
+    )
+
+
+def _ladder_plan(info: MediaInfo, formats: list[str]) -> OutputPlan:
+    outputs = Outputs.model_validate(
+        {
+            "renditions": LADDER,
+            "poster": False,
+            "storyboard": {"enabled": False},
+            "formats": formats,
+        }
+    )
+    return plan_outputs(info, outputs)
+
+
+def remux_argv(plan: OutputPlan, hls_dir: Path, out: Path) -> list[list[str]]:
+    """Copy each HLS rendition (and the audio group) into a faststart MP4: no encode."""
+    assert plan.hls is not None and plan.hls.audio is not None
+    audio = hls_dir / plan.hls.audio.playlist_name
+    head = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
+    copy = ["-map", "0:v", "-map", "1:a", "-c", "copy", "-movflags", "+faststart"]
+    return [
+        [
+            *head,
+            "-i",
+            str(hls_dir / v.playlist_name),
+            "-i",
+            str(audio),
+            *copy,
+            str(out / f"{v.rendition}.mp4"),
+        ]
+        for v in plan.hls.variants
+    ]
+
+
+def packaging(info: MediaInfo, source: Path, out: Path, rounds: int) -> dict[str, list[Measure]]:
+    """(c) HLS + MP4 from one run versus HLS and MP4 in two runs, MP4 alone, and remuxing."""
+    dirs = {name: out / name for name in ("both", "hls", "mp4", "remux-src", "remux")}
+    for folder in dirs.values():
+        folder.mkdir(parents=True)
+    both = build_ffmpeg_argv(info, _ladder_plan(info, ["hls", "mp4"]), source, dirs["both"])
+    hls_plan = _ladder_plan(info, ["hls"])
+    hls = build_ffmpeg_argv(info, hls_plan, source, dirs["hls"])
+    mp4 = build_ffmpeg_argv(info, _ladder_plan(info, ["mp4"]), source, dirs["mp4"])
+    # The remux side copies from an HLS ladder made once, so it times the remux alone.
+    run(build_ffmpeg_argv(info, hls_plan, source, dirs["remux-src"]))
+    remux = remux_argv(hls_plan, dirs["remux-src"], dirs["remux"])
+
+    def run_remux() -> None:
+        for argv in remux:
+            run(argv)
+
+    return alternate(
+        {
+            "hls_both": timed(lambda: run(both)),
+            "hls_only": timed(lambda: run(hls)),
+            "mp4_only": timed(lambda: run(mp4)),
+            "hls_remux": timed(run_remux),
         },
         rounds,
     )
@@ -251,7 +323,8 @@ def main() -> None:
         out.mkdir()
         a = ladder(info, source, out, args.rounds)
         b, peaks = whole_processor(tmp, source, info, args.rounds, None)
-    report(args, recorder, info, a | b, peaks)
+        c = packaging(info, source, tmp / "packaging", args.rounds)
+    report(args, recorder, info, a | b | c, peaks)
 
 
 def report(
@@ -286,12 +359,25 @@ def report(
         "processor_ratio_wall": med["processor_wall"] / med["bare_wall"],
         "processor_ratio_cpu": med["processor_cpu"] / med["bare_cpu"],
         "processor_peak_rss_mib_max": max(peaks),
+        "hls_both_wall_s": med["hls_both_wall"],
+        "hls_only_wall_s": med["hls_only_wall"],
+        "mp4_only_wall_s": med["mp4_only_wall"],
+        "hls_remux_wall_s": med["hls_remux_wall"],
+        "hls_ratio_two_runs_wall": med["hls_both_wall"]
+        / (med["hls_only_wall"] + med["mp4_only_wall"]),
+        "hls_ratio_two_runs_cpu": med["hls_both_cpu"] / (med["hls_only_cpu"] + med["mp4_only_cpu"]),
+        "hls_packaging_overhead_wall": med["hls_both_wall"] / med["mp4_only_wall"],
+        "hls_packaging_overhead_cpu": med["hls_both_cpu"] / med["mp4_only_cpu"],
+        "hls_ratio_remux_wall": med["hls_both_wall"]
+        / (med["hls_only_wall"] + med["hls_remux_wall"]),
+        "hls_ratio_remux_cpu": med["hls_both_cpu"] / (med["hls_only_cpu"] + med["hls_remux_cpu"]),
     }
     figures.update({f"{name}_median": median(values) for name, values in stages.items()})
     path = recorder.write(
         goals=[
             Goal("ladder_ratio_wall", "<=", 0.80),
             Goal("processor_ratio_wall", "<=", 1.10),
+            Goal("hls_ratio_two_runs_wall", "<=", 0.80),
         ],
         figures=figures,
         method={
@@ -303,8 +389,14 @@ def report(
             "ladder": "single: one ffmpeg for 1080p/720p/480p + poster; three: one run per "
             "rendition; poster: a separate seeking poster run",
             "processor": "python -m vidpipe_processor with presigned URLs against versitygw "
-            "(download, probe, ladder + poster + storyboard, upload, manifest) vs the same "
-            "ffmpeg commands (single pass + storyboard tiling) on a local file",
+            "(download, probe, ladder + poster + storyboard, upload, manifest; default formats "
+            "hls + mp4) vs the same ffmpeg commands (single pass + storyboard tiling) on a local "
+            "file",
+            "packaging": "the ladder without poster or storyboard: hls_both one ffmpeg for HLS + "
+            "MP4 (each rendition encoded once, teed); hls_only and mp4_only one ffmpeg each "
+            "(two runs = their sum); hls_remux the copy-remux of an HLS ladder into faststart "
+            "MP4s (alternative = hls_only + hls_remux); ffmpeg only (the master playlist, "
+            "written by Python afterwards, is not timed)",
         },
         rounds=rounds,
         notes={
@@ -329,6 +421,31 @@ def report(
     row("processor (CPU incl. versitygw)", med["processor_wall"], med["processor_cpu"], "s")
     row("ratio processor/bare", figures["processor_ratio_wall"], figures["processor_ratio_cpu"])
     print(f"    processor peak RSS (Python process only): {max(peaks):.1f} MiB")
+    print("(c) HLS + MP4 for the ladder 1080p/720p/480p")
+    row(
+        "one run, each rendition encoded once (teed)",
+        med["hls_both_wall"],
+        med["hls_both_cpu"],
+        "s",
+    )
+    row("HLS only", med["hls_only_wall"], med["hls_only_cpu"], "s")
+    row("MP4 only", med["mp4_only_wall"], med["mp4_only_cpu"], "s")
+    row("copy-remux of the HLS ladder to MP4", med["hls_remux_wall"], med["hls_remux_cpu"], "s")
+    row(
+        "ratio one run/(HLS run + MP4 run)",
+        figures["hls_ratio_two_runs_wall"],
+        figures["hls_ratio_two_runs_cpu"],
+    )
+    row(
+        "ratio one run/MP4 only (packaging overhead)",
+        figures["hls_packaging_overhead_wall"],
+        figures["hls_packaging_overhead_cpu"],
+    )
+    row(
+        "ratio one run/(HLS only + remux)",
+        figures["hls_ratio_remux_wall"],
+        figures["hls_ratio_remux_cpu"],
+    )
     print(Recorder.summary(path))
 
 
