@@ -459,6 +459,10 @@ function fact(list, name, value) {
   list.append(dt, dd);
 }
 
+function when(iso) {
+  return iso ? new Date(iso).toLocaleString() : null;
+}
+
 function renderDetail(job) {
   $("detail-title").textContent = "Job " + job.id;
   $("detail-title").tabIndex = -1;
@@ -474,8 +478,8 @@ function renderDetail(job) {
   fact(facts, "Video codec", media.videoCodec);
   fact(facts, "Audio codec", media.audioCodec);
   fact(facts, "Attempts", job.attempts);
-  fact(facts, "Created", job.createdAt);
-  fact(facts, "Finished", job.finishedAt);
+  fact(facts, "Created", when(job.createdAt));
+  fact(facts, "Finished", when(job.finishedAt));
   $("detail-progress").value = job.progress || 0;
   $("detail-progress").textContent = (job.progress || 0) + "%";
   $("detail-error").textContent = job.error
@@ -552,27 +556,32 @@ function stopPlayer() {
   $("player-note").textContent = "";
 }
 
-async function playbackUrl(id, maxResolution) {
+async function playback(id, maxResolution) {
+  // Signed playback (POST /v1/jobs/{id}/playback): same-origin /play/{token}/... paths.
   const body = maxResolution ? { maxResolution } : {};
   const answer = await api("/v1/jobs/" + encodeURIComponent(id) + "/playback", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify(body),
   });
-  return answer.url || answer.playbackUrl;
+  return answer.urls || {};
 }
 
 async function startPlayer(id, maxResolution) {
   stopPlayer();
   const video = $("player");
-  let url;
+  let urls;
   try {
-    url = await playbackUrl(id, maxResolution);
+    urls = await playback(id, maxResolution);
   } catch (err) {
     $("player-note").textContent = "No stream to play: " + err.message;
     return;
   }
-  if (state.detailId !== id) return;
+  if (state.detailId !== id || !urls.master) return;
+  // The poster and storyboard through the same tokens: this origin, whatever S3 allows.
+  if (urls.poster) $("poster").src = urls.poster;
+  if (urls.storyboardImage) $("storyboard").src = urls.storyboardImage;
+  const url = urls.master;
   video.dataset.source = "hls";
   if (window.Hls && window.Hls.isSupported()) {
     // No worker: it would need a blob: script, which the page's policy does not allow.
@@ -582,8 +591,9 @@ async function startPlayer(id, maxResolution) {
       const level = hls.levels[data.level];
       if (!level) return;
       video.dataset.level = String(level.height);
-      $("player-note").textContent = "Playing " + level.height + "p (" + hls.levels.length +
-        " renditions available)";
+      const offered = hls.levels.map((l) => l.height + "p").join(", ");
+      $("player-note").textContent = "Playing " + level.height + "p; renditions offered: " +
+        offered;
     });
     hls.on(window.Hls.Events.ERROR, (_, data) => {
       if (data.fatal) $("player-note").textContent = "Playback error: " + data.details;
