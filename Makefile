@@ -35,7 +35,7 @@ tools: ## Build pinned Go tools (Kubernetes, helm, versitygw, FerretDB) into ~/.
 lint: deps ## ruff (lint + format check), mypy --strict and vulture (dead code)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy common api operator processor dispatcher tests bench hack
+	$(VENV)/bin/mypy common api operator processor dispatcher cli tests bench hack
 	$(VENV)/bin/vulture
 
 .PHONY: fmt

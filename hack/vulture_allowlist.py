@@ -94,3 +94,6 @@ frame
 
 # processor/vidpipe_processor/storage.py: access file fields: pydantic model of what the operator writes
 expires_at
+
+# api/vidpipe_api/routers/playback.py: PlaybackOut, a response model's field
+playbackId

@@ -1,0 +1,3 @@
+from vidpipe_cli.main import main
+
+raise SystemExit(main())
