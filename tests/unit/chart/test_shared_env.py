@@ -40,7 +40,13 @@ CHOSEN = (
     "jobs.x264Preset=slow",
 )
 # What the Secrets would hold; the chart only names them.
-SECRETS = {"AWS_ACCESS_KEY_ID": "rendered-key-id", "AWS_SECRET_ACCESS_KEY": "rendered-secret"}
+SECRETS = {
+    "AWS_ACCESS_KEY_ID": "rendered-key-id",
+    "AWS_SECRET_ACCESS_KEY": "rendered-secret",
+    # The playback signing keys (at least 32 bytes, or the API refuses to start).
+    "signing-key": "rendered-playback-signing-key-0123456789",
+    "previous-signing-key": "rendered-previous-signing-key-0123456789",
+}
 MONGO_URL = "mongodb://db.example:27017/"
 OLD_NAMES = {n for names in shared.LEGACY_ENV.values() for n in names}
 # Rendered for the API and the operator alike (the preset only for the operator, which alone

@@ -137,3 +137,8 @@ one name each; the operator passes the media limits on to every processor Job.
       namespaceSelector: {{ $np.metrics.namespaceSelector | toJson }}
       {{- end }}
 {{- end }}
+
+{{/* The Secret holding the playback signing key: the installer's, or the one the chart makes. */}}
+{{- define "vidpipe.playbackSecret" -}}
+{{- .Values.playback.existingSecret | default (printf "%s-playback" (include "vidpipe.fullname" .)) -}}
+{{- end }}
