@@ -38,7 +38,7 @@ from starlette.types import Receive, Scope, Send
 
 from vidpipe.record import JobRecord
 from vidpipe_api.db import Database, to_ms
-from vidpipe_api.errors import TooManyEventStreams
+from vidpipe_api.errors import DatabaseUnavailable, TooManyEventStreams
 from vidpipe_api.jobs import job_view
 from vidpipe_api.settings import Settings
 
@@ -218,7 +218,13 @@ async def job_stream(
     last_write = started
     yield f"retry: {RETRY_MS}\n\n".encode()
     while True:
-        for at, record in await poller.changes():
+        try:
+            changed = await poller.changes()
+        except DatabaseUnavailable:
+            # MongoDB away for a moment: keep the stream (heartbeats go on) and poll again;
+            # nothing is lost, the next poll starts from the same position.
+            changed = []
+        for at, record in changed:
             event, data = job_event(record)
             yield frame(event, data, at.event_id())
             poller.mark(at)
