@@ -60,12 +60,6 @@ class FilteredMaster:
     refused: frozenset[str]
     variants: int
 
-    def media_allowed(self, name: str) -> bool:
-        """A media file (`720p.cmfv`) is served when its playlist (`720p.m3u8`) is allowed:
-        the contract names both after the rendition."""
-        stem = name.rsplit(".", 1)[0]
-        return stem + PLAYLIST_SUFFIX in self.allowed
-
 
 def filter_master(text: str, max_height: int | None) -> FilteredMaster:
     """The master playlist without the variants above `max_height` (None: all kept).

@@ -41,6 +41,7 @@ from vidpipe_api.playback_hls import (
     MEDIA_SUFFIXES,
     PLAYLIST_SUFFIX,
     FilteredMaster,
+    PlaylistError,
     filter_master,
     media_names,
     plain_name,
@@ -140,6 +141,10 @@ class PlaybackService:
     async def authorize(self, token: str, name: str) -> tuple[Claims, PlaybackState]:
         """The token's claims and its id's state, or the refusal; `name` is a plain name."""
         claims = self.signer.verify(token)
+        try:
+            plain_name(name)
+        except PlaylistError:
+            raise PlaybackFileNotFound(name) from None
         needed = token_type_for(name)
         if needed is None:
             raise PlaybackFileNotFound(name)
@@ -155,7 +160,6 @@ class PlaybackService:
         return claims, state
 
     async def serve(self, token: str, name: str, range_header: str | None) -> Served:
-        plain_name(name)
         claims, state = await self.authorize(token, name)
         job = state.job_id
         presign = self.settings.playback_media == "presign"
@@ -168,18 +172,22 @@ class PlaybackService:
             if name.endswith(PLAYLIST_SUFFIX):
                 self._check_rendition(master, claims, name, name)
                 text = await self._read_text(job, name)
+                # Only media files of the job's outputs: a video token reaches nothing else
+                # through a playlist either.
+                for listed in media_names(text):
+                    if not listed.endswith(MEDIA_SUFFIXES) or output_key(job, listed) not in (
+                        state.outputs
+                    ):
+                        raise PlaybackFileNotFound(listed)
                 if presign:
                     return Text(rewrite_uris(text, lambda n: self._presigned(state, n)), name)
-                for listed in media_names(text):
-                    if output_key(job, listed) not in state.outputs:
-                        raise PlaybackFileNotFound(listed)
                 return Text(text, name)
             playlist = name.rsplit(".", 1)[0] + PLAYLIST_SUFFIX
             self._check_rendition(master, claims, playlist, name)
         elif name == STORYBOARD_VTT_NAME:
             text = await self._read_text(job, name)
             if presign:
-                text = rewrite_vtt(text, lambda n: self._presigned(state, n))
+                text = rewrite_vtt(text, lambda n: self._presigned(state, n, STORYBOARD_IMAGE_NAME))
             return Text(text, name)
         if presign:
             return Redirect(self._presigned(state, name))
@@ -199,9 +207,11 @@ class PlaybackService:
             self.masters.put(job, text)
         return filter_master(text, max_height)
 
-    def _presigned(self, state: PlaybackState, name: str) -> str:
+    def _presigned(self, state: PlaybackState, name: str, only: str | None = None) -> str:
+        """A presigned GET of one of the job's outputs (`only`: and no other name), the token's
+        type having been checked for the file that lists it."""
         key = output_key(state.job_id, name)
-        if key not in state.outputs:
+        if key not in state.outputs or (only is not None and name != only):
             raise PlaybackFileNotFound(name)
         # The public client: the URL is for the player, like download links (api settings).
         return self.storage.public_client.generate_presigned_url(

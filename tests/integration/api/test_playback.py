@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import generate_latest
 
 from tests.integration.api.conftest import Api, ApiFactory
 from tests.utils.records import job_record
@@ -230,8 +231,11 @@ def test_each_token_type_covers_only_its_files(proxied: Played) -> None:
     vtt = get(proxied.api, urls["storyboard"])
     assert vtt.status_code == 200 and "storyboard.jpg#xywh=0,0,160,90" in vtt.text
     assert get(proxied.api, urls["storyboardImage"]).status_code == 200
-    # Files no token type covers are never served, with any token.
+    # Files no token type covers are never served, with any token; nor names that are not
+    # plain file names (a 404, never a 500).
     refused(get(proxied.api, f"/play/{tokens['video']}/manifest.json"), "not_found", 404)
+    for odd in ("a%20b.m3u8", "..m3u8", ".m3u8", "%2E%2E"):
+        refused(get(proxied.api, f"/play/{tokens['video']}/{odd}"), "not_found", 404)
 
 
 def test_a_revoked_playback_id_is_refused_and_only_its_owner_revokes(proxied: Played) -> None:
@@ -340,6 +344,9 @@ def test_logs_never_carry_tokens_or_presigned_urls(
     lines.append(formatter.format(caplog.records[-1]))
     assert not any(token in line or token.split(".")[2] in line for line in lines)
     assert "<redacted-token>" in lines[-1]
+    # Metrics label the route template, never the path with its token.
+    scraped = generate_latest(proxied.api.ctx.metrics.registry).decode()
+    assert 'route="/play/{token}/{name}"' in scraped and token.split(".")[2] not in scraped
 
 
 def _b64(data: bytes) -> str:
