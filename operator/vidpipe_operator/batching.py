@@ -19,6 +19,11 @@ queued after it: the newer write takes the older one's place and both callers ar
 it is applied. A database that lags the burst then writes each document once per batch instead
 of once per state it passed through, so the backlog shrinks instead of growing. A write that is
 not whole (a progress report) is never replaced and is never overtaken by a later whole write.
+
+Writes made by an urgent task (`urgent`, read when a write is queued: the operator's reconcile
+of a VideoJob holding a Job, see offload.py) go out first. A burst of new VideoJobs queues one
+write each; a finished job's record waited behind all of them (bench/operator_scale.py, p99
+Job finished -> MongoDB). A write still never goes ahead of an earlier one of its document.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ class BatchFailed(Exception):
 class _Queued(Generic[Op]):
     op: Op
     whole: bool
+    urgent: bool
     # Every caller whose write this one answers (more than one once it superseded others).
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
@@ -57,6 +63,10 @@ def _never(op: object) -> bool:
     return False
 
 
+def _calm() -> bool:
+    return False
+
+
 class Batcher(Generic[Op]):
     def __init__(
         self,
@@ -65,29 +75,35 @@ class Batcher(Generic[Op]):
         shrink_on: Callable[[Exception], bool] = lambda exc: isinstance(exc, TimeoutError),
         document: Callable[[Op], Hashable | None] = _nothing,
         whole: Callable[[Op], bool] = _never,
+        urgent: Callable[[], bool] = _calm,
     ):
         self._flush = flush
         self._max_batch = max_batch
         self._shrink_on = shrink_on
-        self._document, self._whole = document, whole
+        self._document, self._whole, self._urgent = document, whole, urgent
         self.cap = max_batch  # the current cap: max_batch, halved by each batch that was too slow
         self._pending: list[_Queued[Op]] = []
         # The last write queued (not yet sent) per document.
         self._last: dict[Hashable, _Queued[Op]] = {}
+        self._urgent_queued = 0
         self._drainer: asyncio.Task[None] | None = None
 
     def enqueue(self, op: Op) -> asyncio.Future[None]:
         """Queue `op` now (its place in the order is taken before this returns); the future is
         done once it is applied, or carries what the batch raised if it was not."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        doc, whole = self._document(op), self._whole(op)
+        doc, whole, urgent = self._document(op), self._whole(op), self._urgent()
         last = self._last.get(doc) if doc is not None else None
         if whole and last is not None and last.whole:
             last.op = op
             last.waiters.append(done)
+            if urgent and not last.urgent:
+                last.urgent = True
+                self._urgent_queued += 1
         else:
-            queued = _Queued(op, whole, [done])
+            queued = _Queued(op, whole, urgent, [done])
             self._pending.append(queued)
+            self._urgent_queued += urgent
             if doc is not None:
                 self._last[doc] = queued
         if self._drainer is None or self._drainer.done():
@@ -100,8 +116,7 @@ class Batcher(Generic[Op]):
 
     async def _drain(self) -> None:
         while self._pending:
-            batch = self._pending[: self.cap]
-            del self._pending[: self.cap]
+            batch = self._take()
             for queued in batch:  # sent: no later write may change it any more
                 doc = self._document(queued.op)
                 if doc is not None and self._last.get(doc) is queued:
@@ -118,6 +133,30 @@ class Batcher(Generic[Op]):
             else:
                 self.cap = min(self._max_batch, self.cap * 2)
                 _settle(batch, None)
+
+    def _take(self) -> list[_Queued[Op]]:
+        """The next batch: up to `cap` writes, the urgent ones first, each kind oldest first;
+        never a write ahead of an earlier one of the same document."""
+        batch: list[_Queued[Op]] = []
+        if not self._urgent_queued:
+            batch, self._pending = self._pending[: self.cap], self._pending[self.cap :]
+            return batch
+        held: set[Hashable] = set()  # documents with an earlier write not taken
+        for queued in self._pending:
+            if len(batch) == self.cap:
+                break
+            doc = self._document(queued.op)
+            if queued.urgent and (doc is None or doc not in held):
+                batch.append(queued)
+            elif doc is not None:
+                held.add(doc)
+        taken = {id(queued) for queued in batch}
+        rest = [queued for queued in self._pending if id(queued) not in taken]
+        room = self.cap - len(batch)
+        batch += rest[:room]
+        self._pending = rest[room:]
+        self._urgent_queued -= sum(queued.urgent for queued in batch)
+        return batch
 
 
 def _settle(batch: Sequence[_Queued[Op]], error: BaseException | None) -> None:

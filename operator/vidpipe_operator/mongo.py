@@ -35,7 +35,7 @@ from vidpipe.events import EVENTS_COLLECTION, JobEvent, outbox_insert
 from vidpipe.phases import TERMINAL_PHASES
 from vidpipe.record import progress_update
 from vidpipe_operator.batching import Batcher, BatchFailed
-from vidpipe_operator.offload import IOPool
+from vidpipe_operator.offload import IOPool, is_urgent
 
 T = TypeVar("T")
 Doc = dict[str, Any]
@@ -96,9 +96,10 @@ class JobMirror:
             shrink_on=_too_slow,
             document=_document,
             whole=_whole,
+            urgent=is_urgent,
         )
         self._events: Batcher[Doc] = Batcher(
-            partial(self._bulk, EVENTS_COLLECTION), batch_max, shrink_on=_too_slow
+            partial(self._bulk, EVENTS_COLLECTION), batch_max, shrink_on=_too_slow, urgent=is_urgent
         )
 
     async def _run(self, fn: Callable[[], T]) -> T:

@@ -59,6 +59,12 @@ def urgency(level: Urgency) -> Iterator[None]:
         _URGENCY.reset(token)
 
 
+def is_urgent() -> bool:
+    """Whether the current task runs with urgency (see `urgency`)."""
+    level = _URGENCY.get()
+    return level is not None and level.urgent
+
+
 class IOPool:
     """A thread pool with at most `threads` calls handed to it at once; the others wait here,
     urgent first (a heap by (not urgent, arrival)), instead of in the executor's FIFO queue."""
@@ -87,7 +93,7 @@ class IOPool:
             return
         level = _URGENCY.get()
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._enqueue(fut, urgent=level is not None and level.urgent)
+        self._enqueue(fut, urgent=is_urgent())
         if level is not None:
             level._waiting[(self, fut)] = None
         try:

@@ -230,3 +230,31 @@ def test_a_superseded_write_shares_the_failure_of_the_write_that_replaced_it() -
 
     outcomes = asyncio.run(go())
     assert [type(o) for o in outcomes] == [ConnectionError, ConnectionError]
+
+
+def test_urgent_writes_go_first_but_never_ahead_of_an_earlier_write_of_their_document() -> None:
+    """Fails if a finished job's record waits behind a burst of new ones (urgent writes sent in
+    arrival order), or if an urgent write overtakes an earlier write of the same document."""
+
+    async def go() -> list[list[str]]:
+        store = FakeStore()
+        urgent = False
+        batcher: Batcher[str] = Batcher(
+            store.flush, max_batch=3, document=_doc, whole=_is_whole, urgent=lambda: urgent
+        )
+        first = asyncio.create_task(batcher.submit("q:whole"))
+        await _until_sent(store)
+        queued = [batcher.enqueue(op) for op in ["a:whole", "b:whole", "c:progress", "d:whole"]]
+        urgent = True
+        queued += [batcher.enqueue(op) for op in ["e:whole", "c:whole", "f:whole"]]
+        store.release.set()
+        await first
+        await asyncio.gather(*queued)
+        return store.batches
+
+    assert asyncio.run(go()) == [
+        ["q:whole"],
+        ["e:whole", "f:whole", "a:whole"],  # c's urgent write waits for its earlier report
+        ["b:whole", "c:progress", "d:whole"],
+        ["c:whole"],
+    ]
