@@ -27,7 +27,13 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from vidpipe.errors import ErrorCode, VidpipeError
-from vidpipe.keys import POSTER_NAME, STORYBOARD_IMAGE_NAME, STORYBOARD_VTT_NAME, output_key
+from vidpipe.keys import (
+    MASTER_PLAYLIST_NAME,
+    POSTER_NAME,
+    STORYBOARD_IMAGE_NAME,
+    STORYBOARD_VTT_NAME,
+    output_key,
+)
 from vidpipe_api.db import Database
 from vidpipe_api.playback import (
     Claims,
@@ -55,7 +61,6 @@ from vidpipe_api.storage import Storage
 log = logging.getLogger(__name__)
 
 # The HLS contract's master playlist name (docs: the HLS output layout, issue 15).
-MASTER_PLAYLIST = "master.m3u8"
 # Playlists and VTT files are read whole; the processor's are a few KiB.
 MAX_TEXT_BYTES = 4 * 1024 * 1024
 # A job's outputs never change once it succeeded; its master is cached for this long.
@@ -167,7 +172,7 @@ class PlaybackService:
             master = await self._master(job, claims.max_height)
             if master.variants == 0:
                 raise ResolutionRefused(claims.max_resolution or "")
-            if name == MASTER_PLAYLIST:
+            if name == MASTER_PLAYLIST_NAME:
                 return Text(master.text, name)
             if name.endswith(PLAYLIST_SUFFIX):
                 self._check_rendition(master, claims, name, name)
@@ -203,7 +208,7 @@ class PlaybackService:
     async def _master(self, job: str, max_height: int | None) -> FilteredMaster:
         hit, text = self.masters.get(job)
         if not hit or text is None:
-            text = await self._read_text(job, MASTER_PLAYLIST)
+            text = await self._read_text(job, MASTER_PLAYLIST_NAME)
             self.masters.put(job, text)
         return filter_master(text, max_height)
 

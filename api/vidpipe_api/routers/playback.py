@@ -16,7 +16,13 @@ from fastapi import APIRouter, Depends, Header, Path, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from vidpipe.keys import POSTER_NAME, STORYBOARD_IMAGE_NAME, STORYBOARD_VTT_NAME, output_key
+from vidpipe.keys import (
+    MASTER_PLAYLIST_NAME,
+    POSTER_NAME,
+    STORYBOARD_IMAGE_NAME,
+    STORYBOARD_VTT_NAME,
+    output_key,
+)
 from vidpipe.record import JobRecord
 from vidpipe_api.deps import CurrentOwner, JobRecordDep, SettingsDep
 from vidpipe_api.errors import InvalidRequest
@@ -29,7 +35,6 @@ from vidpipe_api.playback import (
     TokenType,
 )
 from vidpipe_api.playback_service import (
-    MASTER_PLAYLIST,
     PlaybackService,
     Redirect,
     Stream,
@@ -116,7 +121,7 @@ async def create_playback(
 
     video = token(TokenType.VIDEO)
     tokens = {TokenType.VIDEO.value: video}
-    urls = {"master": f"/play/{video}/{MASTER_PLAYLIST}"}
+    urls = {"master": f"/play/{video}/{MASTER_PLAYLIST_NAME}"}
     if output_key(job.id, POSTER_NAME) in job.outputs:
         tokens[TokenType.THUMBNAIL.value] = thumb = token(TokenType.THUMBNAIL)
         urls["poster"] = f"/play/{thumb}/{POSTER_NAME}"
@@ -137,7 +142,7 @@ async def create_playback(
 def _not_ready(job: JobRecord) -> str | None:
     if not job.succeeded:
         return f"its phase is {job.phase.value}, not Succeeded"
-    if output_key(job.id, MASTER_PLAYLIST) not in job.outputs:
+    if output_key(job.id, MASTER_PLAYLIST_NAME) not in job.outputs:
         return "it has no HLS outputs (its formats did not include hls)"
     return None
 
