@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.unit.operator.conftest import videojob
+from vidpipe.models import Priority
 from vidpipe_operator.queue import (
     QueueEntry,
     Slot,
@@ -137,12 +138,15 @@ def _reference_order(entries: list[QueueEntry]) -> list[QueueEntry]:
     )
     order: list[QueueEntry] = []
     while waiting:
-        heads: dict[str, QueueEntry] = {}
+        oldest: dict[str, QueueEntry] = {}
         for e in waiting:
-            heads.setdefault(e.owner, e)
-        owner = min(heads, key=lambda o: (held[o], heads[o].created, heads[o].name))
-        order.append(heads[owner])
-        waiting.remove(heads[owner])
+            oldest.setdefault(e.owner, e)
+        owner = min(oldest, key=lambda o: (held[o], oldest[o].created, oldest[o].name))
+        # The owner's highest priority; among those, the first in creation order.
+        top = max(e.rank for e in waiting if e.owner == owner)
+        chosen = next(e for e in waiting if e.owner == owner and e.rank == top)
+        order.append(chosen)
+        waiting.remove(chosen)
         held[owner] += 1
     return order
 
@@ -150,8 +154,9 @@ def _reference_order(entries: list[QueueEntry]) -> list[QueueEntry]:
 @pytest.mark.parametrize("seed", range(20))
 def test_fair_order_admit_and_next_in_line_agree_with_the_rule(seed: int) -> None:
     # Fails if the heap-based order differs from the rule (fewest slots held or given first,
-    # ties to the oldest waiting job) on random queues with several owners, equal creation
-    # times and held slots, or if admit's position or next_in_line disagree with that order.
+    # ties to the oldest waiting job; within the owner the highest priority, then the oldest) on
+    # random queues with several owners, priorities, equal creation times and held slots, or if
+    # admit's position or next_in_line disagree with that order.
     rng = random.Random(seed)
     owners = [f"o{i}" for i in range(rng.randint(1, 5))]
     entries = [
@@ -160,6 +165,7 @@ def test_fair_order_admit_and_next_in_line_agree_with_the_rule(seed: int) -> Non
             f"j{i:03d}",
             rng.choice([Slot.WAITING, Slot.WAITING, Slot.HOLDING, Slot.RELEASED]),
             rng.choice(owners),
+            rng.choice([p.rank for p in Priority]),
         )
         for i in range(rng.randint(0, 60))
     ]
@@ -174,3 +180,57 @@ def test_fair_order_admit_and_next_in_line_agree_with_the_rule(seed: int) -> Non
     for e in entries:
         if e.slot is Slot.RELEASED:
             assert admit(entries, e.name, limit).position == len(expected) + 1
+
+
+# -- priority within an owner (issue 16) ------------------------------------------------------
+
+LOW, NORMAL, HIGH = (p.rank for p in (Priority.LOW, Priority.NORMAL, Priority.HIGH))
+
+
+def ranked(name: str, owner: str, minute: int, rank: int) -> QueueEntry:
+    return QueueEntry(f"2026-01-01T00:{minute:02d}:00Z", name, Slot.WAITING, owner, rank)
+
+
+@pytest.mark.parametrize(("priority", "rank"), [("low", LOW), ("high", HIGH), (None, NORMAL)])
+def test_priority_is_read_from_the_spec(priority: str | None, rank: int) -> None:
+    # Fails if spec.priority is ignored, or a VideoJob without one is not normal.
+    body = _body() if priority is None else videojob("j", priority=priority)
+    assert queue_entry(body).rank == rank
+
+
+def test_within_one_owner_higher_priority_starts_first_then_the_oldest() -> None:
+    # Fails if an owner's later high-priority job waits behind its earlier low ones, or if
+    # equal priorities stop starting in creation order.
+    entries = [
+        ranked("low-1", "alice", 1, LOW),
+        ranked("normal-2", "alice", 2, NORMAL),
+        ranked("high-5", "alice", 5, HIGH),
+        ranked("high-4", "alice", 4, HIGH),
+        ranked("low-0", "alice", 0, LOW),
+    ]
+    assert [e.name for e in fair_order(entries)] == [
+        "high-4", "high-5", "normal-2", "low-0", "low-1"
+    ]  # fmt: skip
+
+
+def test_priority_never_moves_a_job_past_another_owners_turn() -> None:
+    # Alice holds a slot and has a high-priority job waiting; Bob's low-priority job arrived
+    # later. Fails if priority outranked fairness: Bob holds nothing, so his job goes first.
+    entries = [
+        owned("a-running", "alice", Slot.HOLDING, 0),
+        ranked("a-high", "alice", 1, HIGH),
+        ranked("b-low", "bob", 2, LOW),
+    ]
+    assert next_in_line(entries, 2) == ["b-low"]
+    assert [e.name for e in fair_order(entries)] == ["b-low", "a-high"]
+
+
+def test_owner_ties_go_to_the_longest_waiting_owner_whatever_its_next_job() -> None:
+    # Alice's oldest waiting job (minute 0) is older than Bob's (minute 1), though her next
+    # job (high, minute 9) is younger. Fails if the tie went by the next job's age instead.
+    entries = [
+        ranked("a-low", "alice", 0, LOW),
+        ranked("a-high", "alice", 9, HIGH),
+        ranked("b", "bob", 1, NORMAL),
+    ]
+    assert [e.name for e in fair_order(entries)] == ["a-high", "b", "a-low"]
