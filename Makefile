@@ -28,7 +28,7 @@ deps: ## Install Debian packages and the pinned Python virtualenv (.venv)
 	@hack/deps.sh
 
 .PHONY: tools
-tools: ## Build pinned Go tools (Kubernetes, helm, versitygw, FerretDB) into ~/.cache, link ./bin
+tools: ## Build pinned Go tools (Kubernetes, helm, versitygw, FerretDB, Kueue) into ~/.cache, link ./bin
 	@hack/tools.sh >/dev/null
 
 .PHONY: lint
@@ -64,7 +64,7 @@ bench-operator-scale: deps tools cluster-up ## 10,000 VideoJobs on KWOK fake nod
 ##@ Local cluster
 
 .PHONY: cluster-up
-cluster-up: deps tools ## Start etcd, control plane, containerd + kubelet, S3 and MongoDB (idempotent)
+cluster-up: deps tools ## Start etcd, control plane, containerd + kubelet, S3, MongoDB and Kueue (idempotent)
 	@hack/cluster.sh up
 
 .PHONY: images

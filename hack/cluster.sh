@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The local platform: a real single-node Kubernetes (etcd, kube-apiserver, controller-manager,
 # scheduler, kubelet on containerd + runc + CNI bridge, kube-proxy) plus an S3 server (versitygw)
-# and a MongoDB wire-protocol server (FerretDB). No Docker engine or registry is needed.
+# and a MongoDB wire-protocol server (FerretDB), and Kueue (its manager on the host, see
+# start_kueue). No Docker engine or registry is needed.
 #
 #   hack/cluster.sh up       start everything (idempotent: running parts are kept)
 #   hack/cluster.sh down     stop everything and remove all state (.local/cluster)
 #   hack/cluster.sh status   what runs, where, and the kubeconfig path
 #   hack/cluster.sh running  exit 0 when the cluster is up
+#   hack/cluster.sh kueue-up start Kueue on a cluster brought up before it was part of `up`
 #   hack/cluster.sh restart-apiserver   stop and restart kube-apiserver (fault tests)
 #   hack/cluster.sh stop-apiserver      stop kube-apiserver only (outage tests: start it again
 #   hack/cluster.sh start-apiserver     with start-apiserver, in a finally, within seconds)
@@ -34,7 +36,12 @@ S3_PORT=9000
 MONGO_PORT=27017
 S3_BUCKET=vidpipe-media
 NAMESPACE=vidpipe-jobs
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy s3 mongo)
+# Kueue's manager on the host: its webhooks (admission and CRD conversion) on loopback, its health
+# probe next to them; metrics are off (nothing scrapes them here).
+KUEUE_WEBHOOK=127.0.0.1:9643
+KUEUE_HEALTH=127.0.0.1:9644
+KUEUE_METRICS_CERTS=/etc/kueue/metrics/certs
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy s3 mongo kueue)
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -122,6 +129,10 @@ make_pki() {
   cert scheduler "/CN=system:kube-scheduler"
   cert kube-proxy "/CN=system:kube-proxy"
   cert node "/O=system:nodes/CN=system:node:$NODE" "IP:$HOST_IP,IP:127.0.0.1,DNS:$NODE"
+  # Kueue: its client identity (bound to its ClusterRole by hack/kueue_manifests.py) and the
+  # serving certificate of its webhooks, which kube-apiserver calls on loopback.
+  cert kueue-manager "/CN=kueue-manager"
+  cert kueue-webhook "/CN=kueue-webhook" "IP:127.0.0.1"
   if [ ! -f "$pki/sa.key" ]; then
     openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
     openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
@@ -132,6 +143,7 @@ make_pki() {
   kubeconfig "$state/scheduler.kubeconfig" scheduler scheduler "$server"
   kubeconfig "$state/kube-proxy.kubeconfig" kube-proxy kube-proxy "$server"
   kubeconfig "$state/node.kubeconfig" node node "$server"
+  kubeconfig "$state/kueue.kubeconfig" kueue-manager kueue-manager "$server"
 }
 
 # --- host networking ------------------------------------------------------------------------
@@ -375,6 +387,73 @@ bootstrap_objects() {
     --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 }
 
+# --- Kueue ------------------------------------------------------------------------------------
+# Why on the host and not as a Deployment: kube-apiserver runs on this host, so a webhook URL on
+# loopback reaches the manager with no Service, no kube-proxy rule and no cluster DNS (none here),
+# and the manager needs no image of its own (no registry; every image is built and imported by
+# hack/images.sh). Its manifests come from the module it was built from (hack/tools.sh kueue),
+# rewritten for that address by hack/kueue_manifests.py; its certificates from our CA.
+
+kueue_manifests() {  # crds|webhooks
+  "$repo/.venv/bin/python" "$repo/hack/kueue_manifests.py" "$1" "$bin/kueue-config" \
+    "$pki/ca.crt" "$KUEUE_WEBHOOK"
+}
+
+kueue_crds_established() {
+  local crd
+  for crd in workloads clusterqueues localqueues resourceflavors workloadpriorityclasses; do
+    [ "$(kubectl get crd "$crd.kueue.x-k8s.io" \
+      -o 'jsonpath={.status.conditions[?(@.type=="Established")].status}')" = True ] || return 1
+  done
+}
+
+kueue_ready() { curl -fsS "http://$KUEUE_HEALTH/readyz"; }
+
+start_kueue() {
+  local dir=$state/kueue
+  mkdir -p "$dir/certs"
+  cp "$pki/kueue-webhook.crt" "$dir/certs/tls.crt"
+  cp "$pki/kueue-webhook.key" "$dir/certs/tls.key"
+  cat >"$dir/config.yaml" <<EOF
+apiVersion: config.kueue.x-k8s.io/v1beta2
+kind: Configuration
+namespace: kueue-system
+health: {healthProbeBindAddress: "$KUEUE_HEALTH"}
+metrics: {bindAddress: "0"}
+webhook: {host: "${KUEUE_WEBHOOK%:*}", port: ${KUEUE_WEBHOOK##*:}, certDir: "$dir/certs"}
+# One manager: nothing to elect. Certificates are ours (make_pki), not Kueue's Secret.
+leaderElection: {leaderElect: false}
+internalCertManagement: {enable: false}
+# Only Jobs that carry the queue-name label are Kueue's; everything else runs as before.
+manageJobsWithoutQueueName: false
+integrations: {frameworks: ["batch/job"]}
+# Admission Fair Sharing: a ClusterQueue with admissionScope UsageBasedAdmissionFairSharing
+# admits first from the LocalQueue (tenant) with the least recent usage. Sampled every second so
+# a burst of short jobs is already ordered by it; usage halves every 10 minutes.
+admissionFairSharing: {usageHalfLifeTime: 10m, usageSamplingInterval: 1s}
+clientConnection: {qps: 100, burst: 200}
+EOF
+  kubectl get namespace kueue-system >/dev/null 2>&1 || kubectl create namespace kueue-system >/dev/null
+  # Server-side apply: the Workload CRD is larger than client-side apply's annotation allows.
+  kueue_manifests crds | kubectl apply --server-side --force-conflicts -f - >/dev/null
+  wait_until "Kueue's CRDs" 60 kueue_crds_established
+  # The visibility API (VisibilityOnDemand) is an aggregated API server, which this
+  # kube-apiserver is not configured to front (no --requestheader-* / proxy client flags):
+  # queue positions come from the Workload list instead (docs/queueing.md).
+  # Kueue v0.17 reads a metrics certificate from a fixed path whenever it does not manage its own
+  # certificates, metrics server or not: it runs in a mount namespace of its own where that path
+  # shows our certificate directory. The host keeps only the empty mount point (removed by down).
+  mkdir -p "$KUEUE_METRICS_CERTS"
+  start kueue unshare --mount --propagation private \
+    sh -c 'mount --bind "$1" "$2" && shift 2 && exec "$@"' kueue-mount "$dir/certs" \
+    "$KUEUE_METRICS_CERTS" "$bin/kueue" --config "$dir/config.yaml" \
+    --kubeconfig "$state/kueue.kubeconfig" --feature-gates VisibilityOnDemand=false
+  wait_until "Kueue manager" 90 kueue_ready
+  kueue_manifests webhooks | kubectl apply --server-side --force-conflicts -f - >/dev/null
+  # The local platform's queue: one flavour (the one node), CPU and memory quota for its jobs.
+  kubectl apply --server-side --force-conflicts -f "$repo/hack/kueue/queues.yaml" >/dev/null
+}
+
 node_ready() {
   [ "$(kubectl get node "$NODE" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}')" = True ]
 }
@@ -383,7 +462,7 @@ default_sa() { kubectl -n default get serviceaccount default; }
 
 up() {
   [ "$(id -u)" = 0 ] || die "run as root (containerd, kubelet and the bridge need it)"
-  for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl versitygw ferretdb; do
+  for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl versitygw ferretdb kueue; do
     [ -x "$bin/$b" ] || die "$bin/$b is missing: run 'make tools'"
   done
   mkdir -p "$state" "$logs" "$pids"
@@ -402,6 +481,7 @@ up() {
   wait_until "node $NODE Ready" 120 node_ready
   wait_until "service-account controller" 60 default_sa
   bootstrap_objects
+  start_kueue
   log "up in $((SECONDS - t0))s; KUBECONFIG=$state/kubeconfig"
 }
 
@@ -411,7 +491,7 @@ down() {
   for forward in "$pids"/port-forward*.pid; do  # hack/platform.sh's supervised forwards
     if [ -e "$forward" ]; then stop "$(basename "$forward" .pid)"; fi
   done
-  for name in kube-proxy kubelet; do stop "$name"; done
+  for name in kueue kube-proxy kubelet; do stop "$name"; done
   if [ -S "$state/containerd/containerd.sock" ] && pid_alive containerd; then
     local sock=$state/containerd/containerd.sock
     for t in $(ctr -a "$sock" -n k8s.io tasks ls -q 2>/dev/null); do
@@ -428,6 +508,7 @@ down() {
     grep -o " $state[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   fi
   network_down
+  rmdir "$KUEUE_METRICS_CERTS" "${KUEUE_METRICS_CERTS%/*}" /etc/kueue 2>/dev/null || true
   rm -rf "$state"
   local left; left=$(leftovers)
   [ -z "$left" ] || die "processes left behind: $left"
@@ -461,6 +542,7 @@ status() {
   echo "  kube-apiserver          https://127.0.0.1:$API_PORT (Pods: https://$HOST_IP:$API_PORT)"
   echo "  S3 (versitygw)          http://127.0.0.1:$S3_PORT and http://$HOST_IP:$S3_PORT, bucket $S3_BUCKET"
   echo "  MongoDB (FerretDB)      mongodb://$HOST_IP:$MONGO_PORT/ (SCRAM; user and URL in env)"
+  echo "  Kueue                   webhooks https://$KUEUE_WEBHOOK, ClusterQueue vidpipe (hack/kueue/queues.yaml)"
   echo "  credentials             $state/env"
   echo "  logs                    $logs/"
   echo
@@ -476,13 +558,23 @@ restart_apiserver() {
   start_apiserver
 }
 
+kueue_up() {
+  # Kueue alone, on a cluster already up (started before Kueue was part of `up`): the missing
+  # certificates and kubeconfig are made, the rest of the PKI is kept.
+  running || die "the cluster is not running: hack/cluster.sh up"
+  [ -x "$bin/kueue" ] || die "$bin/kueue is missing: run 'hack/tools.sh kueue'"
+  make_pki
+  start_kueue
+}
+
 case ${1:-} in
   up) up ;;
+  kueue-up) kueue_up ;;
   running) running ;;
   restart-apiserver) restart_apiserver ;;
   stop-apiserver) stop kube-apiserver ;;
   start-apiserver) start_apiserver ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: $0 up|down|status|running|restart-apiserver|stop-apiserver|start-apiserver" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|running|kueue-up|restart-apiserver|stop-apiserver|start-apiserver" >&2; exit 2 ;;
 esac

@@ -11,6 +11,7 @@ export CGO_ENABLED=0 GOFLAGS=-trimpath
 HELM_VERSION=v3.19.5
 VERSITYGW_VERSION=v1.8.0
 KWOK_VERSION=v0.8.0
+KUEUE_VERSION=v0.17.0
 FERRETDB_VERSION=$(cd "$repo/hack/gotools/ferretdb" && go list -m -f '{{.Version}}' github.com/FerretDB/FerretDB)
 
 build_install() {  # name version package
@@ -31,6 +32,40 @@ if [ "${1:-}" = kwok ]; then
   exit 0
 fi
 
+# Kueue (sigs.k8s.io/kueue): the manager binary, plus its CRDs and webhook manifests from the same
+# module (hack/cluster.sh applies them), cached together under one version. Its go.mod has no
+# replace lines, so `go install` builds it; the version ldflag makes the binary report its release.
+# The copy is made under a temporary name and renamed last: an interrupted build leaves nothing a
+# later run could mistake for a finished one.
+build_kueue() {
+  local out="$cache/tools/kueue-$KUEUE_VERSION"
+  if [ ! -x "$out/kueue" ]; then
+    echo "go: building kueue $KUEUE_VERSION (first run on this machine only)" >&2
+    local tmp; tmp=$(mktemp -d)
+    GOBIN="$tmp/bin" go install \
+      -ldflags "-s -w -X sigs.k8s.io/kueue/pkg/version.GitVersion=$KUEUE_VERSION" \
+      "sigs.k8s.io/kueue/cmd/kueue@$KUEUE_VERSION"
+    local src; src=$(go env GOMODCACHE)/sigs.k8s.io/kueue@$KUEUE_VERSION
+    mkdir -p "$tmp/out/config"
+    mv "$tmp/bin/kueue" "$tmp/out/kueue"
+    cp -r "$src/config/components/crd/bases" "$tmp/out/config/crd"
+    cp "$src/config/components/webhook/manifests.yaml" "$tmp/out/config/webhooks.yaml"
+    cp "$src/config/components/rbac/role.yaml" "$tmp/out/config/role.yaml"
+    cp "$src/config/components/rbac/manager_secrets_role.yaml" "$tmp/out/config/secrets_role.yaml"
+    chmod -R u+w "$tmp/out"
+    # It runs and has the flags hack/cluster.sh uses (--help exits 2, as Go's flag package does).
+    local help; help=$("$tmp/out/kueue" --help 2>&1 || true)
+    grep -q -- -feature-gates <<<"$help"
+    rm -rf "$out"; mv "$tmp/out" "$out"; rm -rf "$tmp"
+  fi
+  ln -sfn "$out/kueue" "$repo/bin/kueue"
+  ln -sfn "$out/config" "$repo/bin/kueue-config"
+}
+if [ "${1:-}" = kueue ]; then
+  build_kueue
+  exit 0
+fi
+
 # PostgreSQL under the scale bench's FerretDB (bench/postgres.py runs its own private server from
 # these binaries; no service is used): Debian's package, installed once. Not built through Go.
 if [ "${1:-}" = postgres ]; then
@@ -46,6 +81,7 @@ if [ "${1:-}" = postgres ]; then
 fi
 
 build_install helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm
+build_kueue
 build_install versitygw "$VERSITYGW_VERSION" github.com/versity/versitygw/cmd/versitygw
 
 # FerretDB's own command (its SCRAM flags are not in the embeddable package). Upstream's build
