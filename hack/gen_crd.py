@@ -1,4 +1,5 @@
-"""Write the VideoJob CRD generated from the models to crds/ and the Helm chart (`make manifests`).
+"""Write the CRDs generated from the models (VideoJob, VideoPreset, ClusterVideoPreset) to crds/
+and the Helm chart (`make manifests`).
 
 Both copies are byte-identical; tests/unit/common/test_crd.py fails when either is stale.
 """
@@ -11,22 +12,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "common"))
 
-from vidpipe.constants import CRD_NAME  # noqa: E402
-from vidpipe.crd import render_crd  # noqa: E402
+from vidpipe.crd import rendered_crds  # noqa: E402
 
-TARGETS = (
-    REPO / "crds" / f"{CRD_NAME}.yaml",
-    REPO / "deploy" / "helm" / "vidpipe" / "crds" / f"{CRD_NAME}.yaml",
-)
+FOLDERS = (REPO / "crds", REPO / "deploy" / "helm" / "vidpipe" / "crds")
 
 
 def main() -> int:
-    text = render_crd()
-    for target in TARGETS:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists() or target.read_text() != text:
-            target.write_text(text)
-            print(f"wrote {target.relative_to(REPO)}")
+    for name, text in rendered_crds().items():
+        for folder in FOLDERS:
+            target = folder / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.exists() or target.read_text() != text:
+                target.write_text(text)
+                print(f"wrote {target.relative_to(REPO)}")
     return 0
 
 

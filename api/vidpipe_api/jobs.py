@@ -69,6 +69,7 @@ def spec_for(record: JobRecord) -> VideoJobSpec:
         "source": record.source,
         "userMetadata": record.metadata,
         "priority": record.priority,
+        "preset": record.preset,
     }
     if record.options is not None:
         fields["outputs"] = record.options
@@ -115,6 +116,8 @@ class Ingest:
         keeps it when a dependency was only unavailable (503): a presigned upload's client sent
         its parts straight to S3 and can retry the completion, which must find them.
         """
+        if options.preset_name is not None:
+            raise ValueError("resolve the preset (vidpipe_api.presets) before accepting")
         key = source_key(job_id)
 
         async def discard(exc: VidpipeError) -> None:
@@ -133,6 +136,7 @@ class Ingest:
             source=SourceObject(bucket=self.storage.bucket, key=key),
             options=outputs_document(options.outputs),
             priority=options.priority,
+            preset=options.preset,
             filename=filename,
             content_type=content_type,
             size_bytes=size,
@@ -260,6 +264,7 @@ def job_view(record: JobRecord) -> dict[str, Any]:
         "options": record.options,
         "metadata": record.metadata,
         "priority": record.priority.value,
+        "preset": record.preset.model_dump() if record.preset else None,
         "media": record.media,
         "attempts": record.attempts,
         "error": record.error.model_dump() if record.error else None,

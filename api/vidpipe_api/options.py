@@ -1,9 +1,9 @@
 """Processing options from a JSON document, form fields or query parameters, as one `JobOptions`.
 
-Clients either send the full `options` JSON (the VideoJob `spec.outputs` shape, camelCase) or
-the shorthand fields `renditions=480p,720p`, `formats=hls,mp4`, `poster=false`,
-`storyboard=false`; `priority`
-(low, normal, high) goes with either.
+Clients either send the full `options` JSON (the VideoJob `spec.outputs` shape, camelCase), the
+shorthand fields `renditions=480p,720p`, `formats=hls,mp4`, `poster=false`, `storyboard=false`,
+or name a `preset` (resolved by vidpipe_api.presets; never combined with the other two: a preset
+is the platform team's whole choice of outputs). `priority` (low, normal, high) goes with any.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from vidpipe.models import (
     METADATA_MAX_KEY_LENGTH,
     METADATA_MAX_KEYS,
     METADATA_MAX_VALUE_LENGTH,
+    PRESET_NAME_PATTERN,
     OutputFormat,
     Outputs,
+    PresetRef,
     Priority,
     Rendition,
 )
@@ -40,10 +42,15 @@ _METADATA_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 @dataclass(frozen=True)
 class JobOptions:
-    """What a client chose for its job: the VideoJob's `outputs` and `priority`."""
+    """What a client chose for its job: the VideoJob's `outputs`, `priority` and `preset`.
+
+    `preset_name` is a preset asked for and not yet resolved (`outputs` are then the defaults,
+    a placeholder); resolving it fills `outputs` and `preset` and clears it."""
 
     outputs: Outputs
     priority: Priority = Priority.NORMAL
+    preset: PresetRef | None = None
+    preset_name: str | None = None
 
 
 def _bool(name: str, value: str) -> bool:
@@ -135,9 +142,26 @@ def parse_priority(value: str | None) -> Priority:
         ) from None
 
 
+_PRESET_NAME = re.compile(PRESET_NAME_PATTERN)
+
+
 def parse_job_options(options_json: str | None, fields: Mapping[str, str]) -> JobOptions:
-    """The outputs (`parse_options`) and the `priority` field."""
-    return JobOptions(parse_options(options_json, fields), parse_priority(fields.get("priority")))
+    """The outputs (`parse_options`) or a `preset` name, and the `priority` field."""
+    priority = parse_priority(fields.get("priority"))
+    name = (fields.get("preset") or "").strip()
+    if not name:
+        return JobOptions(parse_options(options_json, fields), priority)
+    if (options_json or "").strip() or SHORTHAND_FIELDS & set(fields):
+        raise InvalidRequest(
+            "send either `preset` or `options` / the shorthand fields, not both",
+            {"field": "preset"},
+        )
+    if len(name) > 253 or not _PRESET_NAME.match(name):
+        raise InvalidRequest(
+            "`preset` is a preset's name: lowercase letters, digits, '-' and '.'",
+            {"field": "preset", "value": name[:64]},
+        )
+    return JobOptions(Outputs(), priority, preset_name=name)
 
 
 def parse_metadata(value: str | Mapping[str, Any] | None) -> dict[str, str]:

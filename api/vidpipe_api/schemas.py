@@ -49,6 +49,9 @@ class JobOut(BaseModel):
         default_factory=dict, description="The client's metadata, as sent at upload"
     )
     priority: str = Field(default="normal", description="low, normal or high, as sent at upload")
+    preset: dict[str, Any] | None = Field(
+        default=None, description="The preset the options came from: name, kind, generation"
+    )
     media: dict[str, Any] = Field(default_factory=dict)
     attempts: int = 0
     error: dict[str, Any] | None = None
@@ -95,6 +98,9 @@ class UploadSessionIn(BaseModel):
     )
     priority: str | None = Field(
         default=None, max_length=32, description="low, normal (default) or high"
+    )
+    preset: str | None = Field(
+        default=None, max_length=253, description="A preset's name, instead of `options`"
     )
 
 

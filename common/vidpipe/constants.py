@@ -10,6 +10,13 @@ PLURAL: Final = "videojobs"
 SINGULAR: Final = "videojob"
 SHORT_NAMES: Final = ("vj",)
 CRD_NAME: Final = f"{PLURAL}.{GROUP}"
+# Presets (issue 16): named outputs, per namespace (the jobs namespace) or for the whole cluster.
+PRESET_KIND: Final = "VideoPreset"
+PRESET_PLURAL: Final = "videopresets"
+PRESET_SHORT_NAMES: Final = ("vpreset",)
+CLUSTER_PRESET_KIND: Final = "ClusterVideoPreset"
+CLUSTER_PRESET_PLURAL: Final = "clustervideopresets"
+CLUSTER_PRESET_SHORT_NAMES: Final = ("cvpreset",)
 
 # Labels follow the recommended app.kubernetes.io/* set plus our own keys for selection.
 LABEL_NAME: Final = "app.kubernetes.io/name"

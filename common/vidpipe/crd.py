@@ -22,6 +22,7 @@ from vidpipe.models import (
     IMMUTABLE_FIELDS,
     MAX_NAME_LENGTH,
     NAME_TOO_LONG,
+    OPTIONAL_IMMUTABLE_FIELDS,
     RESERVED_RENDITION_NAMES,
     RESOURCES_NEED_ONE,
     SPEC_IMMUTABLE,
@@ -31,6 +32,7 @@ from vidpipe.models import (
     Storyboard,
     VideoJobSpec,
     VideoJobStatus,
+    VideoPresetSpec,
 )
 
 # JSON-schema keywords that mean the same in Kubernetes OpenAPI v3; everything else is dropped
@@ -57,8 +59,9 @@ _KEPT = (
 SPEC_RULES: dict[str, list[dict[str, str]]] = {
     "": [
         {
-            "rule": "has(oldSelf.resources) == has(self.resources)"
-            " && has(oldSelf.activeDeadlineSeconds) == has(self.activeDeadlineSeconds)",
+            "rule": " && ".join(
+                f"has(oldSelf.{name}) == has(self.{name})" for name in OPTIONAL_IMMUTABLE_FIELDS
+            ),
             "message": SPEC_IMMUTABLE,
         },
     ],
@@ -155,14 +158,18 @@ def _at(schema: dict[str, Any], path: str) -> dict[str, Any]:
     return node
 
 
-def spec_schema() -> dict[str, Any]:
-    schema = structural_schema(VideoJobSpec)
-    # pydantic leaves default_factory values out of the JSON schema; the API server should
-    # still fill them so that `kubectl get -o yaml` shows what will be produced.
+def _outputs_defaults(schema: dict[str, Any]) -> None:
+    """pydantic leaves default_factory values out of the JSON schema; the API server should
+    still fill them so that `kubectl get -o yaml` shows what will be produced."""
     _at(schema, "outputs")["default"] = Outputs().model_dump(by_alias=True, exclude_none=True)
     _at(schema, "outputs.storyboard")["default"] = Storyboard().model_dump(by_alias=True)
     _at(schema, "outputs.formats")["default"] = Outputs().formats
     _at(schema, "outputs.renditions")["default"] = _at(schema, "outputs")["default"]["renditions"]
+
+
+def spec_schema() -> dict[str, Any]:
+    schema = structural_schema(VideoJobSpec)
+    _outputs_defaults(schema)
     # Always present, so its immutability rule (which runs only when old and new both have it)
     # also refuses removing it.
     _at(schema, "userMetadata")["default"] = {}
@@ -181,51 +188,109 @@ def status_schema() -> dict[str, Any]:
     return schema
 
 
-def build_crd() -> dict[str, Any]:
+def _definition(
+    kind: str,
+    plural: str,
+    short_names: tuple[str, ...],
+    scope: str,
+    columns: list[dict[str, Any]],
+    root: dict[str, Any],
+) -> dict[str, Any]:
+    """A CustomResourceDefinition of our group, one version, `root` its object schema."""
+    version: dict[str, Any] = {"name": constants.VERSION, "served": True, "storage": True}
+    if "status" in root["properties"]:
+        version["subresources"] = {"status": {}}
+    version["additionalPrinterColumns"] = copy.deepcopy(columns)
+    version["schema"] = {"openAPIV3Schema": root}
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": constants.CRD_NAME,
+            "name": f"{plural}.{constants.GROUP}",
             "labels": {constants.LABEL_PART_OF: constants.PART_OF},
         },
         "spec": {
             "group": constants.GROUP,
-            "scope": "Namespaced",
+            "scope": scope,
             "names": {
-                "kind": constants.KIND,
-                "listKind": f"{constants.KIND}List",
-                "plural": constants.PLURAL,
-                "singular": constants.SINGULAR,
-                "shortNames": list(constants.SHORT_NAMES),
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": list(short_names),
                 "categories": [constants.PART_OF],
             },
-            "versions": [
-                {
-                    "name": constants.VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": copy.deepcopy(PRINTER_COLUMNS),
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "description": "A request to process one uploaded video.",
-                            "type": "object",
-                            "required": ["spec"],
-                            "x-kubernetes-validations": copy.deepcopy(ROOT_RULES),
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": spec_schema(),
-                                "status": status_schema(),
-                            },
-                        }
-                    },
-                }
-            ],
+            "versions": [version],
         },
     }
+
+
+def _object(
+    description: str, rules: list[dict[str, Any]], **properties: dict[str, Any]
+) -> dict[str, Any]:
+    """A resource's object schema: `spec` required, `rules` on the whole object."""
+    root: dict[str, Any] = {"description": description, "type": "object", "required": ["spec"]}
+    if rules:
+        root["x-kubernetes-validations"] = copy.deepcopy(rules)
+    root["properties"] = {
+        "apiVersion": {"type": "string"},
+        "kind": {"type": "string"},
+        "metadata": {"type": "object"},
+        **properties,
+    }
+    return root
+
+
+def build_crd() -> dict[str, Any]:
+    root = _object(
+        "A request to process one uploaded video.",
+        ROOT_RULES,
+        spec=spec_schema(),
+        status=status_schema(),
+    )
+    return _definition(
+        constants.KIND, constants.PLURAL, constants.SHORT_NAMES, "Namespaced", PRINTER_COLUMNS, root
+    )
+
+
+# -- presets (issue 16) ---------------------------------------------------------------------
+
+PRESET_PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Renditions", "type": "string", "jsonPath": ".spec.outputs.renditions[*].name"},
+    {"name": "Formats", "type": "string", "jsonPath": ".spec.outputs.formats"},
+    {"name": "Description", "type": "string", "jsonPath": ".spec.description", "priority": 1},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+
+def preset_spec_schema() -> dict[str, Any]:
+    """The VideoJob's outputs schema, defaults and CEL rules (one source: `Outputs`); presets are
+    editable, so none of the VideoJob's immutability rules."""
+    schema = structural_schema(VideoPresetSpec)
+    _outputs_defaults(schema)
+    for path, rules in SPEC_RULES.items():
+        if path.startswith("outputs."):
+            _at(schema, path)["x-kubernetes-validations"] = copy.deepcopy(rules)
+    return schema
+
+
+def build_preset_crd(*, cluster: bool) -> dict[str, Any]:
+    """VideoPreset (namespaced) or ClusterVideoPreset: the same schema, another scope."""
+    where = "the whole cluster" if cluster else "its namespace"
+    root = _object(
+        f"Named outputs that clients choose with preset=<name>, for {where}.",
+        [],
+        spec=preset_spec_schema(),
+    )
+    if cluster:
+        names = (constants.CLUSTER_PRESET_KIND, constants.CLUSTER_PRESET_PLURAL)
+        return _definition(
+            *names, constants.CLUSTER_PRESET_SHORT_NAMES, "Cluster", PRESET_PRINTER_COLUMNS, root
+        )
+    names = (constants.PRESET_KIND, constants.PRESET_PLURAL)
+    return _definition(
+        *names, constants.PRESET_SHORT_NAMES, "Namespaced", PRESET_PRINTER_COLUMNS, root
+    )
 
 
 HEADER = (
@@ -240,9 +305,19 @@ class _NoAliasDumper(yaml.SafeDumper):
         return True
 
 
-def render_crd() -> str:
-    """The CRD as the YAML text committed to crds/ and the chart."""
+def render_crd(crd: dict[str, Any] | None = None) -> str:
+    """A CRD (the VideoJob's by default) as the YAML text committed to crds/ and the chart."""
     body = yaml.dump(
-        build_crd(), Dumper=_NoAliasDumper, sort_keys=False, width=100, default_flow_style=False
+        crd or build_crd(),
+        Dumper=_NoAliasDumper,
+        sort_keys=False,
+        width=100,
+        default_flow_style=False,
     )
     return HEADER + body
+
+
+def rendered_crds() -> dict[str, str]:
+    """Every CRD by file name (`<plural>.<group>.yaml`): what hack/gen_crd.py writes."""
+    crds = [build_crd(), build_preset_crd(cluster=False), build_preset_crd(cluster=True)]
+    return {f"{crd['metadata']['name']}.yaml": render_crd(crd) for crd in crds}

@@ -72,6 +72,8 @@ class ErrorCode(StrEnum):
     PLAYBACK_RESOLUTION_REFUSED = "playback_resolution_refused"
     PLAYBACK_NOT_READY = "playback_not_ready"
     PLAYBACK_NOT_FOUND = "playback_not_found"
+    # Presets (issue 16)
+    UNKNOWN_PRESET = "unknown_preset"
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,9 @@ CATALOGUE: dict[ErrorCode, ErrorSpec] = {
         409, "The job has not succeeded with HLS outputs; there is nothing to play."
     ),
     ErrorCode.PLAYBACK_NOT_FOUND: ErrorSpec(404, "No such playback id for this caller."),
+    ErrorCode.UNKNOWN_PRESET: ErrorSpec(
+        422, "No VideoPreset in the jobs namespace nor ClusterVideoPreset has that name."
+    ),
 }
 
 # Codes that mean "this input will never process": the processor exits with BAD_INPUT for them.

@@ -46,7 +46,12 @@ IMMUTABLE_FIELDS = (
     "resources",
     "userMetadata",
     "priority",
+    "preset",
 )
+# Optional fields among them: present at creation or never (the SPEC_IMMUTABLE rule).
+OPTIONAL_IMMUTABLE_FIELDS = ("resources", "activeDeadlineSeconds", "preset")
+# A preset's name is a Kubernetes object name (DNS subdomain).
+PRESET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
 # The client's metadata: a small free-form map attached at upload and echoed in the job and in
 # every event (webhook payloads stay far below the 20 kB the dispatcher allows).
 METADATA_MAX_KEYS = 16
@@ -203,6 +208,32 @@ class Outputs(_Model):
         return formats
 
 
+class PresetRef(_Model):
+    """The preset a VideoJob's outputs were copied from, as it was then: later edits of the
+    preset never change the job (its outputs are the copy)."""
+
+    name: Annotated[
+        str,
+        Field(min_length=1, max_length=253, pattern=PRESET_NAME_PATTERN, description="Its name"),
+    ]
+    kind: Annotated[
+        Literal["VideoPreset", "ClusterVideoPreset"],
+        Field(description="VideoPreset (the jobs namespace) or ClusterVideoPreset"),
+    ]
+    generation: Annotated[
+        int, Field(ge=1, description="The preset's metadata.generation when it was copied")
+    ]
+
+
+class VideoPresetSpec(_Model):
+    """Named outputs that clients choose with `preset=<name>` instead of listing them."""
+
+    description: Annotated[
+        str | None, Field(default=None, max_length=256, description="What the preset is for")
+    ] = None
+    outputs: Outputs = Field(default_factory=Outputs, description="What to produce from the source")
+
+
 class JobResources(_Model):
     """Compute for the processor Pod; defaults come from operator settings."""
 
@@ -278,6 +309,10 @@ class VideoJobSpec(_Model):
             description="low, normal or high: the order of this owner's jobs in the queue",
         ),
     ] = Priority.NORMAL
+    preset: Annotated[
+        PresetRef | None,
+        Field(default=None, description="The preset the outputs were copied from, if any"),
+    ] = None
 
 
 def spec_update_violations(old: VideoJobSpec, new: VideoJobSpec) -> list[str]:
@@ -285,9 +320,7 @@ def spec_update_violations(old: VideoJobSpec, new: VideoJobSpec) -> list[str]:
     before = old.model_dump(by_alias=True, exclude_none=True)
     after = new.model_dump(by_alias=True, exclude_none=True)
     problems: list[str] = []
-    if ("resources" in before) != ("resources" in after) or ("activeDeadlineSeconds" in before) != (
-        "activeDeadlineSeconds" in after
-    ):
+    if any((name in before) != (name in after) for name in OPTIONAL_IMMUTABLE_FIELDS):
         problems.append(SPEC_IMMUTABLE)
     for name in IMMUTABLE_FIELDS:
         if name in before and name in after and before[name] != after[name]:

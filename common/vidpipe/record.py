@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from vidpipe.models import JobError, Priority, SourceObject
+from vidpipe.models import JobError, PresetRef, Priority, SourceObject
 from vidpipe.phases import TERMINAL_PHASES, Phase
 
 Doc = dict[str, Any]
@@ -82,6 +82,8 @@ class JobRecord(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
     # VideoJob spec.priority (documents from before it existed read as normal).
     priority: Priority = Priority.NORMAL
+    # VideoJob spec.preset: the preset `options` were copied from at upload, if any.
+    preset: PresetRef | None = None
     uploaded_via: str | None = None
     # API flags.
     cr_created: bool = False
@@ -143,6 +145,7 @@ _INSERTED = frozenset(
         "media",
         "metadata",
         "priority",
+        "preset",
         "uploaded_via",
         "created_at",
         "updated_at",
@@ -229,6 +232,7 @@ def mirror_update(videojob: Doc, status: Doc, at: datetime) -> Doc:
             "options": spec.get("outputs"),
             "metadata": storable_metadata(spec.get("userMetadata")),
             "priority": spec.get("priority") or Priority.NORMAL.value,
+            "preset": spec.get("preset"),
             "created_at": _time(meta.get("creationTimestamp")) or at,
             "cr_created": True,
             "deleted": False,

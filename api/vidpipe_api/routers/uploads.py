@@ -28,11 +28,12 @@ from fastapi.responses import JSONResponse
 
 from vidpipe.errors import VidpipeError
 from vidpipe.keys import source_key
-from vidpipe.models import Outputs, Priority
+from vidpipe.models import Outputs, PresetRef, Priority
 from vidpipe.record import JobRecord
 from vidpipe_api import ratelimit, sessions
 from vidpipe_api.db import Database, now
 from vidpipe_api.deps import (
+    ClusterDep,
     CurrentOwner,
     IngestDep,
     JobsRepoDep,
@@ -51,6 +52,7 @@ from vidpipe_api.errors import (
 from vidpipe_api.filenames import sanitize_filename
 from vidpipe_api.jobs import job_view, new_job_id
 from vidpipe_api.options import JobOptions, outputs_document, parse_job_options, parse_metadata
+from vidpipe_api.presets import resolve
 from vidpipe_api.schemas import (
     ERROR_RESPONSES,
     ErrorOut,
@@ -105,6 +107,7 @@ async def create_upload(
     settings: SettingsDep,
     db: JobsRepoDep,
     storage: StorageDep,
+    cluster: ClusterDep,
 ) -> UploadSessionOut:
     """Returns one presigned PUT URL per part; upload each part, keep its ETag, then complete.
 
@@ -113,7 +116,9 @@ async def create_upload(
     if body.sizeBytes > settings.max_upload_bytes:
         raise UploadTooLarge(settings.max_upload_bytes)
     options_json = None if body.options is None else json.dumps(body.options)
-    chosen = parse_job_options(options_json, {"priority": body.priority or ""})
+    asked = {"priority": body.priority or "", "preset": body.preset or ""}
+    # The preset is read now: the job gets the outputs it had when the upload began.
+    chosen = await resolve(cluster, parse_job_options(options_json, asked))
     labels = parse_metadata(body.metadata)
     part_size = part_size_for(body.sizeBytes, settings.part_size_bytes)
     count = parts_for(body.sizeBytes, part_size)
@@ -142,6 +147,7 @@ async def create_upload(
         "content_type": body.contentType,
         "options": outputs_document(chosen.outputs),
         "priority": chosen.priority.value,
+        "preset": chosen.preset.model_dump() if chosen.preset else None,
         "metadata": labels,
         "state": "open",
         "created_at": now(),
@@ -251,6 +257,7 @@ async def complete_upload(
                 Outputs.model_validate(session["options"]),
                 # Sessions opened before priorities existed have none.
                 Priority(session.get("priority") or Priority.NORMAL),
+                PresetRef.model_validate(session["preset"]) if session.get("preset") else None,
             ),
             metadata=dict(session.get("metadata") or {}),
             size=size,

@@ -27,6 +27,7 @@ from vidpipe_api.formstream import FILE_FIELD, FilePart, FormLimits, ParsedForm,
 from vidpipe_api.jobs import job_view, new_job_id
 from vidpipe_api.limits import UploadSlotsDep, guarded
 from vidpipe_api.options import JobOptions, parse_job_options, parse_metadata
+from vidpipe_api.presets import resolve
 from vidpipe_api.schemas import ERROR_RESPONSES, ErrorOut, JobOut, form_body
 from vidpipe_api.storage import StreamWriter
 
@@ -69,6 +70,11 @@ FORM_BODY = form_body(
         "poster": {"type": "boolean"},
         "storyboard": {"type": "boolean"},
         "priority": {"type": "string", "enum": ["low", "normal", "high"], "default": "normal"},
+        "preset": {
+            "type": "string",
+            "description": "A VideoPreset or ClusterVideoPreset name, instead of the options",
+            "example": "web",
+        },
     },
     required=["file"],
     encoding={"file": {"contentType": "video/*"}},
@@ -195,7 +201,8 @@ async def ingest_form(
     form_limits = FormLimits(settings.form_max_fields, settings.form_max_field_bytes)
 
     async def file_starts(form: ParsedForm) -> None:
-        chosen.append((on_file_start(form), parse_metadata(form.fields.get("metadata"))))
+        options = await resolve(ctx.cluster, on_file_start(form))
+        chosen.append((options, parse_metadata(form.fields.get("metadata"))))
 
     async def on_file_data(part: FilePart, data: bytes) -> None:
         if "file" not in seen:
@@ -262,6 +269,9 @@ async def upload_raw(
     poster: Annotated[str | None, Query(description="true or false")] = None,
     storyboard: Annotated[str | None, Query(description="true or false")] = None,
     priority: Annotated[str | None, Query(description="low, normal (default) or high")] = None,
+    preset: Annotated[
+        str | None, Query(description="A preset's name, instead of options or the shorthand")
+    ] = None,
 ) -> JSONResponse:
     """The body is the video itself (`Content-Type: video/*` or `application/octet-stream`)."""
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
@@ -275,11 +285,13 @@ async def upload_raw(
             "poster": poster,
             "storyboard": storyboard,
             "priority": priority,
+            "preset": preset,
         }.items()
         if v is not None
     }
-    chosen = parse_job_options(options, fields)  # before reading a byte of the body
     labels = parse_metadata(metadata)
+    # before reading a byte of the body
+    chosen = await resolve(ctx.cluster, parse_job_options(options, fields))
     with slots.hold(owner):
         return await _upload_raw(request, ctx, owner, x_filename, content_type, chosen, labels)
 

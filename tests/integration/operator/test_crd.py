@@ -179,6 +179,10 @@ def _replace_spec(cluster: Cluster, name: str, **changes: Any) -> None:
         ({"outputs": {"renditions": [{"name": "480p", "height": 480}]}}, "outputs is immutable"),
         ({"resources": {"cpu": "1"}}, "spec is immutable except spec.cancel"),
         ({"priority": "high"}, "priority is immutable"),
+        (
+            {"preset": {"name": "web", "kind": "VideoPreset", "generation": 1}},
+            "spec is immutable except spec.cancel",
+        ),
     ],
 )
 def test_spec_is_immutable(cluster: Cluster, changes: dict[str, Any], message: str) -> None:

@@ -32,6 +32,7 @@ def _with(**changes: Any) -> dict[str, Any]:
 
 
 WITHOUT_RESOURCES = {k: v for k, v in BASE.items() if k != "resources"}
+PRESET = {"name": "web", "kind": "ClusterVideoPreset", "generation": 1}
 
 
 # message -> (spec at creation, or (old, new) for an update) that the rule refuses.
@@ -63,6 +64,9 @@ UPDATE_TWINS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         _with(userMetadata={"a": "1"}), _with(userMetadata={"a": "2"})
     ),
     "priority is immutable; create a new VideoJob instead": (BASE, _with(priority="high")),
+    "preset is immutable; create a new VideoJob instead": (
+        _with(preset=PRESET), _with(preset={**PRESET, "generation": 2})
+    ),
     "cancel cannot be undone": (_with(cancel=True), BASE),
 }  # fmt: skip
 # The name rule sits on the root (metadata.name). Its twin is the job id's limit: the API names

@@ -119,9 +119,9 @@ def test_insert_writes_the_fields_it_always_wrote() -> None:
     # Everything the old document held but what is written after the insert.
     later = {"cancel_requested", "deleted_at", "attempts", "started_at", "finished_at"}
     later |= {"outputs", "error", "conditions", "job_name", "videojob"}
-    # Added since: the client's metadata (issue 14) and priority (issue 16); older documents
-    # read without them.
-    assert set(doc) == set(OLD_DOCUMENT) - later | {"metadata", "priority"}
+    # Added since: the client's metadata (issue 14), priority and preset (issue 16); older
+    # documents read without them.
+    assert set(doc) == set(OLD_DOCUMENT) - later | {"metadata", "priority", "preset"}
     assert doc["phase"] == "Pending" and doc["cr_created"] is False and doc["deleted"] is False
     assert doc["source"] == {"bucket": "media", "key": "sources/vj-1/source"}
     assert JobRecord.model_validate(doc) == record
@@ -210,12 +210,14 @@ def test_insert_only_fields_never_overwrite_the_api_record() -> None:
 
 def test_priority_reads_normal_when_absent_and_a_kubectl_job_keeps_its_own() -> None:
     # Fails if a document from before priorities became unreadable or not normal, or a
-    # VideoJob made with kubectl lost its priority in its record.
+    # VideoJob made with kubectl lost its priority or preset in its record.
     assert JobRecord.model_validate(OLD_DOCUMENT).priority.value == "normal"
     made = videojob("j-1")
     made["spec"]["priority"] = "low"
+    made["spec"]["preset"] = {"name": "web", "kind": "VideoPreset", "generation": 3}
     record = JobRecord.model_validate({"_id": "j-1", **upserted(mirror_update(made, {}, AT))})
     assert record.priority.value == "low"
+    assert record.preset is not None and record.preset.generation == 3
 
 
 def test_failure_error_is_copied() -> None:
