@@ -191,6 +191,7 @@ def status_schema() -> dict[str, Any]:
 def _definition(
     kind: str,
     plural: str,
+    singular: str,
     short_names: tuple[str, ...],
     scope: str,
     columns: list[dict[str, Any]],
@@ -216,7 +217,7 @@ def _definition(
                 "kind": kind,
                 "listKind": f"{kind}List",
                 "plural": plural,
-                "singular": kind.lower(),
+                "singular": singular,
                 "shortNames": list(short_names),
                 "categories": [constants.PART_OF],
             },
@@ -248,9 +249,8 @@ def build_crd() -> dict[str, Any]:
         spec=spec_schema(),
         status=status_schema(),
     )
-    return _definition(
-        constants.KIND, constants.PLURAL, constants.SHORT_NAMES, "Namespaced", PRINTER_COLUMNS, root
-    )
+    names = (constants.KIND, constants.PLURAL, constants.SINGULAR, constants.SHORT_NAMES)
+    return _definition(*names, "Namespaced", PRINTER_COLUMNS, root)
 
 
 # -- presets (issue 16) ---------------------------------------------------------------------
@@ -283,14 +283,12 @@ def build_preset_crd(*, cluster: bool) -> dict[str, Any]:
         spec=preset_spec_schema(),
     )
     if cluster:
-        names = (constants.CLUSTER_PRESET_KIND, constants.CLUSTER_PRESET_PLURAL)
-        return _definition(
-            *names, constants.CLUSTER_PRESET_SHORT_NAMES, "Cluster", PRESET_PRINTER_COLUMNS, root
-        )
-    names = (constants.PRESET_KIND, constants.PRESET_PLURAL)
-    return _definition(
-        *names, constants.PRESET_SHORT_NAMES, "Namespaced", PRESET_PRINTER_COLUMNS, root
-    )
+        kind, plural = constants.CLUSTER_PRESET_KIND, constants.CLUSTER_PRESET_PLURAL
+        short, scope = constants.CLUSTER_PRESET_SHORT_NAMES, "Cluster"
+    else:
+        kind, plural = constants.PRESET_KIND, constants.PRESET_PLURAL
+        short, scope = constants.PRESET_SHORT_NAMES, "Namespaced"
+    return _definition(kind, plural, kind.lower(), short, scope, PRESET_PRINTER_COLUMNS, root)
 
 
 HEADER = (
@@ -319,5 +317,8 @@ def render_crd(crd: dict[str, Any] | None = None) -> str:
 
 def rendered_crds() -> dict[str, str]:
     """Every CRD by file name (`<plural>.<group>.yaml`): what hack/gen_crd.py writes."""
-    crds = [build_crd(), build_preset_crd(cluster=False), build_preset_crd(cluster=True)]
-    return {f"{crd['metadata']['name']}.yaml": render_crd(crd) for crd in crds}
+    presets = [build_preset_crd(cluster=False), build_preset_crd(cluster=True)]
+    return {
+        f"{constants.CRD_NAME}.yaml": render_crd(),
+        **{f"{crd['metadata']['name']}.yaml": render_crd(crd) for crd in presets},
+    }
