@@ -255,11 +255,18 @@ def build_crd() -> dict[str, Any]:
 
 # -- presets (issue 16) ---------------------------------------------------------------------
 
+# The API server prints only the first match of a column's JSONPath, so a list of rendition
+# names cannot be a column: the whole list (as JSON) is one, in -o wide.
 PRESET_PRINTER_COLUMNS: list[dict[str, Any]] = [
-    {"name": "Renditions", "type": "string", "jsonPath": ".spec.outputs.renditions[*].name"},
     {"name": "Formats", "type": "string", "jsonPath": ".spec.outputs.formats"},
-    {"name": "Description", "type": "string", "jsonPath": ".spec.description", "priority": 1},
+    {"name": "Description", "type": "string", "jsonPath": ".spec.description"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {
+        "name": "Renditions",
+        "type": "string",
+        "jsonPath": ".spec.outputs.renditions",
+        "priority": 1,
+    },
 ]
 
 
