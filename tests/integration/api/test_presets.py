@@ -3,16 +3,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
+from kubernetes.client.exceptions import ApiException
 
 from tests.integration.api.conftest import REPO, Api, Kube, Media
+from vidpipe.models import Outputs
+from vidpipe_api.cluster import Cluster
+from vidpipe_api.options import JobOptions
+from vidpipe_api.presets import resolve
 
 pytestmark = pytest.mark.integration
 
@@ -204,3 +212,72 @@ def test_the_api_server_refuses_a_preset_the_models_refuse(kube: Kube, presets: 
         check=False,
     )
     assert result.returncode != 0 and "rendition names must be unique" in result.stderr
+
+
+def test_the_charts_api_rights_are_enough_to_resolve_presets_and_no_more(
+    api: Api, kube: Kube, presets: Any, tmp_path: Path
+) -> None:
+    # Fails if the chart's Role, ClusterRole and bindings for the API (rendered by helm, applied
+    # to the API server, used through a real ServiceAccount token) cannot read a VideoPreset in
+    # the jobs namespace or a ClusterVideoPreset, or if they let the API change a preset.
+    release = unique("rbac")
+    rendered = subprocess.run(
+        [str(REPO / "bin" / "helm"), "template", release, str(REPO / "deploy/helm/vidpipe"),
+         "-n", kube.namespace, "--kube-version", "1.33.0",
+         "--set", "s3.endpoint=http://10.88.0.1:9000"],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    wanted = {
+        ("ServiceAccount", f"{release}-vidpipe-api"),
+        ("Role", f"{release}-vidpipe-api"),
+        ("RoleBinding", f"{release}-vidpipe-api"),
+        ("ClusterRole", f"{release}-vidpipe-api-presets"),
+        ("ClusterRoleBinding", f"{release}-vidpipe-api-presets"),
+    }
+    docs = [
+        d
+        for d in yaml.safe_load_all(rendered)
+        if d and (d["kind"], d["metadata"]["name"]) in wanted
+    ]
+    assert {(d["kind"], d["metadata"]["name"]) for d in docs} == wanted
+    kubectl(
+        kube,
+        "apply",
+        "-f",
+        "-",
+        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}),
+    )
+    try:
+        account = f"{release}-vidpipe-api"
+        token = kubectl(kube, "create", "token", account, "-n", kube.namespace).strip()
+        admin = yaml.safe_load(kube.kubeconfig.read_text())
+        as_api = tmp_path / "api.kubeconfig"
+        as_api.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "c", "cluster": admin["clusters"][0]["cluster"]}],
+                    "users": [{"name": "api", "user": {"token": token}}],
+                    "contexts": [{"name": "api", "context": {"cluster": "c", "user": "api"}}],
+                    "current-context": "api",
+                }
+            )
+        )
+        cluster = Cluster(api.settings.model_copy(update={"kubeconfig": as_api}))
+        name = unique("rights")
+        presets("ClusterVideoPreset", name, [240])
+        chosen = asyncio.run(resolve(cluster, JobOptions(Outputs(), preset_name=name)))
+        assert chosen.preset is not None and chosen.preset.kind == "ClusterVideoPreset"
+        presets("VideoPreset", name, [480])
+        chosen = asyncio.run(resolve(cluster, JobOptions(Outputs(), preset_name=name)))
+        assert chosen.preset is not None and chosen.preset.kind == "VideoPreset"
+        with pytest.raises(ApiException) as refused:
+            cluster.custom.delete_cluster_custom_object(
+                "media.vidpipe.io", "v1alpha1", "clustervideopresets", name
+            )
+        assert refused.value.status == 403
+        cluster.close()
+    finally:
+        for kind in ("clusterrolebinding", "clusterrole"):
+            kubectl(kube, "delete", kind, f"{release}-vidpipe-api-presets", "--ignore-not-found")
