@@ -35,6 +35,7 @@ from tests.integration.operator.conftest import (
     real_processor_env,
     running_operator,
 )
+from tests.integration.processor.hls_checks import check_hls
 from tests.utils.servers import S3Server
 from vidpipe import keys
 
@@ -246,6 +247,15 @@ def test_progress_outputs_and_manifest_last_with_the_real_processor(
         assert _sha256(pod_s3.server, pod_s3.bucket, key) == entry["sha256"], key
     doc = jobs_collection.find_one({"_id": name})
     assert doc["outputs"] == status["outputs"] and doc["phase"] == "Succeeded"
+
+    # HLS (issue 15): fails if the processor image writes no ladder by default, or one that is
+    # not valid (playlists, keyframe-aligned segments, ffprobe through master.m3u8).
+    hls_names = keys.hls_file_names(["360p", "240p"], audio=True)
+    assert {keys.output_key(name, n) for n in hls_names} <= set(entries)
+    files = {key.removeprefix(keys.output_prefix(name)): key for key in entries}
+    for file_name, key in files.items():
+        client.download_file(pod_s3.bucket, key, str(tmp_path / file_name))
+    check_hls({n: tmp_path / n for n in files}, manifest, tmp_path, duration=16.0)
 
     # Manifest last: fails if the manifest's PUT reached S3 before S3 had answered the PUT of any
     # output it lists (e.g. the manifest uploaded alongside the outputs).
