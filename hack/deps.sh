@@ -6,12 +6,13 @@ shopt -s inherit_errexit  # a failure inside $(...) stops the script too
 repo=$(cd "$(dirname "$0")/.." && pwd)
 packages=(containerd runc containernetworking-plugins buildah debootstrap ffmpeg iptables
   conntrack socat etcd-server busybox-static mount openssl iproute2 procps psmisc curl ca-certificates python3-venv
-  chromium)  # chromium: the console's browser tests (Playwright drives it; no browser download)
+  chromium nodejs)  # chromium: the console's browser tests (Playwright drives it, no download)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-# npm vendors hls.js for the console (hack/ui.sh); a Node.js install may already bring its own.
+# npm vendors hls.js for the console (hack/ui.sh): part of some Node.js builds, Debian's own
+# package where it is not.
 command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "apt: installing ${missing[*]}" >&2
