@@ -6,7 +6,8 @@
 
 const KEY_STORE = "vidpipe.apiKey";
 // Files up to this size go through the API as one form post; larger ones go straight to S3 in
-// presigned parts (the API then only assembles them).
+// presigned parts (the API then only assembles them), or through the API after all when the
+// bucket's CORS rules do not let this page talk to S3.
 const FORM_UPLOAD_MAX = 64 * 1024 * 1024;
 const TERMINAL = new Set(["Succeeded", "Failed", "Cancelled"]);
 
@@ -154,6 +155,8 @@ async function formUpload(file, renditions, upload) {
   return JSON.parse(xhr.responseText);
 }
 
+class StorageUnreachable extends Error {}
+
 async function presignedUpload(file, renditions, upload) {
   const options = renditions ? { renditions: renditionList(renditions) } : null;
   const session = await api("/v1/uploads", {
@@ -179,10 +182,17 @@ async function presignedUpload(file, renditions, upload) {
       setUploadProgress(sent.reduce((a, b) => a + b, 0), file.size);
     });
     upload.requests = [req.xhr];
-    const xhr = await req.done;
+    let xhr;
+    try {
+      xhr = await req.done;
+    } catch (err) {
+      // A browser refused S3's answer (no CORS rule for this page): go through the API.
+      if (!upload.cancelled && parts.length === 0) throw new StorageUnreachable(err.message);
+      throw err;
+    }
     if (xhr.status !== 200) throw new Error("part " + part.partNumber + ": HTTP " + xhr.status);
     const etag = xhr.getResponseHeader("ETag");
-    if (!etag) throw new Error("S3 hid the ETag header (its CORS rules must expose it)");
+    if (!etag) throw new StorageUnreachable("S3's CORS rule does not expose the ETag header");
     parts.push({ partNumber: part.partNumber, etag });
   }
   $("upload-note").textContent = "Assembling and checking the video…";
@@ -208,9 +218,19 @@ async function startUpload(file) {
   say("Uploading " + file.name + "…");
   const renditions = $("renditions").value.trim();
   try {
-    const job = file.size <= FORM_UPLOAD_MAX
-      ? await formUpload(file, renditions, upload)
-      : await presignedUpload(file, renditions, upload);
+    let job;
+    if (file.size <= FORM_UPLOAD_MAX) {
+      job = await formUpload(file, renditions, upload);
+    } else {
+      try {
+        job = await presignedUpload(file, renditions, upload);
+      } catch (err) {
+        if (!(err instanceof StorageUnreachable)) throw err;
+        await discardSession(upload);
+        say("S3 cannot be reached from this page (" + err.message + "); uploading through the API.");
+        job = await formUpload(file, renditions, upload);
+      }
+    }
     setUploadProgress(file.size, file.size);
     $("upload-note").textContent = "Uploaded: job " + job.id;
     say("Uploaded " + file.name + "; job " + job.id + " created.");
@@ -236,12 +256,17 @@ async function cancelUpload() {
   if (!upload) return;
   upload.cancelled = true;
   for (const xhr of upload.requests) xhr.abort();
-  if (upload.session) {
-    // Discard the parts already in S3; the job is never created.
-    try {
-      await api("/v1/uploads/" + encodeURIComponent(upload.session.uploadId), { method: "DELETE" });
-    } catch (_) { /* the reaper removes it later */ }
-  }
+  await discardSession(upload);
+}
+
+async function discardSession(upload) {
+  const session = upload.session;
+  upload.session = null;
+  if (!session) return;
+  // Discard the parts already in S3; the job is never created.
+  try {
+    await api("/v1/uploads/" + encodeURIComponent(session.uploadId), { method: "DELETE" });
+  } catch (_) { /* the reaper removes it later */ }
 }
 
 $("upload-form").addEventListener("submit", (event) => {
