@@ -210,7 +210,7 @@ function renditionList(text) {
 
 async function startUpload(file) {
   if (state.upload) return;
-  const upload = { requests: [], cancelled: false, session: null };
+  const upload = { requests: [], cancelled: false, session: null, discarded: null };
   state.upload = upload;
   $("upload-start").disabled = true;
   $("upload-cancel").disabled = false;
@@ -238,6 +238,7 @@ async function startUpload(file) {
     openDetail(job.id);
   } catch (err) {
     if (upload.cancelled) {
+      await upload.discarded; // "cancelled" once the parts in S3 are gone too
       $("upload-note").textContent = "Upload cancelled.";
       say("Upload cancelled.");
     } else {
@@ -255,8 +256,9 @@ async function cancelUpload() {
   const upload = state.upload;
   if (!upload) return;
   upload.cancelled = true;
+  upload.discarded = discardSession(upload);
   for (const xhr of upload.requests) xhr.abort();
-  await discardSession(upload);
+  await upload.discarded;
 }
 
 async function discardSession(upload) {

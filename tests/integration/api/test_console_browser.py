@@ -17,7 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 
-from tests.integration.api.conftest import Api, ApiFactory
+from tests.integration.api.conftest import Api, ApiFactory, Media
 from tests.utils.servers import S3Server
 
 pytestmark = pytest.mark.integration
@@ -135,3 +135,97 @@ def test_large_file_goes_to_s3_in_parts_when_cors_allows_and_through_the_api_whe
     s3_puts = [r for r in requests if r.startswith("PUT ") and "partNumber=" in r]
     assert len(s3_puts) == 3, s3_puts  # 12 MB in 5 MiB parts
     assert not any(r.startswith("POST ") and r.endswith("/v1/videos") for r in requests)
+
+
+def signed_in(browser: Browser, api: Api) -> Page:
+    page = browser.new_page()
+    page.route("**/ui/console.js", small_threshold)
+    page.goto(f"{api.url}/ui/")
+    page.fill("#key", api.keys["bob"])
+    page.press("#key", "Enter")
+    page.wait_for_selector("#upload:not([hidden])")
+    return page
+
+
+def job_count(api: Api, owner: str) -> int:
+    with api.mongo() as mc:
+        return int(mc[api.settings.mongo_database]["jobs"].count_documents({"owner": owner}))
+
+
+def test_a_dropped_file_is_uploaded_and_a_cancelled_upload_leaves_nothing(
+    big_api: Api, s3: S3Server, browser: Browser, media: Media, large_media: Path
+) -> None:
+    # Fails if dropping a file on the drop zone does not upload it, if Cancel does not stop an
+    # upload in progress, or if a cancelled presigned upload leaves its session (and parts) or
+    # creates a job.
+    page = signed_in(browser, big_api)
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(f"{r.method} {r.url}"))
+    try:
+        data = list(media.ok.read_bytes())
+        page.evaluate(
+            """(bytes) => {
+                const file = new File([new Uint8Array(bytes)], 'dropped.mp4', {type: 'video/mp4'});
+                const dt = new DataTransfer();
+                dt.items.add(file);
+                const zone = document.getElementById('drop');
+                for (const type of ['dragover', 'drop']) {
+                    zone.dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true}));
+                }
+            }""",
+            data,
+        )
+        page.wait_for_function(
+            "() => document.getElementById('upload-note').textContent.startsWith('Uploaded')",
+            timeout=WAIT_MS,
+        )
+        assert "dropped.mp4" in (page.text_content("#job-list") or "")
+        before = job_count(big_api, "bob")
+
+        # Slow the page's uploads so Cancel lands while parts are in flight.
+        cdp = page.context.new_cdp_session(page)
+        cdp.send(
+            "Network.emulateNetworkConditions",
+            {
+                "offline": False,
+                "latency": 0,
+                "downloadThroughput": -1,
+                "uploadThroughput": 256 * 1024,
+            },
+        )
+        client = s3.client()
+        client.put_bucket_cors(
+            Bucket=big_api.settings.s3_bucket,
+            CORSConfiguration={
+                "CORSRules": [
+                    {
+                        "AllowedOrigins": [big_api.url],
+                        "AllowedMethods": ["PUT"],
+                        "AllowedHeaders": ["*"],
+                        "ExposeHeaders": ["ETag"],
+                    }
+                ]
+            },
+        )
+        try:
+            page.set_input_files("#file", str(large_media))
+            page.click("#upload-start")
+            page.wait_for_function(
+                "() => document.getElementById('upload-progress').value > 0", timeout=WAIT_MS
+            )
+            page.click("#upload-cancel")
+            page.wait_for_function(
+                "() => document.getElementById('upload-note').textContent === 'Upload cancelled.'",
+                timeout=WAIT_MS,
+            )
+        finally:
+            no_cors(client, big_api.settings.s3_bucket)
+        # A session existed (parts were on their way) and the cancel discarded it.
+        assert any(r.startswith("POST ") and r.endswith("/v1/uploads") for r in requests)
+        assert any(r.startswith("DELETE ") and "/v1/uploads/" in r for r in requests)
+        with big_api.mongo() as mc:
+            sessions = mc[big_api.settings.mongo_database]["upload_sessions"]
+            assert sessions.count_documents({"owner": "bob"}) == 0
+        assert job_count(big_api, "bob") == before
+    finally:
+        page.close()
