@@ -25,7 +25,10 @@ from vidpipe_api.presets import resolve
 pytestmark = pytest.mark.integration
 
 KUBECTL = REPO / "bin" / "kubectl"
-PRESET_CRDS = [
+# This tree's CRDs, the VideoJob's too: the shared cluster may hold another tree's VideoJob CRD
+# (the kube fixture only creates a missing one), which would prune spec.preset.
+CRDS = [
+    REPO / "crds" / "videojobs.media.vidpipe.io.yaml",
     REPO / "crds" / "videopresets.media.vidpipe.io.yaml",
     REPO / "crds" / "clustervideopresets.media.vidpipe.io.yaml",
 ]
@@ -48,8 +51,9 @@ def kubectl(kube: Kube, *args: str, stdin: str | None = None) -> str:
 def presets(kube: Kube) -> Iterator[Any]:
     """`presets(kind, name, renditions)` applies a preset with kubectl (cluster-scoped ones get
     deleted after the module; namespaced ones go with the test namespace)."""
-    for crd in PRESET_CRDS:
-        kubectl(kube, "apply", "--server-side", "--force-conflicts", "-f", str(crd))
+    for crd in CRDS:
+        applied = ("apply", "--server-side", "--force-conflicts", "--field-manager=vidpipe-tests")
+        kubectl(kube, *applied, "-f", str(crd))
         kubectl(kube, "wait", "--for=condition=Established", "--timeout=60s", "-f", str(crd))
     made: list[str] = []
 
