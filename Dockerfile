@@ -6,7 +6,8 @@
 # add --build-arg BASE=localhost/vidpipe-base:bookworm to start from the local cluster's Debian
 # base (hack/images.sh), which already has python3, python3-venv and ffmpeg; from plain
 # debian:bookworm-slim they come from the distribution (ffmpeg 5.1, Python 3.11).
-#   api        python -m vidpipe_api.main (uvicorn on :8080); ffprobe validates every upload
+#   api        python -m vidpipe_api.main (uvicorn on :8080); ffprobe validates every upload;
+#              serves the console, whose hls.js hack/ui.sh vendors first (hack/images.sh does)
 #   operator   python -m vidpipe_operator; no ffmpeg: it talks to Kubernetes, MongoDB and S3
 #   processor  python -m vidpipe_processor, a VideoJob's Pod; ffmpeg, writes only under /work
 #   dispatcher python -m vidpipe_dispatcher; delivers webhooks, no ffmpeg, no Kubernetes client
