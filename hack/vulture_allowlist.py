@@ -26,6 +26,7 @@ _.total_tokens
 # api/vidpipe_api/schemas.py: response models: pydantic fields serialised to JSON
 seedStatus
 cancelRequested
+queuePosition
 submitted
 createdAt
 updatedAt

@@ -267,6 +267,8 @@ def job_view(record: JobRecord) -> dict[str, Any]:
         "preset": record.preset.model_dump() if record.preset else None,
         "media": record.media,
         "attempts": record.attempts,
+        "queue": record.queue,
+        "queuePosition": record.queue_position,
         "error": record.error.model_dump() if record.error else None,
         "cancelRequested": record.cancel_requested,
         "submitted": record.cr_created,

@@ -54,6 +54,12 @@ class JobOut(BaseModel):
     )
     media: dict[str, Any] = Field(default_factory=dict)
     attempts: int = 0
+    queue: str | None = Field(
+        default=None, description="Kueue mode: the LocalQueue the job waits or waited in"
+    )
+    queuePosition: int | None = Field(
+        default=None, description="Kueue mode, while Queued: its place in the queue, 1 = next"
+    )
     error: dict[str, Any] | None = None
     cancelRequested: bool = False
     submitted: bool = False

@@ -104,6 +104,9 @@ ROOT_RULES: list[dict[str, Any]] = [
 PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Progress", "type": "integer", "jsonPath": ".status.progress"},
+    # Kueue mode: the LocalQueue and the place in it while Queued (empty otherwise).
+    {"name": "Queue", "type": "string", "jsonPath": ".status.queue"},
+    {"name": "Position", "type": "integer", "jsonPath": ".status.queuePosition"},
     {"name": "Owner", "type": "string", "jsonPath": ".spec.owner"},
     {"name": "Priority", "type": "string", "jsonPath": ".spec.priority", "priority": 1},
     {"name": "Source", "type": "string", "jsonPath": ".spec.source.key", "priority": 1},

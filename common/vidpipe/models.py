@@ -367,6 +367,28 @@ class VideoJobStatus(_Model):
         str | None, Field(default=None, description="Wall time from start to finish, e.g. 1m5s")
     ] = None
     job_name: str | None = Field(default=None, alias="jobName")
+    # Kueue mode (docs/queueing.md): where a Queued job waits, and how many wait ahead of it.
+    queue: Annotated[
+        str | None, Field(default=None, description="Kueue LocalQueue the job's Job is queued in")
+    ] = None
+    queue_position: Annotated[
+        int | None,
+        Field(
+            default=None,
+            alias="queuePosition",
+            ge=1,
+            description="Place among the Workloads waiting in its ClusterQueue, 1 = next",
+        ),
+    ] = None
+    evicted_pods: Annotated[
+        int | None,
+        Field(
+            default=None,
+            alias="evictedPods",
+            ge=0,
+            description="Kueue mode: Pods stopped by evictions (preemption), not attempts",
+        ),
+    ] = None
     outputs: list[str] = Field(default_factory=list, description="S3 keys of the produced outputs")
     error: JobError | None = None
     observed_generation: int | None = Field(default=None, alias="observedGeneration")

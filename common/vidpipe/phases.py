@@ -5,6 +5,10 @@ from enum import StrEnum
 
 class Phase(StrEnum):
     PENDING = "Pending"
+    # Kueue mode only (docs/queueing.md): waiting in a LocalQueue for Kueue to admit its Job
+    # (again, after a preemption or eviction), then admitted with no processor Pod yet.
+    QUEUED = "Queued"
+    ADMITTED = "Admitted"
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
@@ -31,6 +35,8 @@ class SeedStatus(StrEnum):
 # JSON and `task_status` in the compatibility layer (docs/api.md) both come from it.
 SEED_STATUS: dict[Phase, SeedStatus] = {
     Phase.PENDING: SeedStatus.SAVED,
+    Phase.QUEUED: SeedStatus.SAVED,
+    Phase.ADMITTED: SeedStatus.SAVED,
     Phase.RUNNING: SeedStatus.PROCESSING,
     Phase.SUCCEEDED: SeedStatus.PROCESSED,
     Phase.FAILED: SeedStatus.FAILED,

@@ -100,6 +100,9 @@ class JobRecord(BaseModel):
     outputs: list[str] = Field(default_factory=list)
     conditions: list[RecordCondition] = Field(default_factory=list)
     job_name: str | None = None
+    # Kueue mode (docs/queueing.md): the LocalQueue and the place in it while Queued.
+    queue: str | None = None
+    queue_position: int | None = None
     videojob: VideoJobRef | None = None
     updated_at: datetime | None = None
 
@@ -223,6 +226,8 @@ def mirror_update(videojob: Doc, status: Doc, at: datetime) -> Doc:
             "error": status.get("error"),
             "conditions": conditions,
             "job_name": status.get("jobName"),
+            "queue": status.get("queue"),
+            "queue_position": status.get("queuePosition"),
             "videojob": VideoJobRef(namespace=meta["namespace"], name=meta["name"]).model_dump(),
             "updated_at": at,
         },

@@ -12,6 +12,7 @@ from typing import Any
 from vidpipe import constants, exitcodes
 from vidpipe.models import MAX_NAME_LENGTH, VideoJobSpec
 from vidpipe.settings import env_name
+from vidpipe_operator.kueue import job_labels as kueue_labels
 from vidpipe_operator.names import CONTAINER, LABEL_VIDEOJOB, MANAGED_BY
 from vidpipe_operator.settings import OperatorSettings
 
@@ -157,13 +158,20 @@ def build_job(videojob: dict[str, Any], settings: OperatorSettings) -> dict[str,
         pod["nodeSelector"] = dict(settings.processor_node_selector)
     if settings.processor_tolerations:
         pod["tolerations"] = [dict(t) for t in settings.processor_tolerations]
+    # Kueue mode: the Job itself carries its LocalQueue and priority class (not its Pods); it is
+    # created unsuspended and Kueue's webhook suspends it until admitted (kueue.py).
+    job_meta_labels = (
+        {**labels, **kueue_labels(videojob["spec"], settings)}
+        if settings.queueing_mode == "kueue"
+        else labels
+    )
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
             "name": job_name(meta["name"]),
             "namespace": meta["namespace"],
-            "labels": labels,
+            "labels": job_meta_labels,
             # Owned by the VideoJob: deleting it garbage-collects the Job and its Pods.
             "ownerReferences": [owner_reference(videojob)],
         },

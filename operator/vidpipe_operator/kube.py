@@ -16,7 +16,7 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from vidpipe import constants
-from vidpipe_operator.names import LABEL_POD_JOB_NAME
+from vidpipe_operator.names import KUEUE_GROUP, KUEUE_VERSION, LABEL_POD_JOB_NAME
 from vidpipe_operator.offload import IOPool
 
 T = TypeVar("T")
@@ -205,6 +205,29 @@ class Kube:
             "RoleBinding": self.rbac.create_namespaced_role_binding,
         }[manifest["kind"]]
         return await self._create(create, manifest) is not None
+
+    async def create_local_queue(self, manifest: Body) -> bool:
+        """Kueue mode: a tenant's LocalQueue; False when it exists (409)."""
+
+        def create(namespace: str, body: Body, **kwargs: Any) -> Any:
+            return self.custom.create_namespaced_custom_object(
+                KUEUE_GROUP, KUEUE_VERSION, namespace, "localqueues", body, **kwargs
+            )
+
+        return await self._create(create, manifest) is not None
+
+    async def list_workloads(self, namespace: str) -> list[Body]:
+        """Kueue mode: the namespace's Workloads (the operator only reads them)."""
+        call = partial(
+            self.custom.list_namespaced_custom_object,
+            KUEUE_GROUP,
+            KUEUE_VERSION,
+            namespace,
+            "workloads",
+            _preload_content=False,
+        )
+        items: list[Body] = _json(await self._run(call)).get("items", [])
+        return items
 
     async def put_secret(self, manifest: Body) -> bool:
         """Create the Secret, or replace it when it exists (its URLs may have expired, e.g. for

@@ -13,6 +13,9 @@ MANAGED_BY = constants.FIELD_MANAGER_OPERATOR
 LABEL_VIDEOJOB = f"{constants.GROUP}/videojob"
 # The label the Job controller puts on its Pods (Kubernetes >= 1.27).
 LABEL_POD_JOB_NAME = "batch.kubernetes.io/job-name"
+# Kueue's API (kueue mode): LocalQueues the operator creates, Workloads it reads.
+KUEUE_GROUP = "kueue.x-k8s.io"
+KUEUE_VERSION = "v1beta2"
 
 # VideoJob condition types: one per question an on-call engineer asks.
 ADMITTED = "Admitted"  # has it got a slot and a Job?
@@ -24,6 +27,11 @@ CONDITION_TYPES = (ADMITTED, RUNNING, COMPLETE, FAILED, CANCELLED)
 
 # Reasons (CamelCase, stable: alerting may match them).
 WAITING_FOR_SLOT = "WaitingForSlot"
+# Kueue mode: waiting in a LocalQueue; back in it after Kueue evicted (e.g. preempted) the Job;
+# admitted by Kueue.
+QUEUED = "Queued"
+EVICTED = "Evicted"
+ADMITTED_BY_KUEUE = "AdmittedByKueue"
 JOB_CREATED = "JobCreated"
 POD_PENDING = "PodPending"
 PROCESSING = "Processing"

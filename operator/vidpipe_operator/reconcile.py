@@ -33,6 +33,7 @@ from vidpipe_operator.access import (
     url_lifetime,
 )
 from vidpipe_operator.jobspec import build_job, job_name
+from vidpipe_operator.kueue import build_local_queue, queue_view
 from vidpipe_operator.names import ADMITTED, CANCEL_REQUESTED, VIDEOJOB_DELETED
 from vidpipe_operator.queue import admit
 from vidpipe_operator.runtime import Runtime
@@ -40,6 +41,7 @@ from vidpipe_operator.s3 import manifest_facts, manifest_keys
 from vidpipe_operator.status import (
     JobView,
     Outcome,
+    QueueView,
     cancelled,
     from_job,
     get_condition,
@@ -100,6 +102,8 @@ def _announce(videojob: Body, old: Body, new: Body) -> None:
             Phase.FAILED.value: str((new.get("error") or {}).get("message", "")),
             Phase.CANCELLED.value: "stopped; partial outputs deleted",
             Phase.PENDING.value: "waiting",
+            Phase.QUEUED.value: f"waiting in Kueue LocalQueue {new.get('queue')}",
+            Phase.ADMITTED.value: "admitted by Kueue; waiting for the processor Pod",
         }.get(str(after), "")
         _post(videojob, kind, str(after), text)
     was = get_condition(list(old.get("conditions") or []), ADMITTED) or {}
@@ -159,6 +163,18 @@ async def _outputs(rt: Runtime, job_id: str) -> tuple[list[str], Body]:
     if manifest is None:
         return [], {}
     return manifest_keys(job_id, manifest), manifest_facts(manifest)
+
+
+def kueue_mode(rt: Runtime) -> bool:
+    return rt.settings.queueing_mode == "kueue"
+
+
+async def _queue_view(rt: Runtime, namespace: str, job: Body, view: JobView) -> QueueView:
+    """Kueue mode: the Job's LocalQueue and, while it waits, its place (read from the
+    namespace's Workloads only then: a running or finished job needs no list)."""
+    if view.outcome is not Outcome.SUSPENDED:
+        return queue_view([], job)
+    return queue_view(await rt.kube.list_workloads(namespace), job)
 
 
 async def grant_access(rt: Runtime, videojob: Body) -> None:
@@ -260,9 +276,9 @@ async def _reconcile(
                     )
                 )
             logger.warning(f"Job {jname} disappeared before finishing; creating it again")
-    elif job is None:
+    elif job is None and not kueue_mode(rt):
         # No Job recorded (nor seen): usually there is none, so skip the read and let create
-        # say 409.
+        # say 409. (In Kueue mode Kueue admits: every Job is created at once and waits there.)
         admission = admit(rt.entries(namespace), name, rt.settings.max_running_per_namespace)
         if not admission.admitted:
             # A Job created just before a crash (status not yet written) holds its slot.
@@ -282,13 +298,19 @@ async def _reconcile(
                 )
     if job is None:
         await grant_access(rt, videojob)
+        if kueue_mode(rt):
+            # The tenant's LocalQueue, made on first use (409 = it exists): owners are not
+            # known in advance, so neither the chart nor the platform team can make them.
+            await rt.kube.create_local_queue(
+                build_local_queue(namespace, spec["owner"], rt.settings)
+            )
         job, created = await rt.kube.create_job(build_job(videojob, rt.settings))
         # Today's name: a Job re-created for a VideoJob of an older release (recorded under its
         # old name) is recorded under the name it now has, so later reconciles find it.
         jname = str(job["metadata"]["name"])
         if created:
             logger.info(f"created Job {jname}")
-            if view_job(job).outcome is Outcome.NOT_STARTED and not status:
+            if view_job(job).outcome is Outcome.NOT_STARTED and not status and not kueue_mode(rt):
                 # A fresh Job: its first Pod usually follows within a second, and that Job event
                 # records Pending -> Running in one status write instead of two. Until then the
                 # VideoJob keeps its place at the head of the queue (see queue.admit).
@@ -299,6 +321,7 @@ async def _reconcile(
                     created=True,
                 )
     view = view_job(job)
+    queue = await _queue_view(rt, namespace, job, view) if kueue_mode(rt) else None
     outputs: list[str] | None = None
     facts: Body | None = None
     pod_message: str | None = None
@@ -320,6 +343,7 @@ async def _reconcile(
         generation=generation,
         outputs=outputs,
         pod_message=pod_message,
+        queue=queue,
     )
     return Result(
         await _write(rt, videojob, status, new, force_mirror=force_mirror, facts=facts),

@@ -40,6 +40,15 @@ class OperatorSettings(S3Settings, MongoSettings, MediaLimitSettings, EncodeSett
     processor_work_dir_size: str = "20Gi"
     processor_tmp_size: str = "1Gi"
 
+    # Queueing (docs/queueing.md): "builtin" starts at most max_running_per_namespace Jobs per
+    # namespace, fairly between owners; "kueue" hands every Job to Kueue (its LocalQueue per
+    # owner points at kueue_cluster_queue; spec.priority names a WorkloadPriorityClass).
+    queueing_mode: Literal["builtin", "kueue"] = "builtin"
+    kueue_cluster_queue: str = "vidpipe"
+    kueue_priority_classes: dict[str, str] = Field(
+        default_factory=lambda: {p: f"vidpipe-{p}" for p in ("low", "normal", "high")}
+    )
+
     # Job policy.
     max_running_per_namespace: int = Field(default=4, ge=1)
     backoff_limit: int = Field(default=3, ge=0, le=20)
@@ -102,6 +111,13 @@ class OperatorSettings(S3Settings, MongoSettings, MediaLimitSettings, EncodeSett
         # healthy idle operator.
         if self.liveness_stale_seconds <= self.resync_seconds:
             raise ValueError("liveness_stale_seconds must be longer than resync_seconds")
+        return self
+
+    @model_validator(mode="after")
+    def _every_priority_has_a_class(self) -> OperatorSettings:
+        missing = {"low", "normal", "high"} - set(self.kueue_priority_classes)
+        if missing:
+            raise ValueError(f"kueue_priority_classes lacks {', '.join(sorted(missing))}")
         return self
 
     @property

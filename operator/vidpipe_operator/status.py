@@ -16,16 +16,19 @@ from vidpipe.errors import ErrorCode
 from vidpipe.phases import Phase
 from vidpipe_operator.names import (
     ADMITTED,
+    ADMITTED_BY_KUEUE,
     CANCEL_REQUESTED,
     CANCELLED,
     COMPLETE,
     CONDITION_TYPES,
     CONTAINER,
+    EVICTED,
     FAILED,
     FINISHED,
     JOB_CREATED,
     POD_PENDING,
     PROCESSING,
+    QUEUED,
     RETRYING,
     RUNNING,
     SUCCEEDED,
@@ -108,6 +111,8 @@ class Outcome(StrEnum):
     """What a Job says about its work, reduced to what the VideoJob phase needs."""
 
     NOT_STARTED = "NotStarted"  # Job exists, no Pod yet
+    # Kueue mode: the Job waits suspended for Kueue to admit it (again, after an eviction).
+    SUSPENDED = "Suspended"
     ACTIVE = "Active"  # a Pod exists or the Job is between retries
     SUCCEEDED = "Succeeded"
     BAD_INPUT = "BadInput"  # podFailurePolicy FailJob on the bad-input exit code
@@ -122,6 +127,8 @@ class JobView:
     started_at: datetime | None
     finished_at: datetime | None
     message: str
+    # Suspended (Kueue mode): Pods still running or terminating, which the suspension stops.
+    stopping: int = 0
 
 
 def _true(job: dict[str, Any], type_: str) -> dict[str, Any] | None:
@@ -154,6 +161,10 @@ def view_job(job: dict[str, Any]) -> JobView:
         }.get(reason, Outcome.RETRIES_EXHAUSTED)
         finished = parse_time(fail.get("lastTransitionTime"))
         return JobView(outcome, attempts, started, finished, str(fail.get("message") or reason))
+    if (job.get("spec") or {}).get("suspend"):
+        # Not yet admitted by Kueue, or evicted: Pods still terminating are no attempt of ours.
+        stopping = active + int(st.get("terminating") or 0)
+        return JobView(Outcome.SUSPENDED, attempts - active, started, None, "", stopping)
     if active or ready or failed or succeeded:
         return JobView(Outcome.ACTIVE, attempts, started, None, "")
     return JobView(Outcome.NOT_STARTED, attempts, started, None, "")
@@ -208,6 +219,7 @@ def job_error(view: JobView, pod_message: str | None, attempts: int) -> dict[str
 
 _PHASE = {
     Outcome.NOT_STARTED: Phase.PENDING,
+    Outcome.SUSPENDED: Phase.QUEUED,
     Outcome.ACTIVE: Phase.RUNNING,
     Outcome.SUCCEEDED: Phase.SUCCEEDED,
     Outcome.BAD_INPUT: Phase.FAILED,
@@ -226,6 +238,57 @@ def _finish(
     status["duration"] = fmt_duration((finished - begin).total_seconds())
 
 
+@dataclass(frozen=True)
+class QueueView:
+    """Kueue mode: what Kueue says about a VideoJob's Job (kueue.py reads it off the Workloads)."""
+
+    queue: str  # the LocalQueue
+    position: int | None  # 1 = admitted next; None while Kueue has not made the Workload yet
+    # Why the Workload was last evicted (Kueue's Evicted condition: Preempted, ...), if it was.
+    evicted_reason: str | None = None
+    evicted_message: str = ""
+
+
+def _queued(
+    old: dict[str, Any],
+    status: dict[str, Any],
+    conds: list[dict[str, Any]],
+    queue: QueueView,
+    view: JobView,
+    *,
+    at: datetime,
+    generation: int | None,
+) -> list[dict[str, Any]]:
+    """Queued in Kueue: the queue and place, and why (first time, or back after an eviction)."""
+    status["queue"] = queue.queue
+    if queue.position is None:
+        status.pop("queuePosition", None)
+    else:
+        status["queuePosition"] = queue.position
+    place = f"position {queue.position}" if queue.position else "position not yet known"
+    was_admitted = old.get("phase") in {Phase.ADMITTED.value, Phase.RUNNING.value}
+    prior = get_condition(conds, ADMITTED) or {}
+    if queue.evicted_reason and (was_admitted or prior.get("reason") == EVICTED):
+        # Back in the queue, not failed: Kueue evicted its Workload (preempted by a job of a
+        # higher priority, for one). The Pod it lost is not counted as an attempt.
+        reason = EVICTED
+        message = f"{queue.evicted_reason}: {queue.evicted_message}; {place} in {queue.queue}"
+        if prior.get("reason") != EVICTED and (
+            old.get("phase") == Phase.RUNNING.value or view.stopping
+        ):
+            # Kubernetes counts a Pod deleted because its Job was suspended as failed: note it,
+            # so that Pod is not taken for an attempt (from_job subtracts these).
+            status["evictedPods"] = int(old.get("evictedPods") or 0) + 1
+    else:
+        reason, message = QUEUED, f"{place} in LocalQueue {queue.queue}"
+    conds = set_condition(conds, ADMITTED, "False", reason, message, at=at, generation=generation)
+    if get_condition(conds, RUNNING):
+        conds = set_condition(
+            conds, RUNNING, "False", POD_PENDING, "queued", at=at, generation=generation
+        )
+    return conds
+
+
 def from_job(
     old: dict[str, Any],
     job_name: str,
@@ -235,34 +298,47 @@ def from_job(
     generation: int | None,
     outputs: list[str] | None = None,
     pod_message: str | None = None,
+    queue: QueueView | None = None,
 ) -> dict[str, Any]:
     """The operator-owned status fields for a VideoJob whose Job is `view`.
 
     `old` is the current status; fields the processor owns (progress while running) are left
-    alone, except that success pins progress at 100.
+    alone, except that success pins progress at 100. `queue` is given in Kueue mode only: a
+    suspended Job is then Queued, and an unsuspended one without a Pod Admitted.
     """
-    status = {k: v for k, v in old.items() if k != "progress"}
+    status = {k: v for k, v in old.items() if k not in {"progress", "queuePosition"}}
     conds: list[dict[str, Any]] = list(old.get("conditions") or [])
     phase = _PHASE[view.outcome]
+    if queue is not None and phase is Phase.PENDING:
+        phase = Phase.ADMITTED
     status["jobName"] = job_name
     # The Job may count a Pod that is still terminating as neither active nor failed: never let
-    # the number go down.
-    attempts = max(int(old.get("attempts") or 0), view.attempts)
+    # the number go down. Pods stopped by a Kueue eviction are no attempt (see _queued).
+    evicted = int(old.get("evictedPods") or 0)
+    attempts = max(int(old.get("attempts") or 0), view.attempts - evicted)
     status["attempts"] = attempts
     if generation is not None:
         status["observedGeneration"] = generation
+    if phase is Phase.QUEUED:
+        status["phase"] = phase.value
+        status["conditions"] = _queued(
+            old, status, conds, queue or QueueView("", None), view, at=at, generation=generation
+        )
+        return status
+    if queue is not None:
+        status["queue"] = queue.queue
     conds = set_condition(
         conds,
         ADMITTED,
         "True",
-        JOB_CREATED,
-        f"Job {job_name} created",
+        ADMITTED_BY_KUEUE if queue is not None else JOB_CREATED,
+        f"admitted by Kueue from {queue.queue}" if queue else f"Job {job_name} created",
         at=at,
         generation=generation,
     )
-    if view.started_at and phase is not Phase.PENDING:
+    if view.started_at and phase not in {Phase.PENDING, Phase.ADMITTED}:
         status["startedAt"] = old.get("startedAt") or fmt_time(view.started_at)
-    if phase is Phase.PENDING:
+    if phase in {Phase.PENDING, Phase.ADMITTED}:
         conds = set_condition(
             conds,
             RUNNING,

@@ -97,6 +97,8 @@ def test_every_phase_maps_to_one_old_task_status() -> None:
     assert set(SEED_STATUS.values()) == set(SeedStatus)
     assert {p.value: s.value for p, s in SEED_STATUS.items()} == {
         "Pending": "Saved",
+        "Queued": "Saved",
+        "Admitted": "Saved",
         "Running": "Processing",
         "Succeeded": "Processed",
         "Failed": "Failed",
@@ -178,7 +180,8 @@ def test_task_and_queue_views() -> None:
     body = queue(counts, "user")
     assert body["queue_depth"] == 2 and body["processing"] == 1
     assert body["tasks_by_status"] == {"Saved": 2, "Processing": 1, "Processed": 3, "Failed": 3}
-    assert body["jobs_by_phase"] == counts and body["scope"] == "user"
+    assert body["jobs_by_phase"] == {**counts, "Queued": 0, "Admitted": 0}
+    assert body["scope"] == "user"
 
 
 async def _chunks(body: bytes) -> AsyncIterator[bytes]:

@@ -107,7 +107,7 @@ def test_every_cel_rule_sits_on_an_existing_field() -> None:
 
 def test_printer_columns_read_well() -> None:
     names = [c["name"] for c in PRINTER_COLUMNS if "priority" not in c]
-    assert names == ["Phase", "Progress", "Owner", "Duration", "Age"]
+    assert names == ["Phase", "Progress", "Queue", "Position", "Owner", "Duration", "Age"]
     status = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
     for column in PRINTER_COLUMNS:
         root, field, *_rest = column["jsonPath"].lstrip(".").split(".")
