@@ -250,7 +250,7 @@ def test_short_name_and_printer_columns(
         _return_http_data_only=True,
     )
     names = [c["name"] for c in table["columnDefinitions"] if c["priority"] == 0]
-    assert names == ["Name", "Phase", "Progress", "Owner", "Duration", "Age"]
+    assert names == ["Name", "Phase", "Progress", "Queue", "Position", "Owner", "Duration", "Age"]
 
 
 def test_a_videojob_name_too_long_for_its_job_is_refused(cluster: Cluster) -> None:
