@@ -63,6 +63,7 @@ user_metadata
 last_transition_time
 observed_generation
 observed_generation
+evicted_pods
 
 # common/vidpipe/record.py: MongoDB record fields written by the API and kept for audit
 uploaded_via
