@@ -5,9 +5,12 @@ with a `jobName`), as the API server's watch stream reports it."""
 from __future__ import annotations
 
 import threading
+import time
 
 import kubernetes
 import pytest
+import urllib3
+from kubernetes.client.exceptions import ApiException
 
 from tests.integration.operator.conftest import Cluster, OperatorProcess, wait_for
 from vidpipe import constants
@@ -26,6 +29,7 @@ class Timeline:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self.events: list[tuple[str, str]] = []
+        self.lost = False
         self.stop = threading.Event()
         listed = cluster.custom.list_namespaced_custom_object(
             constants.GROUP, constants.VERSION, cluster.namespace, constants.PLURAL
@@ -38,29 +42,40 @@ class Timeline:
         started: set[str] = set()
         while not self.stop.is_set():
             watch = kubernetes.watch.Watch()
-            for event in watch.stream(
-                self.cluster.custom.list_namespaced_custom_object,
-                constants.GROUP,
-                constants.VERSION,
-                self.cluster.namespace,
-                constants.PLURAL,
-                resource_version=self.version,
-                timeout_seconds=5,
-            ):
-                obj = event["object"]
-                name = obj["metadata"]["name"]
-                self.version = obj["metadata"]["resourceVersion"]
-                if event["type"] == "ADDED":
-                    self.events.append(("created", name))
-                if (obj.get("status") or {}).get("jobName") and name not in started:
-                    started.add(name)
-                    self.events.append(("started", name))
-                if self.stop.is_set():
-                    watch.stop()
+            try:
+                for event in watch.stream(
+                    self.cluster.custom.list_namespaced_custom_object,
+                    constants.GROUP,
+                    constants.VERSION,
+                    self.cluster.namespace,
+                    constants.PLURAL,
+                    resource_version=self.version,
+                    timeout_seconds=5,
+                ):
+                    if event["type"] == "ERROR":
+                        raise ApiException(status=event["raw_object"].get("code"))
+                    obj = event["object"]
+                    name = obj["metadata"]["name"]
+                    self.version = obj["metadata"]["resourceVersion"]
+                    if event["type"] == "ADDED":
+                        self.events.append(("created", name))
+                    if (obj.get("status") or {}).get("jobName") and name not in started:
+                        started.add(name)
+                        self.events.append(("started", name))
+                    if self.stop.is_set():
+                        watch.stop()
+            except ApiException as exc:
+                if exc.status == 410:  # history compacted: events lost, the order unknowable
+                    self.lost = True
+                    return
+                time.sleep(1)  # throttled (429) or the API server busy: resume where it stopped
+            except urllib3.exceptions.HTTPError:
+                time.sleep(1)
 
     def close(self) -> list[tuple[str, str]]:
         self.stop.set()
         self.thread.join(timeout=30)
+        assert not self.lost, "the watch lost events (410 Gone): the order is unknown"
         return list(self.events)
 
 
