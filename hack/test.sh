@@ -2,15 +2,45 @@
 # The whole test suite after lint: unit tests first (fast feedback, no servers), then everything
 # else against the real local cluster. A cluster that was already up (make up) is left running;
 # one started here is stopped again, pass or fail.
+#
+# The cluster tests spend much of their time waiting (Pods starting, processes restarting), so
+# they run in two lanes at once (VIDPIPE_TEST_LANES=1: one after the other). The lanes split by
+# directory and every test is in exactly one: the second lane is everything the first is not.
+# Tests marked `disruptive` stop something the whole cluster shares (the API server), so they
+# run last, alone.
 set -euo pipefail
 shopt -s inherit_errexit  # a failure inside $(...) stops the script too
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 py=.venv/bin/python
-$py -m pytest -p no:cacheprovider -m unit "$@"
+pytest=("$py" -m pytest -p no:cacheprovider)
+"${pytest[@]}" -m unit "$@"
 if ! hack/cluster.sh running; then
   trap 'hack/cluster.sh down' EXIT
   hack/cluster.sh up
 fi
 hack/images.sh load
-$py -m pytest -p no:cacheprovider -m "not unit" "$@"
+
+first_lane=(tests/e2e tests/integration/processor tests/integration/dispatcher tests/integration/repo)
+not_first=()
+for dir in "${first_lane[@]}"; do not_first+=("--ignore=$dir"); done
+selected=(-m "not unit and not disruptive" --durations=15)
+if [[ ${VIDPIPE_TEST_LANES:-2} == 1 ]]; then
+  "${pytest[@]}" "${selected[@]}" "$@"
+else
+  logs=$(mktemp -d)
+  "${pytest[@]}" "${selected[@]}" "${first_lane[@]}" "$@" >"$logs/lane1.log" 2>&1 &
+  lane1=$!
+  "${pytest[@]}" "${selected[@]}" tests "${not_first[@]}" "$@" >"$logs/lane2.log" 2>&1 &
+  lane2=$!
+  status=0
+  wait "$lane1" || status=1
+  wait "$lane2" || status=1
+  for lane in lane1 lane2; do
+    echo "=================================== $lane ==================================="
+    cat "$logs/$lane.log"
+  done
+  rm -rf "$logs"
+  [[ $status == 0 ]] || exit 1
+fi
+"${pytest[@]}" -m disruptive "$@" || [[ $? == 5 ]]  # 5: a filter in "$@" left none

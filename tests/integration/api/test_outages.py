@@ -267,6 +267,7 @@ def test_s3_stopped_mid_stream_is_503_and_the_reaper_removes_the_leftover(
 # -- Kubernetes API -------------------------------------------------------------------------
 
 
+@pytest.mark.disruptive
 def test_apiserver_stopped_mid_upload_keeps_the_job_and_submits_it_once(
     outage_api: Callable[..., Any], kube: Kube, media: Media
 ) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from tests.integration.operator.conftest import REPO, Cluster, OperatorProcess, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.disruptive]
 
 CLUSTER_SH = REPO / "hack" / "cluster.sh"
 
