@@ -383,7 +383,7 @@ def queue(counts: dict[str, int], scope: Literal["user", "all"]) -> dict[str, An
     return ok(
         LegacyQueue,
         scope=scope,
-        queue_depth=counts.get(Phase.PENDING.value, 0),
+        queue_depth=sum(counts.get(p.value, 0) for p in Phase if p.waiting),
         processing=counts.get(Phase.RUNNING.value, 0),
         tasks_by_status=by_status,
         jobs_by_phase={p.value: counts.get(p.value, 0) for p in Phase},

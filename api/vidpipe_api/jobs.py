@@ -44,7 +44,7 @@ from vidpipe.keys import (
     source_key,
 )
 from vidpipe.models import JobError, SourceObject, VideoJobSpec
-from vidpipe.phases import SEED_STATUS, Phase
+from vidpipe.phases import SEED_STATUS
 from vidpipe.record import JobRecord, rejected_fields, unsubmitted_cancel_fields
 from vidpipe_api.cluster import Cluster
 from vidpipe_api.db import Database, now, to_ms
@@ -285,13 +285,14 @@ def cursor_of(record: JobRecord) -> tuple[int, str]:
 
 def downloads(record: JobRecord, presign: Callable[[str], str]) -> dict[str, Any] | None:
     """Presigned links to what the job produced, grouped as poster / storyboard / metadata /
-    manifest / renditions: None while Pending, no links unless Succeeded.
+    manifest / renditions: None until it runs (Pending, Queued, Admitted), no links unless
+    Succeeded.
 
     The record's `outputs` (the manifest's list, recorded by the operator) is the only source:
     an object under the job's prefix that the manifest does not list, such as a rendition still
     uploading while the job runs, is never offered. The manifest itself is offered with them.
     """
-    if record.phase is Phase.PENDING:
+    if record.phase.waiting:
         return None
     out: dict[str, Any] = {"renditions": {}}
     if not record.succeeded or not record.outputs:

@@ -18,8 +18,14 @@ class Phase(StrEnum):
     def terminal(self) -> bool:
         return self in TERMINAL_PHASES
 
+    @property
+    def waiting(self) -> bool:
+        """Not started yet: no processor has run (Pending, or Queued/Admitted in Kueue mode)."""
+        return self in WAITING_PHASES
+
 
 TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELLED})
+WAITING_PHASES = frozenset({Phase.PENDING, Phase.QUEUED, Phase.ADMITTED})
 
 
 class SeedStatus(StrEnum):

@@ -9,7 +9,8 @@ import pytest
 
 from tests.utils.records import job_record
 from vidpipe.record import mirror_update
-from vidpipe_api.jobs import job_view
+from vidpipe_api.compat import queue
+from vidpipe_api.jobs import downloads, job_view
 from vidpipe_api.schemas import JobOut
 
 pytestmark = pytest.mark.unit
@@ -41,3 +42,12 @@ def test_once_admitted_the_place_is_gone_and_builtin_jobs_have_neither() -> None
     assert job_view(record)["queuePosition"] is None
     builtin = job_view(job_record(phase="Running"))
     assert builtin["queue"] is None and builtin["queuePosition"] is None
+
+
+def test_queued_and_admitted_jobs_wait_like_pending_ones() -> None:
+    # Fails if a Queued job offers downloads (it has run nothing) or the old API's queue depth
+    # leaves out the jobs waiting in Kueue.
+    for phase in ("Pending", "Queued", "Admitted"):
+        assert downloads(job_record(phase=phase), lambda key: key) is None
+    counts = {"Pending": 1, "Queued": 2, "Admitted": 1, "Running": 3}
+    assert queue(counts, "user")["queue_depth"] == 4
