@@ -99,3 +99,7 @@ expires_at
 
 # api/vidpipe_api/routers/playback.py: PlaybackOut, a response model's field
 playbackId
+
+# processor/vidpipe_processor/hls.py: MediaPlaylist.target_duration, the declared target the
+# HLS validity tests compare every segment with (the parser enforces it on its own input)
+target_duration

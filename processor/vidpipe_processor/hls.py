@@ -111,6 +111,11 @@ def parse_media_playlist(text: str) -> MediaPlaylist:
             raise ValueError(f"unexpected line: {line[:80]}")
     if target is None or not vod or init is None or uri is None or not segments:
         raise ValueError("missing TARGETDURATION, PLAYLIST-TYPE:VOD, EXT-X-MAP or segments")
+    # RFC 8216 4.3.3.1: players size their buffers by it; a longer segment stalls some of them.
+    if longest := max(
+        (s for s in segments if round(s.duration) > target), default=None, key=lambda s: s.duration
+    ):
+        raise ValueError(f"a {longest.duration} s segment is over TARGETDURATION {target}")
     return MediaPlaylist(target, uri, init[0], init[1], tuple(segments))
 
 

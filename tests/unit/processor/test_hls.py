@@ -78,6 +78,7 @@ def test_media_playlist_is_read_with_its_byte_ranges_and_rates() -> None:
         PLAYLIST.replace("720p.cmfv\n#EXT-X-ENDLIST", "other.cmfv\n#EXT-X-ENDLIST"),
         PLAYLIST.replace("#EXT-X-BYTERANGE:1000@826", "#EXT-X-BYTERANGE:1000"),
         PLAYLIST.replace("#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-DISCONTINUITY"),
+        PLAYLIST.replace("#EXTINF:4.000000,", "#EXTINF:4.600000,"),  # over TARGETDURATION
         "not a playlist",
     ],
 )
