@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,17 +186,21 @@ class PlaybackService:
                     ):
                         raise PlaybackFileNotFound(listed)
                 if presign:
-                    return Text(rewrite_uris(text, lambda n: self._presigned(state, n)), name)
+                    return Text(
+                        rewrite_uris(text, lambda n: self._presigned(state, claims, n)), name
+                    )
                 return Text(text, name)
             playlist = name.rsplit(".", 1)[0] + PLAYLIST_SUFFIX
             self._check_rendition(master, claims, playlist, name)
         elif name == STORYBOARD_VTT_NAME:
             text = await self._read_text(job, name)
             if presign:
-                text = rewrite_vtt(text, lambda n: self._presigned(state, n, STORYBOARD_IMAGE_NAME))
+                text = rewrite_vtt(
+                    text, lambda n: self._presigned(state, claims, n, STORYBOARD_IMAGE_NAME)
+                )
             return Text(text, name)
         if presign:
-            return Redirect(self._presigned(state, name))
+            return Redirect(self._presigned(state, claims, name))
         return await self._stream(job, name, valid_range(range_header))
 
     @staticmethod
@@ -212,9 +217,12 @@ class PlaybackService:
             self.masters.put(job, text)
         return filter_master(text, max_height)
 
-    def _presigned(self, state: PlaybackState, name: str, only: str | None = None) -> str:
+    def _presigned(
+        self, state: PlaybackState, claims: Claims, name: str, only: str | None = None
+    ) -> str:
         """A presigned GET of one of the job's outputs (`only`: and no other name), the token's
-        type having been checked for the file that lists it."""
+        type having been checked for the file that lists it. It expires with the token at the
+        latest: a URL must not keep playing what a token no longer may."""
         key = output_key(state.job_id, name)
         if key not in state.outputs or (only is not None and name != only):
             raise PlaybackFileNotFound(name)
@@ -222,7 +230,10 @@ class PlaybackService:
         return self.storage.public_client.generate_presigned_url(
             "get_object",
             Params={"Bucket": self.storage.bucket, "Key": key},
-            ExpiresIn=self.settings.playback_presign_ttl_seconds,
+            ExpiresIn=max(
+                1,
+                min(self.settings.playback_presign_ttl_seconds, claims.expires - int(time.time())),
+            ),
         )
 
     async def _get(self, key: str, byte_range: str | None) -> dict[str, Any] | None:

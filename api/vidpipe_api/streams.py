@@ -66,7 +66,9 @@ def parse_event_id(value: str | None) -> Position | None:
     if not value or len(value) > MAX_EVENT_ID:
         return None
     ms, sep, job_id = value.partition("_")
-    if not sep or not ms.isdigit() or len(ms) > 15:
+    # 13 digits: milliseconds until the year 2286; more would overflow datetime (a crash after
+    # the headers, which EventSource would retry with the same id forever).
+    if not sep or not ms.isdigit() or len(ms) > 13:
         return None
     return Position(int(ms), job_id)
 

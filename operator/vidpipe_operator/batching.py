@@ -13,11 +13,11 @@ meanwhile, the next batch is bigger still, and the mirror never catches up (seen
 bench/operator_scale.py). A database that is down keeps the cap: a queue built up during an
 outage fails, and is retried, a full batch per attempt rather than one write per timeout.
 
-Writes that state a document's whole state (`whole`: the operator's mirror of a VideoJob status)
-supersede one still queued for the same document (`document`) when nothing else for it was
-queued after it: the newer write takes the older one's place and both callers are answered when
-it is applied. A database that lags the burst then writes each document once per batch instead
-of once per state it passed through, so the backlog shrinks instead of growing. A write that is
+Writes that state a document's whole state (`enqueue(whole=True)`: the operator's mirror of a
+VideoJob status) supersede one still queued for the same document (`document`) when nothing
+else for it was queued after it: the newer write takes the older one's place and both callers
+are answered when it is applied. A database that lags the burst then writes each document once
+per batch instead of once per state it passed through, so the backlog shrinks. A write that is
 not whole (a progress report) is never replaced and is never overtaken by a later whole write.
 
 Writes made by an urgent task (`urgent`, read when a write is queued: the operator's reconcile
@@ -59,10 +59,6 @@ def _nothing(op: object) -> Hashable | None:
     return None
 
 
-def _never(op: object) -> bool:
-    return False
-
-
 def _calm() -> bool:
     return False
 
@@ -74,13 +70,12 @@ class Batcher(Generic[Op]):
         max_batch: int = 500,
         shrink_on: Callable[[Exception], bool] = lambda exc: isinstance(exc, TimeoutError),
         document: Callable[[Op], Hashable | None] = _nothing,
-        whole: Callable[[Op], bool] = _never,
         urgent: Callable[[], bool] = _calm,
     ):
         self._flush = flush
         self._max_batch = max_batch
         self._shrink_on = shrink_on
-        self._document, self._whole, self._urgent = document, whole, urgent
+        self._document, self._urgent = document, urgent
         self.cap = max_batch  # the current cap: max_batch, halved by each batch that was too slow
         self._pending: list[_Queued[Op]] = []
         # The last write queued (not yet sent) per document.
@@ -88,11 +83,12 @@ class Batcher(Generic[Op]):
         self._urgent_queued = 0
         self._drainer: asyncio.Task[None] | None = None
 
-    def enqueue(self, op: Op) -> asyncio.Future[None]:
+    def enqueue(self, op: Op, *, whole: bool = False) -> asyncio.Future[None]:
         """Queue `op` now (its place in the order is taken before this returns); the future is
-        done once it is applied, or carries what the batch raised if it was not."""
+        done once it is applied, or carries what the batch raised if it was not. `whole`: `op`
+        states its document's whole state, so it may replace a queued one that does too."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        doc, whole, urgent = self._document(op), self._whole(op), self._urgent()
+        doc, urgent = self._document(op), self._urgent()
         last = self._last.get(doc) if doc is not None else None
         if whole and last is not None and last.whole:
             last.op = op

@@ -345,7 +345,7 @@ async def sweep_deleted(rt: Runtime, namespace: str | None) -> int:
                 "finishedAt": at.isoformat().replace("+00:00", "Z"),
             },
         )
-        await rt.mirror.write(str(doc["_id"]), deleted_update(doc, at), event)
+        await rt.mirror.write(str(doc["_id"]), deleted_update(doc, at), event, whole=False)
         removed = await rt.storage.delete_outputs(str(doc["_id"]))
         ref = doc.get("videojob") or {}
         log.info(

@@ -60,12 +60,6 @@ def _document(op: Doc) -> Hashable:
     return str(op["q"]["_id"])
 
 
-def _whole(op: Doc) -> bool:
-    # Only `write` upserts: it states the whole mirrored status (record.mirror_update), while a
-    # progress report is a filtered partial update.
-    return bool(op.get("upsert"))
-
-
 def _too_slow(exc: Exception) -> bool:
     """The server answered too late (smaller batches help), not that none could be reached."""
     return isinstance(exc, NetworkTimeout) and not isinstance(exc, ServerSelectionTimeoutError)
@@ -95,7 +89,6 @@ class JobMirror:
             batch_max,
             shrink_on=_too_slow,
             document=_document,
-            whole=_whole,
             urgent=is_urgent,
         )
         self._events: Batcher[Doc] = Batcher(
@@ -124,17 +117,23 @@ class JobMirror:
     async def _bulk(self, collection: str, ops: list[Doc]) -> None:
         await self._run(partial(self._update_command, collection, ops))
 
-    def _with_events(self, op: Doc, events: Sequence[JobEvent]) -> Awaitable[object]:
+    def _with_events(
+        self, op: Doc, events: Sequence[JobEvent], whole: bool = False
+    ) -> Awaitable[object]:
         inserts = [outbox_insert(event) for event in events]
         return asyncio.gather(
-            self._writes.enqueue(op),
+            self._writes.enqueue(op, whole=whole),
             *(self._events.enqueue({"q": q, "u": u, "upsert": True}) for q, u in inserts),
         )
 
-    async def write(self, job_id: str, update: Doc, *events: JobEvent) -> None:
-        """Queue the record's whole mirrored state (and its events); wait for it unless the
-        caller defers (`deferred_writes`)."""
-        done = self._with_events({"q": {"_id": job_id}, "u": update, "upsert": True}, events)
+    async def write(self, job_id: str, update: Doc, *events: JobEvent, whole: bool = True) -> None:
+        """Queue an upsert of the record (and its events); wait for it unless the caller defers
+        (`deferred_writes`). `whole`: the update states the record's whole mirrored state
+        (record.mirror_update), so it may replace one still queued; a partial one (the sweep's
+        `deleted_update`) never is, nor replaces one."""
+        done = self._with_events(
+            {"q": {"_id": job_id}, "u": update, "upsert": True}, events, whole=whole
+        )
         deferred = _deferred.get()
         if deferred is None:
             await done

@@ -100,6 +100,8 @@ def parse_media_playlist(text: str) -> MediaPlaylist:
             init = _byterange(attrs["BYTERANGE"])
         elif tag == "#EXTINF":
             duration = float(value.split(",")[0])
+            if not duration > 0:  # also NaN: bit rates divide by it
+                raise ValueError(f"segment duration {duration}")
         elif tag == "#EXT-X-BYTERANGE":
             byterange = _byterange(value)
         elif not line.startswith("#"):

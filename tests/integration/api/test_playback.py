@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import subprocess
 import time
 import uuid
@@ -320,6 +321,11 @@ def test_presigned_mode_serves_playlists_of_presigned_urls_that_ffprobe_plays(
         assert poster.status_code == 302 and "X-Amz-Signature=" in poster.headers["location"]
         vtt = get(api, body["urls"]["storyboard"]).text
         assert "X-Amz-Signature=" in vtt and "#xywh=0,0,160,90" in vtt
+        # A presigned URL never outlives the token that asked for it (fails if they carried the
+        # presign setting's hour while the token had two minutes left).
+        short = issue(api, job_id, ttlSeconds=120).json()["tokens"]["video"]
+        lifetimes = re.findall(r"X-Amz-Expires=(\d+)", get(api, f"/play/{short}/360p.m3u8").text)
+        assert lifetimes and all(0 < int(seconds) <= 120 for seconds in lifetimes), lifetimes
         # No S3 URL without a valid token.
         refused(get(api, f"/play/{token[:-4]}AAAA/360p.m3u8"), "playback_token_invalid")
         refused(

@@ -37,6 +37,7 @@ def test_a_queued_jobs_queue_and_place_reach_the_job_view() -> None:
 
 
 def test_once_admitted_the_place_is_gone_and_builtin_jobs_have_neither() -> None:
+    # Fails if a running job kept its stale queue position, or a builtin-mode job showed any.
     running = {"phase": "Running", "queue": "vidpipe-alice-1a2b"}
     record = job_record(phase="Queued").updated(mirror_update(VIDEOJOB, running, AT)["$set"])
     assert job_view(record)["queuePosition"] is None

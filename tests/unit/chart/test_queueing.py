@@ -72,6 +72,8 @@ def test_kueue_mode_reaches_the_operator_and_its_jobs() -> None:
 
 
 def test_an_existing_kueue_installations_classes_are_not_created_again() -> None:
+    # Fails if the chart rendered WorkloadPriorityClasses it was told the cluster already has
+    # (the install would then fight the platform team's own).
     docs = render(LOCAL_S3, "queueing.mode=kueue", "queueing.kueue.createPriorityClasses=false")
     assert not by_kind(docs, "WorkloadPriorityClass")
 

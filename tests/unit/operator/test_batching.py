@@ -179,11 +179,11 @@ def test_a_whole_write_supersedes_the_queued_one_of_its_document_and_answers_bot
 
     async def go() -> tuple[list[list[str]], list[BaseException | None]]:
         store = FakeStore()
-        batcher: Batcher[str] = Batcher(store.flush, document=_doc, whole=_is_whole)
+        batcher: Batcher[str] = Batcher(store.flush, document=_doc)
         first = asyncio.create_task(batcher.submit("z:whole-1"))
         await _until_sent(store)  # in flight, held open: never superseded
         queued = [
-            batcher.enqueue(op)
+            batcher.enqueue(op, whole=_is_whole(op))
             for op in ["x:whole-1", "y:whole-1", "x:whole-2", "z:whole-2", "x:whole-3"]
         ]
         store.release.set()
@@ -202,11 +202,16 @@ def test_a_partial_write_is_never_overtaken_nor_replaced() -> None:
 
     async def go() -> list[list[str]]:
         store = FakeStore()
-        batcher: Batcher[str] = Batcher(store.flush, document=_doc, whole=_is_whole)
+        batcher: Batcher[str] = Batcher(store.flush, document=_doc)
         first = asyncio.create_task(batcher.submit("x:whole-0"))
         await _until_sent(store)
-        queued = [batcher.enqueue(op) for op in ["x:whole-1", "x:progress", "x:whole-2"]]
-        queued.append(batcher.enqueue("x:whole-3"))  # may replace whole-2, queued after the report
+        queued = [
+            batcher.enqueue(op, whole=_is_whole(op))
+            for op in ["x:whole-1", "x:progress", "x:whole-2"]
+        ]
+        queued.append(
+            batcher.enqueue("x:whole-3", whole=True)
+        )  # may replace whole-2, queued after the report
         store.release.set()
         await first
         await asyncio.gather(*queued)
@@ -220,10 +225,13 @@ def test_a_superseded_write_shares_the_failure_of_the_write_that_replaced_it() -
 
     async def go() -> list[BaseException | None]:
         store = FakeStore(broken={1})
-        batcher: Batcher[str] = Batcher(store.flush, document=_doc, whole=_is_whole)
+        batcher: Batcher[str] = Batcher(store.flush, document=_doc)
         first = asyncio.create_task(batcher.submit("x:whole-0"))
         await _until_sent(store)
-        queued = [batcher.enqueue("x:whole-1"), batcher.enqueue("x:whole-2")]
+        queued = [
+            batcher.enqueue("x:whole-1", whole=True),
+            batcher.enqueue("x:whole-2", whole=True),
+        ]
         store.release.set()
         await first
         return await asyncio.gather(*queued, return_exceptions=True)
@@ -240,13 +248,18 @@ def test_urgent_writes_go_first_but_never_ahead_of_an_earlier_write_of_their_doc
         store = FakeStore()
         urgent = False
         batcher: Batcher[str] = Batcher(
-            store.flush, max_batch=3, document=_doc, whole=_is_whole, urgent=lambda: urgent
+            store.flush, max_batch=3, document=_doc, urgent=lambda: urgent
         )
         first = asyncio.create_task(batcher.submit("q:whole"))
         await _until_sent(store)
-        queued = [batcher.enqueue(op) for op in ["a:whole", "b:whole", "c:progress", "d:whole"]]
+        queued = [
+            batcher.enqueue(op, whole=_is_whole(op))
+            for op in ["a:whole", "b:whole", "c:progress", "d:whole"]
+        ]
         urgent = True
-        queued += [batcher.enqueue(op) for op in ["e:whole", "c:whole", "f:whole"]]
+        queued += [
+            batcher.enqueue(op, whole=_is_whole(op)) for op in ["e:whole", "c:whole", "f:whole"]
+        ]
         store.release.set()
         await first
         await asyncio.gather(*queued)

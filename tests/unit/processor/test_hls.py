@@ -79,6 +79,7 @@ def test_media_playlist_is_read_with_its_byte_ranges_and_rates() -> None:
         PLAYLIST.replace("#EXT-X-BYTERANGE:1000@826", "#EXT-X-BYTERANGE:1000"),
         PLAYLIST.replace("#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-DISCONTINUITY"),
         PLAYLIST.replace("#EXTINF:4.000000,", "#EXTINF:4.600000,"),  # over TARGETDURATION
+        PLAYLIST.replace("#EXTINF:2.000000,", "#EXTINF:0,"),  # no time: bit rates divide by it
         "not a playlist",
     ],
 )
