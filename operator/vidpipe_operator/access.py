@@ -57,14 +57,35 @@ def output_names(spec: VideoJobSpec) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def url_lifetime(spec: VideoJobSpec, settings: OperatorSettings) -> int:
-    """Seconds the URLs stay valid: the Job's deadline plus a margin, capped by SigV4.
-
-    The Secret is written just before the Job, so the Job cannot outlive its URLs unless its
-    deadline exceeds the cap (documented in docs/operator.md).
-    """
+def _needed(spec: VideoJobSpec, settings: OperatorSettings) -> int:
+    """Seconds a Pod may need its URLs from the moment it starts: its deadline plus a margin."""
     deadline = spec.active_deadline_seconds or settings.default_active_deadline_seconds
-    return min(deadline + settings.presign_margin_seconds, SIGV4_MAX_SECONDS)
+    return deadline + settings.presign_margin_seconds
+
+
+def url_lifetime(spec: VideoJobSpec, settings: OperatorSettings) -> int:
+    """Seconds the URLs stay valid, capped by SigV4.
+
+    Builtin mode: the deadline plus a margin. The Secret is written just before the Job, which
+    starts at once, so the Job cannot outlive its URLs unless its deadline exceeds the cap
+    (documented in docs/operator.md). Kueue mode: the cap. The Job waits in its queue (again
+    after each preemption) for as long as Kueue decides, and `access_expiring` renews the URLs
+    of a Job that has waited so long that they would not last its run.
+    """
+    if settings.queueing_mode == "kueue":
+        return SIGV4_MAX_SECONDS
+    return min(_needed(spec, settings), SIGV4_MAX_SECONDS)
+
+
+def access_expiring(
+    spec: VideoJobSpec, settings: OperatorSettings, job_created: datetime, at: datetime
+) -> bool:
+    """Whether a waiting Job's URLs, written when it was created, may run out before a Pod
+    admitted now finishes. From then on every reconcile of the waiting job renews them (the
+    Job's age is all that is known without reading the Secret back): once a minute at most (the
+    resync), and only for a job that has waited days."""
+    written_for = url_lifetime(spec, settings) - _needed(spec, settings)
+    return (at - job_created).total_seconds() >= written_for
 
 
 def access_document(

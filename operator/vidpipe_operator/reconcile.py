@@ -26,6 +26,7 @@ from vidpipe.record import mirror_update
 from vidpipe_operator import metrics
 from vidpipe_operator.access import (
     access_document,
+    access_expiring,
     build_access_secret,
     build_role,
     build_role_binding,
@@ -177,6 +178,12 @@ async def _queue_view(rt: Runtime, namespace: str, job: Body, view: JobView) -> 
     return queue_view(await rt.kube.list_workloads(namespace), job)
 
 
+def _access_expiring(rt: Runtime, videojob: Body, job: Body) -> bool:
+    created = parse_time(job["metadata"].get("creationTimestamp"))
+    spec = VideoJobSpec.model_validate(videojob["spec"])
+    return created is not None and access_expiring(spec, rt.settings, created, now())
+
+
 async def grant_access(rt: Runtime, videojob: Body) -> None:
     """Write what the Job's Pod runs with: its presigned URLs (Secret) and its own identity
     (ServiceAccount, Role on this VideoJob's status only, RoleBinding). Four API writes, sent
@@ -321,6 +328,8 @@ async def _reconcile(
                     created=True,
                 )
     view = view_job(job)
+    if view.outcome is Outcome.SUSPENDED and _access_expiring(rt, videojob, job):
+        await grant_access(rt, videojob)
     queue = await _queue_view(rt, namespace, job, view) if kueue_mode(rt) else None
     outputs: list[str] | None = None
     facts: Body | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,6 +15,7 @@ from vidpipe.models import VideoJobSpec
 from vidpipe_operator.access import (
     SIGV4_MAX_SECONDS,
     access_document,
+    access_expiring,
     build_access_secret,
     build_role,
     build_role_binding,
@@ -85,6 +86,28 @@ def test_output_names_follow_the_formats() -> None:
         keys.METADATA_NAME,
         keys.MANIFEST_NAME,
     ]
+
+
+def test_kueue_urls_last_the_cap_and_are_renewed_before_a_late_admission_would_outrun_them() -> (
+    None
+):
+    # Fails if a Job that waits in its Kueue queue longer than its deadline plus margin started
+    # with expired URLs (the processor would get 403 on its source and fail), or if the URLs of
+    # a Job that has waited only briefly were rewritten on every reconcile.
+    kueue = OperatorSettings(
+        queueing_mode="kueue", default_active_deadline_seconds=3600, presign_margin_seconds=600
+    )
+    assert url_lifetime(_spec(), kueue) == SIGV4_MAX_SECONDS
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    renew_after = timedelta(seconds=SIGV4_MAX_SECONDS - 4200)
+    assert not access_expiring(_spec(), kueue, created, created + timedelta(hours=2))
+    assert not access_expiring(
+        _spec(), kueue, created, created + renew_after - timedelta(seconds=1)
+    )
+    assert access_expiring(_spec(), kueue, created, created + renew_after)
+    # Builtin mode starts the Job at once; one that waits (suspended by hand) is renewed.
+    builtin = OperatorSettings(default_active_deadline_seconds=3600, presign_margin_seconds=600)
+    assert access_expiring(_spec(), builtin, created, created + timedelta(seconds=1))
 
 
 def test_lifetime_is_the_deadline_plus_margin_capped_by_sigv4() -> None:
