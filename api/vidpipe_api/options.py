@@ -27,7 +27,7 @@ from vidpipe.models import (
     Priority,
     Rendition,
 )
-from vidpipe_api.errors import InvalidRequest
+from vidpipe_api.errors import Forbidden, InvalidRequest
 
 # The packagings a client may name (the VideoJob's spec.outputs.formats).
 FORMATS: tuple[str, ...] = get_args(OutputFormat)
@@ -164,6 +164,15 @@ def parse_job_options(options_json: str | None, fields: Mapping[str, str]) -> Jo
     return JobOptions(Outputs(), priority, preset_name=name)
 
 
+def permitted(options: JobOptions, *, admin: bool, high_admins_only: bool) -> JobOptions:
+    """`options` if the caller may ask for them: `high` outranks other tenants' jobs (in Kueue
+    mode it preempts their running ones), so unless the platform allows it to everyone, only
+    an admin key may ask for it. Refused before a byte of the upload is stored."""
+    if options.priority is Priority.HIGH and high_admins_only and not admin:
+        raise Forbidden("priority `high` needs an admin key on this platform")
+    return options
+
+
 def parse_metadata(value: str | Mapping[str, Any] | None) -> dict[str, str]:
     """The client's `metadata`: a JSON object (or the parsed one) of at most 16 string values
     of up to 512 characters, under keys of letters, digits, `_` and `-` (at most 64)."""
@@ -213,4 +222,5 @@ __all__ = [
     "parse_metadata",
     "parse_options",
     "parse_priority",
+    "permitted",
 ]

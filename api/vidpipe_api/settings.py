@@ -56,6 +56,10 @@ class Settings(S3Settings, MongoSettings, MediaLimitSettings):
     # ffprobe processes run at once; more requests wait, so a burst cannot fork-bomb the pod.
     probe_concurrency: Annotated[int, Field(ge=1)] = 4
 
+    # `priority=high` outranks every other tenant's jobs (in Kueue mode it preempts them), so by
+    # default only admin keys may ask for it; false lets every key (one trusted tenant).
+    high_priority_admins_only: bool = True
+
     # Rate limits on job-creating requests; 0 disables that limit.
     rate_owner_per_minute: Annotated[int, Field(ge=0)] = 60
     rate_owner_per_day: Annotated[int, Field(ge=0)] = 2000

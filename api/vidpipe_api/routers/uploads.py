@@ -38,6 +38,7 @@ from vidpipe_api.deps import (
     IngestDep,
     JobsRepoDep,
     MetricsDep,
+    PrincipalDep,
     SettingsDep,
     StorageDep,
 )
@@ -51,7 +52,13 @@ from vidpipe_api.errors import (
 )
 from vidpipe_api.filenames import sanitize_filename
 from vidpipe_api.jobs import job_view, new_job_id
-from vidpipe_api.options import JobOptions, outputs_document, parse_job_options, parse_metadata
+from vidpipe_api.options import (
+    JobOptions,
+    outputs_document,
+    parse_job_options,
+    parse_metadata,
+    permitted,
+)
 from vidpipe_api.presets import resolve
 from vidpipe_api.schemas import (
     ERROR_RESPONSES,
@@ -104,6 +111,7 @@ def part_lengths(size: int, part_size: int) -> list[int]:
 async def create_upload(
     body: UploadSessionIn,
     owner: CurrentOwner,
+    principal: PrincipalDep,
     settings: SettingsDep,
     db: JobsRepoDep,
     storage: StorageDep,
@@ -118,7 +126,12 @@ async def create_upload(
     options_json = None if body.options is None else json.dumps(body.options)
     asked = {"priority": body.priority or "", "preset": body.preset or ""}
     # The preset is read now: the job gets the outputs it had when the upload began.
-    chosen = await resolve(cluster, parse_job_options(options_json, asked))
+    wanted = permitted(
+        parse_job_options(options_json, asked),
+        admin=principal.admin,
+        high_admins_only=settings.high_priority_admins_only,
+    )
+    chosen = await resolve(cluster, wanted)
     labels = parse_metadata(body.metadata)
     part_size = part_size_for(body.sizeBytes, settings.part_size_bytes)
     count = parts_for(body.sizeBytes, part_size)

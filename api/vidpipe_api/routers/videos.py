@@ -20,13 +20,13 @@ from vidpipe.keys import source_key
 from vidpipe.record import JobRecord
 from vidpipe_api import ratelimit
 from vidpipe_api.context import AppContext
-from vidpipe_api.deps import ContextDep, CurrentOwner
+from vidpipe_api.deps import ContextDep, CurrentOwner, PrincipalDep
 from vidpipe_api.errors import MissingFile, UnsupportedMediaType, UploadTimeout, UploadTooLarge
 from vidpipe_api.filenames import sanitize_filename
 from vidpipe_api.formstream import FILE_FIELD, FilePart, FormLimits, ParsedForm, read_form
 from vidpipe_api.jobs import job_view, new_job_id
 from vidpipe_api.limits import UploadSlotsDep, guarded
-from vidpipe_api.options import JobOptions, parse_job_options, parse_metadata
+from vidpipe_api.options import JobOptions, parse_job_options, parse_metadata, permitted
 from vidpipe_api.presets import resolve
 from vidpipe_api.schemas import ERROR_RESPONSES, ErrorOut, JobOut, form_body
 from vidpipe_api.storage import StreamWriter
@@ -151,7 +151,11 @@ async def _store(
     summary="Upload a video (multipart form)",
 )
 async def upload_form(
-    request: Request, ctx: ContextDep, owner: CurrentOwner, slots: UploadSlotsDep
+    request: Request,
+    ctx: ContextDep,
+    owner: CurrentOwner,
+    principal: PrincipalDep,
+    slots: UploadSlotsDep,
 ) -> JSONResponse:
     """Stream the `file` part to storage, validate it, and create the job (202 + Location).
 
@@ -159,15 +163,19 @@ async def upload_form(
     a byte of the file is stored, and a field after the file is refused.
     """
     with slots.hold(owner):
-        return await _upload_form(request, ctx, owner)
+        return await _upload_form(request, ctx, owner, principal.admin)
 
 
-async def _upload_form(request: Request, ctx: ContextDep, owner: str) -> JSONResponse:
+async def _upload_form(request: Request, ctx: ContextDep, owner: str, admin: bool) -> JSONResponse:
     record = await ingest_form(
         request,
         ctx,
         owner,
-        on_file_start=lambda form: parse_job_options(form.fields.get("options"), form.fields),
+        on_file_start=lambda form: permitted(
+            parse_job_options(form.fields.get("options"), form.fields),
+            admin=admin,
+            high_admins_only=ctx.settings.high_priority_admins_only,
+        ),
     )
     return _accepted(record)
 
@@ -253,6 +261,7 @@ async def upload_raw(
     request: Request,
     ctx: ContextDep,
     owner: CurrentOwner,
+    principal: PrincipalDep,
     slots: UploadSlotsDep,
     x_filename: Annotated[
         str | None,
@@ -291,7 +300,12 @@ async def upload_raw(
     }
     labels = parse_metadata(metadata)
     # before reading a byte of the body
-    chosen = await resolve(ctx.cluster, parse_job_options(options, fields))
+    asked = permitted(
+        parse_job_options(options, fields),
+        admin=principal.admin,
+        high_admins_only=ctx.settings.high_priority_admins_only,
+    )
+    chosen = await resolve(ctx.cluster, asked)
     with slots.hold(owner):
         return await _upload_raw(request, ctx, owner, x_filename, content_type, chosen, labels)
 

@@ -111,11 +111,11 @@ def test_a_preset_is_copied_at_submission_and_later_edits_change_only_later_jobs
     # the preset afterwards changes a submitted job (VideoJob or record) or not the next one.
     name = unique("web")
     presets("ClusterVideoPreset", name, [240])
-    first = upload(api, media, preset=name, priority="high")
+    first = upload(api, media, preset=name, priority="low")
     spec = spec_of(kube, first)
     assert heights(spec) == [240] and spec["outputs"]["poster"] is False
     assert spec["preset"] == {"name": name, "kind": "ClusterVideoPreset", "generation": 1}
-    assert spec["priority"] == "high"
+    assert spec["priority"] == "low"
     assert first.json()["preset"] == spec["preset"]
 
     presets("ClusterVideoPreset", name, [360, 480])  # an edit: generation 2

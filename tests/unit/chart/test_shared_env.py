@@ -167,3 +167,12 @@ def test_the_schema_refuses_a_preset_the_processor_would_refuse() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     enum = schema["properties"]["jobs"]["properties"]["x264Preset"]["enum"]
     assert set(enum) == set(typing.get_args(shared.X264Preset))
+
+
+def test_who_may_ask_for_high_priority_reaches_the_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Fails if the chart's default let every tenant's key ask for `high` (it preempts other
+    # tenants in kueue mode), or if a platform that allows it cannot say so.
+    default = read(monkeypatch, ApiSettings, environment(containers()["api"]))
+    assert default.high_priority_admins_only is True
+    opened = containers("queueing.highPriorityAdminsOnly=false")["api"]
+    assert read(monkeypatch, ApiSettings, environment(opened)).high_priority_admins_only is False
