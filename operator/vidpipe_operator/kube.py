@@ -7,9 +7,7 @@ handlers, and what the pure functions in `status` and `jobs` take).
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
@@ -50,11 +48,6 @@ class Kube:
         self.core = kubernetes.client.CoreV1Api(api)
         self.rbac = kubernetes.client.RbacAuthorizationV1Api(api)
         self._pool = pool
-        # Kueue mode (see recent_workloads, local_queue): per namespace, the last Workload
-        # listing (monotonic start, the listing in flight or done); per LocalQueue, when it was
-        # last known to exist.
-        self._workloads: dict[str, tuple[float, asyncio.Task[list[Body]]]] = {}
-        self._local_queues: dict[tuple[str, str], float] = {}
 
     async def _run(self, fn: Callable[[], T]) -> T:
         return await self._pool.run(fn)
@@ -213,40 +206,15 @@ class Kube:
         }[manifest["kind"]]
         return await self._create(create, manifest) is not None
 
-    async def create_local_queue(self, manifest: Body, recheck_seconds: float = 300.0) -> bool:
-        """Kueue mode: a tenant's LocalQueue; False when it exists (409) or was made or seen
-        less than `recheck_seconds` ago (a create per Job would cost the API server a write
-        per job; a queue deleted by hand is made again within that time)."""
-        meta = manifest["metadata"]
-        key = (str(meta["namespace"]), str(meta["name"]))
-        if time.monotonic() - self._local_queues.get(key, -recheck_seconds) < recheck_seconds:
-            return False
+    async def create_local_queue(self, manifest: Body) -> bool:
+        """Kueue mode: a tenant's LocalQueue; False when it exists (409)."""
 
         def create(namespace: str, body: Body, **kwargs: Any) -> Any:
             return self.custom.create_namespaced_custom_object(
                 KUEUE_GROUP, KUEUE_VERSION, namespace, "localqueues", body, **kwargs
             )
 
-        created = await self._create(create, manifest) is not None
-        self._local_queues[key] = time.monotonic()
-        return created
-
-    async def recent_workloads(self, namespace: str, max_age: float = 5.0) -> list[Body]:
-        """Kueue mode: the namespace's Workloads as listed at most `max_age` seconds ago. Every
-        waiting Job's reconcile needs the list for its place; one listing serves all of those
-        within `max_age` (and those waiting for it), where one each would cost a queue of N
-        jobs N listings of N Workloads per resync."""
-        cached = self._workloads.get(namespace)
-        if cached is not None and time.monotonic() - cached[0] < max_age:
-            return await asyncio.shield(cached[1])
-        listing = asyncio.ensure_future(self.list_workloads(namespace))
-        self._workloads[namespace] = (time.monotonic(), listing)
-        try:
-            return await asyncio.shield(listing)
-        except Exception:
-            if self._workloads.get(namespace, (0.0, None))[1] is listing:
-                del self._workloads[namespace]  # the next caller lists again
-            raise
+        return await self._create(create, manifest) is not None
 
     async def list_workloads(self, namespace: str) -> list[Body]:
         """Kueue mode: the namespace's Workloads (the operator only reads them)."""

@@ -175,7 +175,7 @@ async def _queue_view(rt: Runtime, namespace: str, job: Body, view: JobView) -> 
     namespace's Workloads only then: a running or finished job needs no list)."""
     if view.outcome is not Outcome.SUSPENDED:
         return queue_view([], job)
-    return queue_view(await rt.kube.recent_workloads(namespace), job)
+    return queue_view(await rt.kube.list_workloads(namespace), job)
 
 
 def _access_expiring(rt: Runtime, videojob: Body, job: Body) -> bool:

@@ -3,11 +3,9 @@ read off the Workloads, and the VideoJob phases (Queued, Admitted, back to Queue
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-import kubernetes
 import pytest
 
 from tests.unit.operator.conftest import cond, job, videojob
@@ -15,8 +13,6 @@ from vidpipe.phases import Phase
 from vidpipe_operator import kueue, names
 from vidpipe_operator import status as st
 from vidpipe_operator.jobspec import build_job
-from vidpipe_operator.kube import Kube
-from vidpipe_operator.offload import IOPool
 from vidpipe_operator.settings import OperatorSettings
 from vidpipe_operator.status import Outcome, QueueView, view_job
 
@@ -168,32 +164,3 @@ def test_an_evicted_job_is_queued_again_with_the_reason_never_failed_and_no_new_
 def test_every_priority_needs_a_class() -> None:
     with pytest.raises(ValueError, match="high"):
         OperatorSettings(kueue_priority_classes={"low": "a", "normal": "b"})
-
-
-def test_waiting_jobs_share_one_workload_listing_and_a_failed_one_is_not_kept() -> None:
-    # Fails if every waiting Job's reconcile listed the namespace's Workloads itself (a queue
-    # of N jobs then costs N listings of N Workloads per resync), or if a failed listing were
-    # served to later callers instead of listing again.
-    calls: list[str] = []
-
-    async def listing(namespace: str) -> list[dict[str, Any]]:
-        calls.append(namespace)
-        await asyncio.sleep(0.01)
-        if len(calls) == 2:
-            raise ConnectionError("API server away")
-        return [{"metadata": {"name": f"w{len(calls)}"}}]
-
-    async def go() -> None:
-        pool = IOPool(1, "test")
-        try:
-            kube = Kube(kubernetes.client.ApiClient(), pool)
-            kube.list_workloads = listing  # type: ignore[method-assign]
-            first = await asyncio.gather(*(kube.recent_workloads("ns", 60) for _ in range(20)))
-            assert calls == ["ns"] and all(items == first[0] for items in first)
-            with pytest.raises(ConnectionError):
-                await kube.recent_workloads("ns", 0)  # too old: listed again, and it fails
-            assert (await kube.recent_workloads("ns", 60))[0]["metadata"]["name"] == "w3"
-        finally:
-            pool.shutdown()
-
-    asyncio.run(go())
