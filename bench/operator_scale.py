@@ -582,6 +582,9 @@ def main() -> int:
                 if w.kind == "jobs":
                     jobs_done |= w.done
             to_status, to_mongo = [], []
+            # Job finished -> MongoDB per minute of the run (by when the Job finished): a tail
+            # made by something periodic (the resync) shows as a pattern across the minutes.
+            by_minute: dict[int, list[float]] = {}
             # The slowest finishes, with when their Job finished (seconds after the first create):
             # lines them up with the resync rounds and whatever else happened then.
             slowest: list[tuple[float, str, float, float]] = []
@@ -595,6 +598,7 @@ def main() -> int:
                     to_status.append(status)
                 if name in mongo.done:
                     to_mongo.append(in_mongo)
+                    by_minute.setdefault(int((finished - start) // 60), []).append(in_mongo)
                 slowest.append((max(status, in_mongo), name, finished - start, status))
             slowest.sort(reverse=True)
         except BaseException:  # interrupted or failed: leave no tenant namespaces behind
@@ -663,6 +667,14 @@ def main() -> int:
             "watch_events": {w.name: w.events for w in watches},
             "healthz_failed_polls": health.failures,
             "controller_manager_limits": controller_limits() or "its defaults",
+            "mongo_by_minute_count_p50_p99": {
+                str(minute): [
+                    len(lags),
+                    round(percentile(lags, 0.5), 2),
+                    round(percentile(lags, 0.99), 2),
+                ]
+                for minute, lags in sorted(by_minute.items())
+            },
             "slowest_finishes": [
                 {
                     "videojob": name,

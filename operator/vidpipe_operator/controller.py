@@ -12,7 +12,8 @@ the level-triggered `reconcile.reconcile`:
   and re-reads every VideoJob holding a Job every RESYNC_SECONDS;
 - deletions missed while no operator ran: `sweep_deleted` finds unfinished MongoDB documents
   whose VideoJob is gone and records them Cancelled (the owner reference already removed the
-  Job and its Pods).
+  Job and its Pods); it lists every VideoJob the first round and every SWEEP_LISTING_EVERY
+  rounds, and otherwise trusts the watch's index.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ from vidpipe_operator.status import now, view_job
 Body = dict[str, Any]
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 60.0
+# The sweep reads back at most this many VideoJobs one by one; more, and it lists them.
+SWEEP_GETS_MAX = 50
+# One resync round in this many sweeps with a listing of every VideoJob (the first one too).
+SWEEP_LISTING_EVERY = 10
 
 
 # --- watch events -------------------------------------------------------------------------
@@ -287,22 +292,25 @@ def kick(
     key = (namespace, name)
     running = rt.kicking.get(key)
     if running is not None:
-        rt.rerun.add(key)
+        # The next run mirrors if any trigger it stands for asked to (a failed write's retry
+        # arriving during a run that did not mirror must not be lost).
+        rt.rerun[key] = rt.rerun.get(key, False) or force_mirror
         if urgent:
             running.escalate()
         return
     level = rt.kicking[key] = Urgency(urgent)
 
     async def run() -> None:
-        first, first_job = body, job
+        first, first_job, force = body, job, force_mirror
         try:
             while True:
-                rt.rerun.discard(key)
+                rt.rerun.pop(key, None)
                 with urgency(level):
-                    await _with_retries(rt, namespace, name, first, first_job, force_mirror)
+                    await _with_retries(rt, namespace, name, first, first_job, force)
                 first = first_job = None
                 if key not in rt.rerun:
                     return
+                force = rt.rerun[key]
         finally:
             del rt.kicking[key]
 
@@ -319,18 +327,17 @@ def start_next(rt: Runtime, namespace: str) -> None:
 # --- periodic resync and sweep -------------------------------------------------------------
 
 
-async def sweep_deleted(rt: Runtime, namespace: str | None) -> int:
+async def sweep_deleted(rt: Runtime, namespace: str | None, *, listing: bool = True) -> int:
     """Record as Cancelled the unfinished jobs whose VideoJob was deleted while no operator
-    watched (None: every namespace). Returns how many it found.
+    watched (None: every namespace). Returns how many it found. `listing`: see `_gone`.
 
-    MongoDB is read before the VideoJobs are listed: a document the operator mirrored had its
-    VideoJob then, so absent from the later list means deleted, never "not created yet".
+    MongoDB is read before the VideoJobs are looked up: a document the operator mirrored had its
+    VideoJob then, so absent from the later look-up means deleted, never "not created yet".
     """
     docs = await rt.mirror.unfinished(namespace)
     if not docs:
         return 0
-    alive = await rt.kube.videojob_job_ids(namespace)
-    gone = [doc for doc in docs if doc["_id"] not in alive]
+    gone = await _gone(rt, namespace, docs, listing)
     for doc in gone:
         at = now()
         event = job_event(
@@ -355,11 +362,40 @@ async def sweep_deleted(rt: Runtime, namespace: str | None) -> int:
     return len(gone)
 
 
-async def _resync(rt: Runtime) -> None:
+async def _gone(rt: Runtime, namespace: str | None, docs: list[Body], listing: bool) -> list[Body]:
+    """The documents whose VideoJob no longer exists.
+
+    `listing`: list every VideoJob, the sure answer. Else trust the watch's index, which names
+    every VideoJob this process knows, and read back only the documents' VideoJobs it lacks, one
+    GET each; many unknown (the index not yet filled) and one listing is cheaper than the GETs.
+    Listing every round cost the API server a read of every VideoJob a minute (5 MB and 4 s per
+    namespace of 2,500 under load), a CPU spike each resync (bench/operator_scale.py); the
+    index misses only a deletion whose watch event was lost, which the next listing finds.
+    """
+
+    def ref(doc: Body) -> tuple[str, str]:
+        videojob = doc.get("videojob") or {}
+        return str(videojob.get("namespace")), str(videojob.get("name"))
+
+    if not listing:
+        known = {(ns, entry.name) for ns in rt.namespaces() for entry in rt.entries(ns)}
+        docs = [doc for doc in docs if ref(doc) not in known]
+        if len(docs) <= SWEEP_GETS_MAX:
+            gone = []
+            for doc in docs:
+                body = await rt.kube.get_videojob(*ref(doc))
+                if body is None or (body.get("spec") or {}).get("jobId") != doc["_id"]:
+                    gone.append(doc)  # deleted (a VideoJob of that name since is another job)
+            return gone
+    alive = await rt.kube.videojob_job_ids(namespace)
+    return [doc for doc in docs if doc["_id"] not in alive]
+
+
+async def _resync(rt: Runtime, listing: bool = True) -> None:
     watched: list[str | None] = list(rt.settings.namespaces) or [None]
     for namespace in watched:
         try:
-            await sweep_deleted(rt, namespace)
+            await sweep_deleted(rt, namespace, listing=listing)
         except Exception as exc:  # MongoDB or the API server down: try again next round
             log.warning(f"sweep of deleted VideoJobs failed: {exc}")
     for namespace in rt.namespaces():
@@ -368,9 +404,13 @@ async def _resync(rt: Runtime) -> None:
         # (a failed write is retried by its own kick) and a free slot starts it. Re-reading the
         # waiting too cost a GET and a queue-order sort per waiting VideoJob every round: with
         # thousands queued, the operator's whole CPU.
+        # Nor does the re-read mirror what did not change: every write is confirmed, and one
+        # that failed is made again by its own kick (`_confirm_mirror`). Mirroring all holding
+        # VideoJobs each round sent a burst of a thousand writes a minute at 10,000 VideoJobs,
+        # and a finished job's record waited behind it (bench/operator_scale.py, MongoDB p99).
         for entry in rt.entries(namespace):
             if entry.slot is Slot.HOLDING:
-                kick(rt, namespace, entry.name, urgent=True)
+                kick(rt, namespace, entry.name, urgent=True, force_mirror=False)
         start_next(rt, namespace)
 
 
@@ -379,6 +419,7 @@ async def resync_forever(rt: Runtime) -> None:
     start-up) sweep deleted VideoJobs and re-reconcile those holding a Job."""
     tick = min(rt.settings.slot_retry_seconds, rt.settings.resync_seconds)
     since_resync = rt.settings.resync_seconds - tick  # first full resync after one tick
+    rounds = 0
     while True:
         await asyncio.sleep(tick)
         if not await rt.may_act():
@@ -386,7 +427,8 @@ async def resync_forever(rt: Runtime) -> None:
         since_resync += tick
         if since_resync >= rt.settings.resync_seconds:
             since_resync = 0.0
-            await _resync(rt)
+            await _resync(rt, listing=rounds % SWEEP_LISTING_EVERY == 0)
+            rounds += 1
             HEARTBEAT.beat()  # the loop and the resync are alive (liveness.py)
         else:
             for namespace in rt.namespaces():

@@ -40,9 +40,9 @@ class Runtime:
     progress: dict[tuple[str, str], int] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     # VideoJobs with a reconcile in progress, with its urgency (see controller.kick), and those
-    # to run once more.
+    # to run once more, with whether that run must mirror to MongoDB even if nothing changed.
     kicking: dict[tuple[str, str], Urgency] = field(default_factory=dict)
-    rerun: set[tuple[str, str]] = field(default_factory=set)
+    rerun: dict[tuple[str, str], bool] = field(default_factory=dict)
     # Seconds the next retry of a failed MongoDB mirror waits, per VideoJob (controller).
     mirror_backoff: dict[tuple[str, str], float] = field(default_factory=dict)
     # kopf's live index of VideoJobs per namespace (queue.queue_entry), handed over by the

@@ -61,7 +61,7 @@ def mirror_operator(
     output_bucket: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
-    # The periodic resync (which re-mirrors every unfinished job) is pushed out of the test's
+    # The periodic resync (which re-reads every job holding a Job) is pushed out of the test's
     # reach: convergence after the outage must come from the operator retrying what failed.
     env = operator_env(
         namespace,
