@@ -61,6 +61,7 @@ sys.path[:0] = [str(REPO / "common"), str(REPO / "operator"), str(REPO)]
 import kubernetes  # noqa: E402
 import urllib3  # noqa: E402
 from kubernetes.client.exceptions import ApiException  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 from pymongo import MongoClient  # noqa: E402
 from tests.integration.operator.conftest import (  # noqa: E402
     CRD_FILE,
@@ -412,6 +413,39 @@ def namespace_exists(core: Any, name: str) -> bool:
     return True
 
 
+def mongo_batches(port: int) -> dict[str, dict[str, float]]:
+    """Per collection, the operator's MongoDB batches over the run (its /metrics): how many,
+    their mean size and time, and how many took over a second."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    found: dict[str, dict[str, float]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name not in {
+            "vidpipe_operator_mongo_batch_seconds",
+            "vidpipe_operator_mongo_batch_writes",
+        }:
+            continue
+        what = family.name.rsplit("_", 1)[1]
+        for sample in family.samples:
+            row = found.setdefault(sample.labels["collection"], {})
+            if sample.name.endswith("_sum"):
+                row[f"{what}_sum"] = row.get(f"{what}_sum", 0.0) + sample.value
+            elif sample.name.endswith("_count") and what == "writes":
+                row["batches"] = sample.value
+            elif what == "seconds" and sample.labels.get("le") == "1.0":  # both outcomes
+                row["at_most_1s"] = row.get("at_most_1s", 0.0) + sample.value
+    summary = {}
+    for collection, row in found.items():
+        count = row.get("batches") or 1.0
+        summary[collection] = {
+            "batches": row.get("batches", 0.0),
+            "mean_writes": round(row.get("writes_sum", 0.0) / count, 2),
+            "mean_seconds": round(row.get("seconds_sum", 0.0) / count, 4),
+            "over_1s": row.get("batches", 0.0) - row.get("at_most_1s", 0.0),
+        }
+    return summary
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000, help="VideoJobs in all")
@@ -463,7 +497,7 @@ def main() -> int:
         if args.mongo == "postgresql"
         else mongo_server
     )
-    health_port = free_port()
+    health_port, metrics_port = free_port(), free_port()
     names = [f"s-{i % args.namespaces}-{i:05d}" for i in range(args.n)]
     with (
         s3_server(work / "s3") as s3,
@@ -487,6 +521,7 @@ def main() -> int:
                 VIDPIPE_OPERATOR_BACKOFF_LIMIT="3",
                 VIDPIPE_OPERATOR_RESYNC_SECONDS=str(RESYNC_SECONDS),
                 VIDPIPE_OPERATOR_LIVENESS_PORT=str(health_port),
+                VIDPIPE_OPERATOR_METRICS_PORT=str(metrics_port),
                 VIDPIPE_OPERATOR_SLOT_RETRY_SECONDS="10",
             )
             # The operator tests' short Lease (quick failover tests) would make a busy operator
@@ -566,6 +601,7 @@ def main() -> int:
                         )
                     time.sleep(1)
                 cpu = process_cpu_seconds(pid) - cpu_before
+                batches = mongo_batches(metrics_port)
                 total = max(succeeded().values(), default=start) - start
             finally:
                 for w in watches:
@@ -667,6 +703,7 @@ def main() -> int:
             "watch_events": {w.name: w.events for w in watches},
             "healthz_failed_polls": health.failures,
             "controller_manager_limits": controller_limits() or "its defaults",
+            "mongo_batches": batches,
             "mongo_by_minute_count_p50_p99": {
                 str(minute): [
                     len(lags),

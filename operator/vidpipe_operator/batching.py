@@ -29,6 +29,7 @@ Job finished -> MongoDB). A write still never goes ahead of an earlier one of it
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -38,6 +39,8 @@ Op = TypeVar("Op")
 # Sends one batch, in order. Raises BatchFailed(n) when the first n ops were applied and the
 # rest were not; any other exception means none may be assumed applied.
 Flush = Callable[[list[Op]], Awaitable[None]]
+# Told of every batch sent: how many writes, the seconds it took, and whether all were applied.
+Observe = Callable[[int, float, bool], None]
 
 
 class BatchFailed(Exception):
@@ -63,6 +66,10 @@ def _calm() -> bool:
     return False
 
 
+def _unobserved(writes: int, seconds: float, ok: bool) -> None:
+    pass
+
+
 class Batcher(Generic[Op]):
     def __init__(
         self,
@@ -71,8 +78,10 @@ class Batcher(Generic[Op]):
         shrink_on: Callable[[Exception], bool] = lambda exc: isinstance(exc, TimeoutError),
         document: Callable[[Op], Hashable | None] = _nothing,
         urgent: Callable[[], bool] = _calm,
+        observe: Observe = _unobserved,
     ):
         self._flush = flush
+        self._observe = observe
         self._max_batch = max_batch
         self._shrink_on = shrink_on
         self._document, self._urgent = document, urgent
@@ -117,16 +126,20 @@ class Batcher(Generic[Op]):
                 doc = self._document(queued.op)
                 if doc is not None and self._last.get(doc) is queued:
                     del self._last[doc]
+            started = time.monotonic()
             try:
                 await self._flush([queued.op for queued in batch])
             except BatchFailed as exc:  # a write error: the batch's size was not the problem
+                self._observe(len(batch), time.monotonic() - started, False)
                 _settle(batch[: exc.applied], None)
                 _settle(batch[exc.applied :], exc.cause)
             except Exception as exc:
+                self._observe(len(batch), time.monotonic() - started, False)
                 if self._shrink_on(exc):
                     self.cap = max(1, len(batch) // 2)
                 _settle(batch, exc)
             else:
+                self._observe(len(batch), time.monotonic() - started, True)
                 self.cap = min(self._max_batch, self.cap * 2)
                 _settle(batch, None)
 

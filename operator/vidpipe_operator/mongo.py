@@ -34,6 +34,7 @@ from vidpipe.constants import JOBS_COLLECTION
 from vidpipe.events import EVENTS_COLLECTION, JobEvent, outbox_insert
 from vidpipe.phases import TERMINAL_PHASES
 from vidpipe.record import progress_update
+from vidpipe_operator import metrics
 from vidpipe_operator.batching import Batcher, BatchFailed
 from vidpipe_operator.offload import IOPool, is_urgent
 
@@ -58,6 +59,12 @@ def deferred_writes() -> Iterator[list[Awaitable[object]]]:
 
 def _document(op: Doc) -> Hashable:
     return str(op["q"]["_id"])
+
+
+def _observe(collection: str, writes: int, seconds: float, ok: bool) -> None:
+    outcome = "applied" if ok else "failed"
+    metrics.MONGO_BATCH_SECONDS.labels(collection=collection, outcome=outcome).observe(seconds)
+    metrics.MONGO_BATCH_WRITES.labels(collection=collection).observe(writes)
 
 
 def _too_slow(exc: Exception) -> bool:
@@ -90,9 +97,14 @@ class JobMirror:
             shrink_on=_too_slow,
             document=_document,
             urgent=is_urgent,
+            observe=partial(_observe, JOBS_COLLECTION),
         )
         self._events: Batcher[Doc] = Batcher(
-            partial(self._bulk, EVENTS_COLLECTION), batch_max, shrink_on=_too_slow, urgent=is_urgent
+            partial(self._bulk, EVENTS_COLLECTION),
+            batch_max,
+            shrink_on=_too_slow,
+            urgent=is_urgent,
+            observe=partial(_observe, EVENTS_COLLECTION),
         )
 
     async def _run(self, fn: Callable[[], T]) -> T:

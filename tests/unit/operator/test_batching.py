@@ -271,3 +271,27 @@ def test_urgent_writes_go_first_but_never_ahead_of_an_earlier_write_of_their_doc
         ["b:whole", "c:progress", "d:whole"],
         ["c:whole"],
     ]
+
+
+def test_every_batch_is_observed_with_its_size_and_outcome() -> None:
+    # Fails if a batch goes unreported to the metrics (vidpipe_operator_mongo_batch_*), is
+    # reported with another size, or a failed one counts as applied: on-call reads a mirror
+    # falling behind from these.
+    seen: list[tuple[int, bool]] = []
+
+    async def go() -> None:
+        store = FakeStore(broken={1})
+        batcher: Batcher[str] = Batcher(
+            store.flush, observe=lambda writes, seconds, ok: seen.append((writes, ok))
+        )
+        first = asyncio.create_task(batcher.submit("a"))
+        await asyncio.sleep(0)
+        rest = asyncio.create_task(_submit_all(batcher, ["b", "c"]))
+        await asyncio.sleep(0)
+        store.release.set()
+        await first
+        await rest
+        await batcher.submit("d")
+
+    asyncio.run(go())
+    assert seen == [(1, True), (2, False), (1, True)]
