@@ -303,6 +303,73 @@ class VmPeak(threading.Thread):
                         self.peak_kib = max(self.peak_kib, int(line.split()[1]))
 
 
+class CpuByComponent(threading.Thread):
+    """CPU seconds each part of the machine used during the run, per minute: where a slow
+    finish's time went on 2 shared cores. Processes are grouped by name (/proc/<pid>/comm,
+    15 characters), the operator and the bench by pid."""
+
+    NAMES = (
+        "kube-apiserver",
+        "etcd",
+        "kube-controller",
+        "kube-scheduler",
+        "kwok",
+        "kueue",
+        "ferretdb",
+        "postgres",
+        "containerd",
+        "kubelet",
+    )
+
+    def __init__(self, pids: dict[str, int], every: float = 10.0):
+        super().__init__(daemon=True, name="cpu")
+        self.pids, self.every = pids, every
+        self.stop = threading.Event()
+        self.last: dict[int, float] = {}  # pid -> CPU seconds when last read
+        self.minutes: dict[int, dict[str, float]] = {}
+        self.start_time = time.monotonic()
+
+    def _component(self, pid: int) -> str | None:
+        for name, known in self.pids.items():
+            if pid == known:
+                return name
+        try:
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            return None
+        return comm if comm in self.NAMES else None
+
+    def sample(self, account: bool = True) -> None:
+        """Read every process's CPU so far; `account`: add what it used since the last read (a
+        process started since counts whole) to the current minute."""
+        minute = int((time.monotonic() - self.start_time) // 60)
+        row: dict[str, float] = self.minutes.setdefault(minute, {}) if account else {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            pid = int(entry.name)
+            component = self._component(pid)
+            if component is None:
+                continue
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                used = process_cpu_seconds(pid)
+                before = self.last.get(pid, 0.0)
+                self.last[pid] = used
+                row[component] = row.get(component, 0.0) + used - before
+
+    def run(self) -> None:
+        self.sample(account=False)  # what every process had used before the run
+        while not self.stop.wait(self.every):
+            self.sample()
+
+    def totals(self) -> dict[str, float]:
+        found: dict[str, float] = {}
+        for row in self.minutes.values():
+            for name, seconds in row.items():
+                found[name] = found.get(name, 0.0) + seconds
+        return {name: round(seconds, 1) for name, seconds in sorted(found.items())}
+
+
 @contextlib.contextmanager
 def kwok_nodes(core: Any, count: int, log: Path) -> Iterator[list[str]]:
     """`count` tainted fake nodes managed by a KWOK controller on the host."""
@@ -545,6 +612,8 @@ def main() -> int:
                 pid = operator.proc.pid
                 rss = VmPeak(pid)
                 rss.start()
+                cpu_use = CpuByComponent({"operator": pid, "bench": os.getpid()})
+                cpu_use.start()
                 health = HealthPoll(health_port)
                 health.start()
                 if args.profile:
@@ -609,6 +678,7 @@ def main() -> int:
                 with contextlib.suppress(NameError):
                     mongo.stop.set()
                     rss.stop.set()
+                    cpu_use.stop.set()
                     health.stop.set()
                     probe.stop.set()
                 operator.stop()
@@ -704,6 +774,11 @@ def main() -> int:
             "healthz_failed_polls": health.failures,
             "controller_manager_limits": controller_limits() or "its defaults",
             "mongo_batches": batches,
+            "cpu_seconds_by_component": cpu_use.totals(),
+            "cpu_seconds_by_minute": {
+                str(minute): {name: round(seconds, 1) for name, seconds in sorted(row.items())}
+                for minute, row in sorted(cpu_use.minutes.items())
+            },
             "mongo_by_minute_count_p50_p99": {
                 str(minute): [
                     len(lags),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
@@ -46,6 +47,7 @@ from vidpipe_operator.status import (
     cancelled,
     from_job,
     get_condition,
+    merge_patched,
     now,
     parse_time,
     status_patch,
@@ -133,25 +135,30 @@ async def _write(
     force_mirror: bool,
     facts: Body | None = None,
 ) -> Phase | None:
-    """Patch the status difference, announce it, then mirror to MongoDB.
+    """Patch the status difference and mirror the result to MongoDB, both at once; announce it.
 
-    The CR is written first: if the process dies before MongoDB is updated, the next reconcile
-    of the (now terminal) VideoJob still mirrors it (resume always mirrors).
+    Neither write waits for the other: MongoDB used to be written after the patch came back,
+    so a finish reached the API's read model a whole status round trip later than it could
+    (bench/operator_scale.py, Job finished -> MongoDB). Either may land first: if the process
+    dies between the two, or one fails, the reconcile runs again (its retry, or the resume
+    after a restart, which always mirrors) and writes the same status to both; each write is
+    idempotent, and the mirror's event ids are deterministic.
     """
     meta = videojob["metadata"]
     patch = status_patch(old, new)
-    merged = {**old, **new}
+    # What the patch makes of the status on the server (the processor's own `progress` kept).
+    merged: Body = merge_patched(old, patch)
+    writes: list[Awaitable[object]] = []
     if patch:
-        resp = await rt.kube.patch_videojob_status(meta["namespace"], meta["name"], patch)
-        if resp is not None:
-            merged = resp.get("status") or merged
-        _announce(videojob, old, new)
+        writes.append(rt.kube.patch_videojob_status(meta["namespace"], meta["name"], patch))
     if patch or force_mirror:
-        await _mirror(rt, videojob, merged, facts)
-        if Phase(merged.get("phase", "Pending")).terminal and parse_time(merged.get("finishedAt")):
-            finished = parse_time(merged.get("finishedAt"))
-            if finished is not None and patch:
-                metrics.FINISH_LAG.observe(max(0.0, (now() - finished).total_seconds()))
+        writes.append(_mirror(rt, videojob, merged, facts))
+    await asyncio.gather(*writes)
+    if patch:
+        _announce(videojob, old, new)
+        finished = parse_time(merged.get("finishedAt"))
+        if finished is not None and Phase(merged.get("phase", Phase.PENDING.value)).terminal:
+            metrics.FINISH_LAG.observe(max(0.0, (now() - finished).total_seconds()))
     return Phase(merged.get("phase", Phase.PENDING.value))
 
 

@@ -447,6 +447,20 @@ def cancelled(
     return status
 
 
+def merge_patched(target: Any, patch: Any) -> Any:
+    """`target` with the JSON merge patch `patch` applied (RFC 7386), as the API server applies
+    it: objects merge key by key, None deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patched(result.get(key), value)
+    return result
+
+
 def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """A JSON merge patch turning `old` into `new` for operator-owned fields (None deletes)."""
     patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
