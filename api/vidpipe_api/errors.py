@@ -279,10 +279,10 @@ def install_error_handlers(app: FastAPI, on_error: Any = None) -> None:
     async def vidpipe_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, VidpipeError)
         _count(exc.code)
-        headers = None
+        headers = dict(exc.headers)
         if isinstance(exc, RetryLater):
-            headers = {"Retry-After": str(exc.retry_after)}
-        return error_response(exc.code, exc.message, exc.details, headers)
+            headers["Retry-After"] = str(exc.retry_after)
+        return error_response(exc.code, exc.message, exc.details, headers or None)
 
     async def request_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -85,8 +85,16 @@ class PlaybackFileNotFound(VidpipeError):
 
 
 class RangeNotSatisfiable(VidpipeError):
-    def __init__(self) -> None:
-        super().__init__(ErrorCode.VALIDATION_FAILED, "the requested range is outside the file")
+    """416 with the file's size (RFC 9110 15.5.17), so a player can ask again within it."""
+
+    def __init__(self, size: int | None) -> None:
+        super().__init__(
+            ErrorCode.RANGE_NOT_SATISFIABLE,
+            "the requested range starts beyond the end of the file",
+            {} if size is None else {"sizeBytes": size},
+        )
+        if size is not None:
+            self.headers["Content-Range"] = f"bytes */{size}"
 
 
 def token_type_for(name: str) -> TokenType | None:
@@ -236,21 +244,23 @@ class PlaybackService:
             ),
         )
 
-    async def _get(self, key: str, byte_range: str | None) -> dict[str, Any] | None:
-        """get_object off the event loop; None when the range is outside the object."""
+    async def _get(self, key: str, byte_range: str | None) -> dict[str, Any]:
+        """get_object off the event loop; RangeNotSatisfiable when the range is outside it."""
         client = self.storage.client
         bucket = self.storage.bucket
 
-        def get() -> dict[str, Any] | None:
+        def get() -> dict[str, Any]:
             params: dict[str, Any] = {"Bucket": bucket, "Key": key}
             if byte_range:
                 params["Range"] = byte_range
             try:
                 return dict(client.get_object(**params))
             except ClientError as exc:
-                if str(exc.response.get("Error", {}).get("Code", "")) == "InvalidRange":
-                    return None
-                raise
+                if str(exc.response.get("Error", {}).get("Code", "")) != "InvalidRange":
+                    raise
+            # The size for Content-Range: S3's refusal does not always carry it.
+            size = client.head_object(Bucket=bucket, Key=key).get("ContentLength")
+            raise RangeNotSatisfiable(None if size is None else int(size))
 
         try:
             return await self.storage.call(get)
@@ -259,7 +269,6 @@ class PlaybackService:
 
     async def _read_text(self, job: str, name: str) -> str:
         got = await self._get(output_key(job, name), None)
-        assert got is not None  # no range asked
 
         def read() -> bytes:
             with got["Body"] as body:
@@ -273,8 +282,6 @@ class PlaybackService:
 
     async def _stream(self, job: str, name: str, byte_range: str | None) -> Stream:
         got = await self._get(output_key(job, name), byte_range)
-        if got is None:
-            raise RangeNotSatisfiable()
         headers = {
             "Accept-Ranges": "bytes",
             "Content-Length": str(got["ContentLength"]),

@@ -72,6 +72,7 @@ class ErrorCode(StrEnum):
     PLAYBACK_RESOLUTION_REFUSED = "playback_resolution_refused"
     PLAYBACK_NOT_READY = "playback_not_ready"
     PLAYBACK_NOT_FOUND = "playback_not_found"
+    RANGE_NOT_SATISFIABLE = "range_not_satisfiable"
     # Presets (issue 16)
     UNKNOWN_PRESET = "unknown_preset"
 
@@ -168,6 +169,9 @@ CATALOGUE: dict[ErrorCode, ErrorSpec] = {
         409, "The job has not succeeded with HLS outputs; there is nothing to play."
     ),
     ErrorCode.PLAYBACK_NOT_FOUND: ErrorSpec(404, "No such playback id for this caller."),
+    ErrorCode.RANGE_NOT_SATISFIABLE: ErrorSpec(
+        416, "The requested byte range starts beyond the end of the file."
+    ),
     ErrorCode.UNKNOWN_PRESET: ErrorSpec(
         422, "No VideoPreset in the jobs namespace nor ClusterVideoPreset has that name."
     ),
@@ -199,6 +203,8 @@ class VidpipeError(Exception):
         self.code = code
         self.message = message
         self.details = details or {}
+        # Response headers the refusal carries (Retry-After, Content-Range); HTTP only.
+        self.headers: dict[str, str] = {}
 
     @property
     def http_status(self) -> int:

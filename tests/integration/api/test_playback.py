@@ -175,6 +175,17 @@ def test_segments_are_served_with_range_support(proxied: Played) -> None:
     assert whole.headers["access-control-allow-origin"] == "*"
 
 
+def test_a_range_beyond_the_file_answers_416_with_its_size(proxied: Played) -> None:
+    # Fails if a range past the end answers anything but 416 with `Content-Range: bytes */size`
+    # (RFC 9110), which a player needs to ask again within the file.
+    token = issue(proxied.api, proxied.job_id).json()["tokens"]["video"]
+    size = (proxied.files / "360p.cmfv").stat().st_size
+    beyond = get(proxied.api, f"/play/{token}/360p.cmfv", Range=f"bytes={size}-")
+    refused(beyond, "range_not_satisfiable", 416)
+    assert beyond.headers["content-range"] == f"bytes */{size}"
+    assert beyond.json()["details"] == {"sizeBytes": size}
+
+
 def test_max_resolution_filters_the_master_and_refuses_higher_renditions(proxied: Played) -> None:
     # Fails if a rendition above max_resolution is listed or served, by playlist or by file.
     body = issue(proxied.api, proxied.job_id, maxResolution="240p").json()
