@@ -191,9 +191,9 @@ class MongoPoll(threading.Thread):
     watch saw it) that are not yet seen Succeeded, one `_id` at a time, so a poll costs the same
     at the 10,000th job as at the first and the figure's resolution stays the poll interval.
     Not one `$in` query: FerretDB pushes no `$in` down to PostgreSQL, so each poll decoded every
-    document (0.3 s at 10,000, against 15 ms for 20 reads by `_id`), and the bench's own poll was
-    the largest CPU load on FerretDB, slowing the writes it measures (run at bc49ea5,
-    cpu_seconds_by_minute).
+    document (mongo_poll_p50_seconds 0.22 at bc49ea5, 0.010 by `_id` at caee538), and the bench's
+    own poll was the largest CPU load on FerretDB, slowing the writes it measures (run at
+    bc49ea5, cpu_seconds_by_component).
     """
 
     def __init__(self, url: str, interval: float, finished: Callable[[], list[str]]):
@@ -307,7 +307,8 @@ class VmPeak(threading.Thread):
 class CpuByComponent(threading.Thread):
     """CPU seconds each part of the machine used during the run, per minute: where a slow
     finish's time went on 2 shared cores. Processes are grouped by name (/proc/<pid>/comm,
-    15 characters), the operator and the bench by pid."""
+    15 characters), the operator and the bench by pid; `ferretdb` includes the local cluster's
+    own (idle during the run) besides the bench's."""
 
     NAMES = (
         "kube-apiserver",

@@ -84,6 +84,7 @@ class RetryLater(VidpipeError):
     ) -> None:
         super().__init__(code, message, {**details, "retryAfterSeconds": retry_after})
         self.retry_after = retry_after
+        self.headers["Retry-After"] = str(retry_after)
 
 
 class RateLimited(RetryLater):
@@ -279,10 +280,7 @@ def install_error_handlers(app: FastAPI, on_error: Any = None) -> None:
     async def vidpipe_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, VidpipeError)
         _count(exc.code)
-        headers = dict(exc.headers)
-        if isinstance(exc, RetryLater):
-            headers["Retry-After"] = str(exc.retry_after)
-        return error_response(exc.code, exc.message, exc.details, headers or None)
+        return error_response(exc.code, exc.message, exc.details, dict(exc.headers) or None)
 
     async def request_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -60,7 +60,7 @@ from vidpipe_api.deps import (
     get_job_record,
     get_owner,
 )
-from vidpipe_api.errors import Forbidden, RetryLater
+from vidpipe_api.errors import Forbidden
 from vidpipe_api.formstream import ParsedForm
 from vidpipe_api.jobs import job_view
 from vidpipe_api.limits import UploadSlotsDep
@@ -94,11 +94,10 @@ class CompatRoute(APIRoute):
                 return JSONResponse(validation_body(exc), status_code=422)
             except VidpipeError as exc:
                 _count(request, exc.code)
-                headers = None
-                if isinstance(exc, RetryLater):
-                    headers = {"Retry-After": str(exc.retry_after)}
                 return JSONResponse(
-                    refusal(exc), status_code=http_status(exc.code), headers=headers
+                    refusal(exc),
+                    status_code=http_status(exc.code),
+                    headers=dict(exc.headers) or None,
                 )
 
         return answer
