@@ -440,7 +440,7 @@ EOF
   # The visibility API (VisibilityOnDemand) is an aggregated API server, which this
   # kube-apiserver is not configured to front (no --requestheader-* / proxy client flags):
   # queue positions come from the Workload list instead (docs/queueing.md).
-  # Kueue v0.17 reads a metrics certificate from a fixed path whenever it does not manage its own
+  # Kueue (v0.17 to v0.19) reads a metrics certificate from a fixed path whenever it does not manage its own
   # certificates, metrics server or not: it runs in a mount namespace of its own where that path
   # shows our certificate directory. The host keeps only the empty mount point (removed by down).
   mkdir -p "$KUEUE_METRICS_CERTS"

@@ -11,7 +11,7 @@ export CGO_ENABLED=0 GOFLAGS=-trimpath
 HELM_VERSION=v3.19.5
 VERSITYGW_VERSION=v1.8.0
 KWOK_VERSION=v0.8.0
-KUEUE_VERSION=v0.17.0
+KUEUE_VERSION=v0.19.2
 FERRETDB_VERSION=$(cd "$repo/hack/gotools/ferretdb" && go list -m -f '{{.Version}}' github.com/FerretDB/FerretDB)
 
 build_install() {  # name version package

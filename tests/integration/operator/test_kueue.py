@@ -257,6 +257,16 @@ def contested_shares(items: list[dict[str, Any]]) -> tuple[dict[str, float], flo
     return {queue: seconds / total for queue, seconds in held.items()}, end - start
 
 
+def admissions(items: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Each LocalQueue's admission times, seconds after the first Workload was created: what a
+    failed share assertion shows, so the turns can be read from the report."""
+    t0 = min(_seconds(str(w["metadata"]["creationTimestamp"])) for w in items)
+    times: dict[str, list[float]] = {}
+    for w in items:
+        times.setdefault(_tenant(w), []).append(_seconds(_condition_time(w, "Admitted")) - t0)
+    return {queue: sorted(ts) for queue, ts in times.items()}
+
+
 def test_three_tenants_bursts_are_admitted_by_fair_share_within_quota(
     kueue_operator: OperatorProcess, cluster: Cluster
 ) -> None:
@@ -295,7 +305,7 @@ def test_three_tenants_bursts_are_admitted_by_fair_share_within_quota(
     assert window >= 10, (shares, window)  # long enough for the turns to show
     assert set(shares) == queues
     for queue, share in shares.items():
-        assert abs(share - 1 / 3) <= 0.2 / 3, (queue, shares, window)
+        assert abs(share - 1 / 3) <= 0.2 / 3, (queue, shares, window, admissions(mine))
     assert 0 < watch.most_reserved <= SLOTS
     for name in names["tenant-a"]:
         status = cluster.status(name)
