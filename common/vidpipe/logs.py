@@ -42,12 +42,15 @@ class JsonFormatter(logging.Formatter):
         }
         if self.job_id:
             entry["jobId"] = self.job_id
-        entry.update(
-            {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
-        )
+        entry.update(self.extra_fields(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return _REDACT.sub(_redacted, json.dumps(entry, default=str, ensure_ascii=False))
+
+    def extra_fields(self, record: logging.LogRecord) -> dict[str, Any]:
+        """What the call passed through `extra` (a component may reshape a library's extras)."""
+        fields = vars(record).items()
+        return {k: v for k, v in fields if k not in _STANDARD and not k.startswith("_")}
 
 
 def _redacted(match: re.Match[str]) -> str:
@@ -59,10 +62,13 @@ def _redacted(match: re.Match[str]) -> str:
     return text.split("=")[0] + "=<redacted>" if "=" in text else "vpk_<redacted>"
 
 
-def install_json_logging(stream: TextIO, level: str, job_id: str | None = None) -> None:
+def install_json_logging(
+    stream: TextIO, level: str, job_id: str | None = None, formatter: JsonFormatter | None = None
+) -> logging.Handler:
     """Every record of this process goes to `stream` as JSON, through this one handler."""
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter(job_id))
+    handler.setFormatter(formatter or JsonFormatter(job_id))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    return handler

@@ -29,6 +29,7 @@ from vidpipe.phases import Phase
 from vidpipe.record import deleted_update
 from vidpipe_operator import metrics
 from vidpipe_operator.liveness import HEARTBEAT
+from vidpipe_operator.logs import videojob_fields, videojob_logger
 from vidpipe_operator.mongo import deferred_writes
 from vidpipe_operator.names import LABEL_VIDEOJOB, VIDEOJOB_DELETED
 from vidpipe_operator.offload import Urgency, urgency
@@ -204,7 +205,13 @@ async def _reconcile_once(
     async with rt.lock(namespace, name):
         with deferred_writes() as writes:
             result = await reconcile(
-                rt, namespace, name, logger=log, force_mirror=force_mirror, body=body, job=job
+                rt,
+                namespace,
+                name,
+                logger=videojob_logger(namespace, name),
+                force_mirror=force_mirror,
+                body=body,
+                job=job,
             )
     if writes:
         rt.spawn(_confirm_mirror(rt, namespace, name, writes))
@@ -228,7 +235,10 @@ async def _confirm_mirror(
         await asyncio.gather(*writes)
     except Exception as exc:
         delay = rt.mirror_backoff[key] = min(2 * rt.mirror_backoff.get(key, 0.5), MAX_BACKOFF)
-        log.warning(f"mirroring {namespace}/{name} failed, retrying in {delay:.0f}s: {exc}")
+        log.warning(
+            f"mirroring {namespace}/{name} failed, retrying in {delay:.0f}s: {exc}",
+            extra=videojob_fields(namespace, name),
+        )
         await asyncio.sleep(delay)
         kick(rt, namespace, name, force_mirror=True, urgent=True)
     else:
@@ -259,7 +269,10 @@ async def _with_retries(
             )
             return  # done, waiting for a slot (a freed slot kicks it again) or stopping
         except Exception as exc:
-            log.warning(f"reconcile of {namespace}/{name} failed, retrying in {delay:.0f}s: {exc}")
+            log.warning(
+                f"reconcile of {namespace}/{name} failed, retrying in {delay:.0f}s: {exc}",
+                extra=videojob_fields(namespace, name),
+            )
             body = job = None
             # The failed attempt may have patched the VideoJob and then failed to write MongoDB
             # (down): the retry sees no status difference, so it must mirror all the same.

@@ -13,27 +13,15 @@ from vidpipe_operator import handlers  # noqa: F401  (registers the handlers wit
 from vidpipe_operator.kube import load_config
 from vidpipe_operator.lease import LeaseElector
 from vidpipe_operator.liveness import HEARTBEAT, serve
+from vidpipe_operator.logs import configure_logging
 from vidpipe_operator.settings import OperatorSettings
 
 log = logging.getLogger("vidpipe_operator")
 
 
-class QuietHandlerSuccess(logging.Filter):
-    """Drops kopf's line for every watch event a handler took without error: at 10,000
-    VideoJobs it was nearly the whole log (50,000 lines a run, bench/operator_scale.py) and
-    said nothing. A handler's failure and every line of ours still pass."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return not (message.startswith("Handler '") and message.endswith("' succeeded."))
-
-
 def main() -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("kopf.objects").addFilter(QuietHandlerSuccess())
     settings = OperatorSettings()
+    configure_logging(settings.log_level)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     if settings.liveness_port:

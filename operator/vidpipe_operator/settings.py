@@ -104,6 +104,7 @@ class OperatorSettings(S3Settings, MongoSettings, MediaLimitSettings, EncodeSett
     liveness_port: int = Field(default=8081, ge=0, le=65535)
     liveness_stale_seconds: float = Field(default=300.0, gt=0)
     metrics_port: int = Field(default=8080, ge=0, le=65535)  # 0 disables the endpoint
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
     @model_validator(mode="after")
     def _stale_after_resync(self) -> OperatorSettings:
