@@ -16,7 +16,12 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from vidpipe import constants
-from vidpipe_operator.names import KUEUE_GROUP, KUEUE_VERSION, LABEL_POD_JOB_NAME
+from vidpipe_operator.names import (
+    JOB_UID_LABEL,
+    KUEUE_GROUP,
+    KUEUE_VERSION,
+    LABEL_POD_JOB_NAME,
+)
 from vidpipe_operator.offload import IOPool
 
 T = TypeVar("T")
@@ -216,14 +221,16 @@ class Kube:
 
         return await self._create(create, manifest) is not None
 
-    async def list_workloads(self, namespace: str) -> list[Body]:
-        """Kueue mode: the namespace's Workloads (the operator only reads them)."""
+    async def list_workloads(self, namespace: str, job_uid: str | None = None) -> list[Body]:
+        """Kueue mode: the namespace's Workloads (the operator only reads them), or only the one
+        of the Job with uid `job_uid` (Kueue labels each Workload with its Job's uid)."""
         call = partial(
             self.custom.list_namespaced_custom_object,
             KUEUE_GROUP,
             KUEUE_VERSION,
             namespace,
             "workloads",
+            label_selector=f"{JOB_UID_LABEL}={job_uid}" if job_uid else None,
             _preload_content=False,
         )
         items: list[Body] = _json(await self._run(call)).get("items", [])

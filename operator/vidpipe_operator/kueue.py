@@ -14,14 +14,12 @@ import re
 from typing import Any
 
 from vidpipe import constants
-from vidpipe_operator.names import KUEUE_GROUP, KUEUE_VERSION, MANAGED_BY
+from vidpipe_operator.names import JOB_UID_LABEL, KUEUE_GROUP, KUEUE_VERSION, MANAGED_BY
 from vidpipe_operator.settings import OperatorSettings
 from vidpipe_operator.status import QueueView, parse_time
 
 QUEUE_LABEL = f"{KUEUE_GROUP}/queue-name"
 PRIORITY_LABEL = f"{KUEUE_GROUP}/priority-class"
-# Kueue labels each Workload with the uid of the Job it stands for.
-JOB_UID_LABEL = f"{KUEUE_GROUP}/job-uid"
 # LocalQueue names are DNS labels: a readable part of the owner plus a hash of all of it, so two
 # owners never share a queue (and so their fair share) whatever characters their names hold.
 _PREFIX = "vidpipe-"
@@ -91,17 +89,23 @@ def _order(workload: Body) -> tuple[int, str, str]:
     )
 
 
-def queue_view(workloads: list[Body], job: Body) -> QueueView:
+def _job_uid(workload: Body) -> object:
+    return (workload["metadata"].get("labels") or {}).get(JOB_UID_LABEL)
+
+
+def queue_view(workloads: list[Body], job: Body, own: list[Body] | None = None) -> QueueView:
     """What the Workloads of the namespace say about `job`: its LocalQueue, its place among the
     pending Workloads of the namespace (an estimate of Kueue's order: Admission Fair Sharing also
-    orders tenants by usage, which only Kueue's visibility API reports), and its last eviction."""
+    orders tenants by usage, which only Kueue's visibility API reports), and its last eviction.
+
+    `own`, when given, is the Job's Workload read just now: it replaces the listing's copy, which
+    may be seconds old (listing.SharedListing), so an eviction is never reported late."""
     labels = job["metadata"].get("labels") or {}
     queue = str(labels.get(QUEUE_LABEL) or "")
     uid = job["metadata"].get("uid")
-    mine = next(
-        (w for w in workloads if (w["metadata"].get("labels") or {}).get(JOB_UID_LABEL) == uid),
-        None,
-    )
+    if own is not None:
+        workloads = [w for w in workloads if _job_uid(w) != uid] + own
+    mine = next((w for w in workloads if _job_uid(w) == uid), None)
     if mine is None:
         return QueueView(queue, None)
     evicted = _true(mine, "Evicted") or {}

@@ -16,6 +16,8 @@ LABEL_POD_JOB_NAME = "batch.kubernetes.io/job-name"
 # Kueue's API (kueue mode): LocalQueues the operator creates, Workloads it reads.
 KUEUE_GROUP = "kueue.x-k8s.io"
 KUEUE_VERSION = "v1beta2"
+# Kueue labels each Workload with the uid of the Job it stands for.
+JOB_UID_LABEL = f"{KUEUE_GROUP}/job-uid"
 
 # VideoJob condition types: one per question an on-call engineer asks.
 ADMITTED = "Admitted"  # has it got a slot and a Job?

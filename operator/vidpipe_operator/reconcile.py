@@ -179,10 +179,15 @@ def kueue_mode(rt: Runtime) -> bool:
 
 async def _queue_view(rt: Runtime, namespace: str, job: Body, view: JobView) -> QueueView:
     """Kueue mode: the Job's LocalQueue and, while it waits, its place (read from the
-    namespace's Workloads only then: a running or finished job needs no list)."""
+    namespace's Workloads only then: a running or finished job needs no list). Its own Workload
+    is read fresh; the others come from the namespace's listing shared by every waiting job."""
     if view.outcome is not Outcome.SUSPENDED:
         return queue_view([], job)
-    return queue_view(await rt.kube.list_workloads(namespace), job)
+    listing, own = await asyncio.gather(
+        rt.workloads.get(namespace),
+        rt.kube.list_workloads(namespace, job_uid=str(job["metadata"]["uid"])),
+    )
+    return queue_view(listing, job, own)
 
 
 def _access_expiring(rt: Runtime, videojob: Body, job: Body) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 
 from vidpipe_operator.kube import Kube
 from vidpipe_operator.lease import LeaseElector
+from vidpipe_operator.listing import SharedListing
 from vidpipe_operator.mongo import JobMirror
 from vidpipe_operator.offload import IOPool, Urgency
 from vidpipe_operator.queue import QueueEntry
@@ -54,6 +55,14 @@ class Runtime:
     handler_context: contextvars.Context | None = None
     # The Lease this replica acts under (None: leader election is off).
     elector: LeaseElector | None = None
+    # Kueue mode: each namespace's Workloads, listed once for every waiting job's position.
+    workloads: SharedListing = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.workloads = SharedListing(
+            lambda namespace: self.kube.list_workloads(namespace),
+            self.settings.kueue_listing_max_age_seconds,
+        )
 
     async def may_act(self) -> bool:
         """Wait until this replica may write (its Lease renewal is fresh); False once the Lease

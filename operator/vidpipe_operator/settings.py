@@ -45,6 +45,9 @@ class OperatorSettings(S3Settings, MongoSettings, MediaLimitSettings, EncodeSett
     # owner points at kueue_cluster_queue; spec.priority names a WorkloadPriorityClass).
     queueing_mode: Literal["builtin", "kueue"] = "builtin"
     kueue_cluster_queue: str = "vidpipe"
+    # Waiting jobs' positions come from one listing of the namespace's Workloads at most this old
+    # (listing.SharedListing); each job's own Workload (its eviction) is always read fresh.
+    kueue_listing_max_age_seconds: float = Field(default=5.0, ge=0)
     kueue_priority_classes: dict[str, str] = Field(
         default_factory=lambda: {p: f"vidpipe-{p}" for p in ("low", "normal", "high")}
     )

@@ -42,7 +42,7 @@ def _workload(
         "metadata": {
             "name": name,
             "creationTimestamp": created,
-            "labels": {kueue.JOB_UID_LABEL: uid or f"uid-{name}"},
+            "labels": {names.JOB_UID_LABEL: uid or f"uid-{name}"},
         },
         "spec": {"priority": priority},
         "status": {"conditions": conditions or []},
@@ -103,6 +103,27 @@ def test_position_counts_the_pending_workloads_ahead_by_priority_then_age() -> N
     newer = _workload("newer", created="2026-01-01T00:00:40Z")
     view = kueue.queue_view([admitted, older, urgent, mine, newer], _suspended())
     assert view == QueueView("vidpipe-alice-x", 3)
+
+
+def test_the_jobs_own_workload_read_fresh_wins_over_the_shared_listing() -> None:
+    # Fails if the listing's copy of the Job's own Workload (seconds old) is used when a fresh
+    # one was read: an eviction that happened since would be reported late, or the job would
+    # keep a place it no longer has; or if the fresh copy is counted twice.
+    stale_mine = _workload("mine", uid="job-uid", created="2026-01-01T00:00:30Z")
+    older = _workload("older", created="2025-12-31T00:00:00Z")
+    evicted = _workload(
+        "mine",
+        uid="job-uid",
+        created="2026-01-01T00:00:30Z",
+        conditions=[{**cond("Evicted", reason="Preempted"), "message": "by a higher priority"}],
+    )
+    view = kueue.queue_view([older, stale_mine], _suspended(), own=[evicted])
+    assert view == QueueView("vidpipe-alice-x", 2, "Preempted", "by a higher priority")
+    # Admitted since the listing: no place, whatever the listing still says.
+    admitted = _workload("mine", uid="job-uid", conditions=[cond("QuotaReserved")])
+    assert kueue.queue_view([older, stale_mine], _suspended(), own=[admitted]).position is None
+    # Not yet created when read: the listing's copy does not stand in for it.
+    assert kueue.queue_view([older, stale_mine], _suspended(), own=[]).position is None
 
 
 def test_no_workload_yet_means_no_position() -> None:
