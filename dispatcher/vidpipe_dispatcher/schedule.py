@@ -47,7 +47,9 @@ def parse_retry_after(value: str | None, now: datetime, cap: float) -> float | N
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
+    # ASCII digits only: str.isdigit() also accepts "²" and other digits float() refuses, and a
+    # receiver's header must never make the attempt fail before it is recorded.
+    if text.isascii() and text.isdigit():
         return min(float(text), cap)
     try:
         when = parsedate_to_datetime(text)

@@ -114,6 +114,28 @@ def test_retry_after_is_honoured(
         assert (second["at"] - first["at"]).total_seconds() >= 2.0
 
 
+def test_a_retry_after_with_a_non_ascii_digit_is_ignored_and_the_attempt_recorded(
+    db: Database[Doc],
+    receiving: Receiving,
+    dispatchers: Callable[..., DispatcherProcess],
+) -> None:
+    # Fails if `Retry-After: ²` (a digit to str.isdigit, not to float) makes the attempt raise
+    # before it is recorded: the 503 would be missing from the delivery's attempts, and the
+    # delivery would be claimed again first every minute, ahead of every other tenant's.
+    _, rx = receiving("/busy/", retry_after="\u00b2")
+    (event,) = job_life("j1")[:1]
+    insert_event(db, event)
+    dispatchers(**ALLOW)
+    wait_until(
+        lambda: db[DELIVERIES_COLLECTION].count_documents({"state": "succeeded"}) == 1,
+        what="the delivery recorded as succeeded",
+    )
+    delivery = db[DELIVERIES_COLLECTION].find_one({"event_id": event.id})
+    assert delivery is not None
+    assert [a["status_code"] for a in delivery["attempts"]] == [503, 200]
+    assert sorted(r["status"] for r in rx.records() if r["id"] == event.id) == [200, 503]
+
+
 def test_rotation_signs_with_both_secrets_during_the_grace_period(
     db: Database[Doc],
     receivers: Callable[..., Receiver],

@@ -60,10 +60,12 @@ def test_jitter_stays_within_its_bounds_and_varies() -> None:
 @pytest.mark.parametrize(
     ("header", "seconds"),
     [("120", 120.0), (" 7 ", 7.0), ("0", 0.0), ("999999", 3600.0), (None, None), ("soon", None),
-     ("-5", None), ("1.5", None)],
+     ("-5", None), ("1.5", None), ("\u00b2", None), ("\u0661\u0662", None)],
 )  # fmt: skip
 def test_retry_after_seconds(header: str | None, seconds: float | None) -> None:
-    # Fails if delta-seconds were misread, uncapped, or garbage taken for a delay.
+    # Fails if delta-seconds were misread, uncapped, or garbage taken for a delay; or if a
+    # non-ASCII digit ("²", Arabic-Indic "١٢") raises: the attempt would go unrecorded and be
+    # claimed again first, every minute, ahead of every other tenant's deliveries.
     assert parse_retry_after(header, NOW, cap=3600) == seconds
 
 
