@@ -63,6 +63,11 @@ _METADATA: Final = frozenset(
 )
 _CGNAT: Final = ip_network("100.64.0.0/10")
 _NAT64: Final = ip_network("64:ff9b::/96")
+# Further IPv6 forms whose last 32 bits are an IPv4 address some translator may reach:
+# IPv4-compatible (deprecated, ::a.b.c.d) and IPv4-translated (SIIT, ::ffff:0:a.b.c.d).
+_IPV4_TAIL: Final = (ip_network("::/96"), ip_network("::ffff:0:0:0/96"))
+# Local-use NAT64 (RFC 8215): a network's own translator, never a public receiver.
+_LOCAL_NAT64: Final = ip_network("64:ff9b:1::/48")
 # Names that resolve only inside a host, a LAN or a Kubernetes cluster (`svc`, `svc.cluster.local`
 # and pod DNS all end in one of these); GCP's metadata server is metadata.google.internal.
 INTERNAL_SUFFIXES: Final = (
@@ -79,8 +84,9 @@ def _embedded_ipv4(address: IPv6Address) -> IPv4Address | None:
         return address.sixtofour
     if address.teredo is not None:
         return address.teredo[1]
-    if address in _NAT64:
-        return IPv4Address(int(address) & 0xFFFFFFFF)
+    if address in _NAT64 or any(address in net for net in _IPV4_TAIL):
+        # Not `::` and `::1`: they are the unspecified and the loopback address themselves.
+        return IPv4Address(int(address) & 0xFFFFFFFF) if int(address) > 1 else None
     return None
 
 
@@ -89,8 +95,8 @@ def address_refusal(address: IPAddress) -> str | None:
     rule: the API applies it to IP literals when an endpoint is saved, the dispatcher to every
     address a name resolves to, right before it connects.
 
-    An IPv6 form that carries an IPv4 address (`::ffff:127.0.0.1`, 6to4, Teredo, NAT64) is
-    judged as that IPv4 address.
+    An IPv6 form that carries an IPv4 address (`::ffff:127.0.0.1`, IPv4-compatible `::7f00:1`,
+    SIIT `::ffff:0:7f00:1`, 6to4, Teredo, NAT64) is judged as that IPv4 address.
     """
     if isinstance(address, IPv6Address):
         inner = _embedded_ipv4(address)
@@ -101,6 +107,10 @@ def address_refusal(address: IPAddress) -> str | None:
             return f"{why} (inside IPv6 {address})"
     if address in _METADATA:
         return "cloud metadata address"
+    if isinstance(address, IPv6Address) and address in _LOCAL_NAT64:
+        return "local-use NAT64 address"
+    if isinstance(address, IPv6Address) and address.is_site_local:
+        return "site-local address"
     if address.version == 4 and address in _CGNAT:
         return "shared (CGNAT) address"
     if address.is_loopback:

@@ -35,6 +35,9 @@ def resolver(table: dict[str, list[str]]) -> Any:
         "fd00:ec2::254", "100.64.0.1", "100.127.255.254", "224.0.0.1", "ff02::1", "240.0.0.1",
         "255.255.255.255", "192.0.2.1", "::ffff:127.0.0.1", "::ffff:169.254.169.254",
         "2002:7f00:0001::", "2002:a9fe:a9fe::1", "64:ff9b::a9fe:a9fe",
+        # Python calls these global: IPv4-compatible and SIIT forms of 127.0.0.1, local-use
+        # NAT64 of 169.254.169.254, deprecated site-local.
+        "::7f00:1", "::ffff:0:7f00:1", "64:ff9b:1::a9fe:a9fe", "fec0::1",
     ],
 )  # fmt: skip
 def test_non_public_addresses_are_refused(address: str) -> None:
