@@ -78,6 +78,7 @@ INTERNAL_STATUS: dict[ErrorCode, InternalStatus] = {
     ErrorCode.PLAYBACK_NOT_READY: S.INVALID_INPUT,
     ErrorCode.PLAYBACK_NOT_FOUND: S.INVALID_INPUT,
     ErrorCode.RANGE_NOT_SATISFIABLE: S.INVALID_INPUT,
+    ErrorCode.BODY_TOO_LARGE: S.INVALID_INPUT,
     ErrorCode.UNKNOWN_PRESET: S.INVALID_INPUT,  # presets are /v1 only
     # A video, but outside the limits: the file type is fine, the input is not.
     ErrorCode.DURATION_LIMIT_EXCEEDED: S.INVALID_INPUT,

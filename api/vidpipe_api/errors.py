@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vidpipe.errors import CATALOGUE, ErrorCode, VidpipeError
 
@@ -256,7 +257,7 @@ def _http_code(status: int) -> ErrorCode:
         403: ErrorCode.FORBIDDEN,
         404: ErrorCode.NOT_FOUND,
         405: ErrorCode.METHOD_NOT_ALLOWED,
-        413: ErrorCode.UPLOAD_TOO_LARGE,
+        413: ErrorCode.BODY_TOO_LARGE,
         415: ErrorCode.UNSUPPORTED_FORMAT,
         429: ErrorCode.RATE_LIMITED,
     }.get(status, ErrorCode.VALIDATION_FAILED if 400 <= status < 500 else ErrorCode.INTERNAL)
@@ -314,3 +315,38 @@ def install_error_handlers(app: FastAPI, on_error: Any = None) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(Exception, unexpected)
+
+
+class BodyLimitAnswer:
+    """Sends the catalogue's `413 body_too_large` in place of the plain-text 413 that Starlette's
+    body limiter (FastAPI's `max_body_size`) answers outside the app's error handlers: for a
+    declared Content-Length over the limit, and for a response begun before the body was read.
+    The app itself never answers a plain-text 413, so the rewrite catches nothing else."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        replaced = False
+
+        async def send_catalogued(message: Message) -> None:
+            nonlocal replaced
+            if message["type"] == "http.response.start" and _plain_413(message):
+                replaced = True
+                response = error_response(
+                    ErrorCode.BODY_TOO_LARGE, "the request body exceeds this route's size limit"
+                )
+                await response(scope, receive, send)
+            elif not replaced:  # the plain-text body of a replaced answer is dropped
+                await send(message)
+
+        await self.app(scope, receive, send_catalogued)
+
+
+def _plain_413(start: Message) -> bool:
+    headers: dict[bytes, bytes] = dict(start.get("headers") or [])
+    status: int = start["status"]
+    return status == 413 and headers.get(b"content-type", b"").startswith(b"text/plain")

@@ -12,6 +12,7 @@ the wait for each chunk, the total timeout bounds the whole body.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -23,6 +24,11 @@ from fastapi import Depends, Request
 
 from vidpipe_api.errors import TooManyConcurrentUploads, UploadTimeout
 from vidpipe_api.settings import Settings
+
+# `max_body_size` of the routes that stream an upload: they lift the app's JSON body limit
+# (Settings.max_request_body_bytes) and enforce max_upload_bytes, the form limits and the body
+# timeouts themselves as the bytes arrive, after the caller is authenticated.
+STREAMED_BODY = sys.maxsize
 
 # Sent as Retry-After with a 429 for a full slot table: uploads take seconds to minutes, so a
 # short wait is a fair first guess; clients should back off further on repeated refusals.

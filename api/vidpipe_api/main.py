@@ -13,10 +13,11 @@ from datetime import timedelta
 
 import anyio
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from vidpipe_api import NAME, __version__
 from vidpipe_api.context import AppContext
-from vidpipe_api.errors import install_error_handlers
+from vidpipe_api.errors import BodyLimitAnswer, install_error_handlers
 from vidpipe_api.logs import configure_logging
 from vidpipe_api.metrics import Metrics, MetricsMiddleware, metrics_app
 from vidpipe_api.playback_service import PlaybackService, signer_from_settings
@@ -53,6 +54,12 @@ The deprecated `/api/...` paths serve clients of the service this one replaces, 
 # Threads for blocking SDK calls (boto3, pymongo, kubernetes): parts in flight and probes of
 # many concurrent uploads must not queue behind each other; anyio's default is 40.
 WORKER_THREADS = 128
+
+
+class VidpipeApp(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outermost: FastAPI's body limiter sits outside every middleware and handler we add.
+        return BodyLimitAnswer(super().build_middleware_stack())
 
 
 def create_app(settings: Settings | None = None, *, start_reconciler: bool = True) -> FastAPI:
@@ -94,13 +101,15 @@ def create_app(settings: Settings | None = None, *, start_reconciler: bool = Tru
                         await running
             ctx.close()
 
-    app = FastAPI(
+    app = VidpipeApp(
         title=NAME,
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        # Routes that stream an upload lift it (STREAMED_BODY) and enforce their own limits.
+        max_body_size=settings.max_request_body_bytes,
     )
     app.state.ctx = AppContext.build(settings, metrics)
     app.state.playback = PlaybackService(

@@ -108,7 +108,7 @@ def parse_options(options_json: str | None, fields: Mapping[str, str]) -> Output
             raise InvalidRequest("send either `options` or the shorthand fields, not both")
         try:
             doc = json.loads(options_json)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested thousands deep
             raise InvalidRequest("`options` is not valid JSON", {"field": "options"}) from exc
         if not isinstance(doc, dict):
             raise InvalidRequest("`options` must be a JSON object", {"field": "options"})
@@ -182,7 +182,7 @@ def parse_metadata(value: str | Mapping[str, Any] | None) -> dict[str, str]:
     if isinstance(value, str):
         try:
             doc = json.loads(value)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested thousands deep
             raise InvalidRequest("`metadata` is not valid JSON", {"field": "metadata"}) from exc
     if not isinstance(doc, Mapping):
         raise InvalidRequest("`metadata` must be a JSON object", {"field": "metadata"})

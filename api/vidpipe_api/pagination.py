@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from vidpipe_api.errors import InvalidRequest
 
+MAX_CURSOR_MS = 10**13
+
 
 @dataclass(frozen=True)
 class Cursor:
@@ -29,8 +31,11 @@ def decode_cursor(token: str, max_id: int = 63) -> Cursor:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         created_ms, job_id = json.loads(raw)
-    except (binascii.Error, ValueError, TypeError) as exc:
+    # RecursionError: JSON nested a few thousand deep.
+    except (binascii.Error, ValueError, TypeError, RecursionError) as exc:
         raise InvalidRequest("invalid cursor") from exc
-    if not isinstance(created_ms, int) or not isinstance(job_id, str) or len(job_id) > max_id:
+    # A time a datetime can hold (13 digits of ms: until the year 2286); bool is an int too.
+    in_range = type(created_ms) is int and 0 <= created_ms < MAX_CURSOR_MS
+    if not in_range or not isinstance(job_id, str) or len(job_id) > max_id:
         raise InvalidRequest("invalid cursor")
     return Cursor(created_ms, job_id)

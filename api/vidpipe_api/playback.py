@@ -189,7 +189,7 @@ class Signer:
         # order), but only HS256 and only a known kid.
         try:
             fields = json.loads(_unb64(header))
-        except (ValueError, binascii.Error):
+        except (ValueError, binascii.Error, RecursionError):  # nested a few thousand deep
             raise TokenInvalid() from None
         if not isinstance(fields, dict) or fields.get("alg") != _HEADER_ALG:
             raise TokenInvalid()

@@ -79,6 +79,10 @@ class Settings(S3Settings, MongoSettings, MediaLimitSettings):
     upload_idle_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
     # Wall-clock limit for receiving one streamed upload; slower clients use presigned sessions.
     upload_total_timeout_seconds: Annotated[float, Field(gt=0)] = 3600.0
+    # Every other body (the JSON of webhooks, presigned uploads, playback): FastAPI parses it
+    # before any dependency runs, so before the API key is checked, and a parsed JSON body takes
+    # many times its size in memory.
+    max_request_body_bytes: Annotated[int, Field(ge=1024, le=64 * MiB)] = 1 * MiB
     # Non-file parts in a multipart form, and their bytes (values and part headers) together.
     form_max_fields: Annotated[int, Field(ge=1, le=1000)] = 16
     form_max_field_bytes: Annotated[int, Field(ge=1024, le=16 * MiB)] = 64 * 1024

@@ -68,7 +68,8 @@ def parse_event_id(value: str | None) -> Position | None:
     ms, sep, job_id = value.partition("_")
     # 13 digits: milliseconds until the year 2286; more would overflow datetime (a crash after
     # the headers, which EventSource would retry with the same id forever).
-    if not sep or not ms.isdigit() or len(ms) > 13:
+    # ASCII: str.isdigit() also takes "²", which int() refuses.
+    if not sep or not (ms.isascii() and ms.isdigit()) or len(ms) > 13:
         return None
     return Position(int(ms), job_id)
 

@@ -75,6 +75,8 @@ class ErrorCode(StrEnum):
     RANGE_NOT_SATISFIABLE = "range_not_satisfiable"
     # Presets (issue 16)
     UNKNOWN_PRESET = "unknown_preset"
+    # A body over the limit of a route that takes JSON (uploads have upload_too_large).
+    BODY_TOO_LARGE = "body_too_large"
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,7 @@ CATALOGUE: dict[ErrorCode, ErrorSpec] = {
     ErrorCode.UNKNOWN_PRESET: ErrorSpec(
         422, "No VideoPreset in the jobs namespace nor ClusterVideoPreset has that name."
     ),
+    ErrorCode.BODY_TOO_LARGE: ErrorSpec(413, "The request body exceeds this route's size limit."),
 }
 
 # Codes that mean "this input will never process": the processor exits with BAD_INPUT for them.

@@ -320,3 +320,34 @@ def test_stalled_uploads_from_many_keys_fill_only_the_instance_cap(
     print(report)  # noqa: T201  (the figure quoted in docs/api.md)
     assert "within" in report, report
     assert upload(api, "alice", clip).status_code == 202
+
+
+def test_an_anonymous_json_body_is_refused_unread_past_the_body_limit(
+    live_api: LiveApi, clip: bytes
+) -> None:
+    # Fails if a JSON route reads and parses a body of any size before the API key is checked:
+    # 8 MiB of nested lists parse to hundreds of MiB (an API Pod at the chart's 512Mi limit is
+    # OOM-killed with every tenant's uploads in flight). Declared or chunked, the body is
+    # refused with 413 body_too_large and the process grows by less than the body itself.
+    api = live_api
+    limit = DEFAULTS.max_request_body_bytes
+    body = b"[" + b"[]," * (8 * MiB // 3) + b"[]]"
+    base = api.rss()
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        for i in range(0, len(body), 64 * 1024):
+            yield body[i : i + 64 * 1024]
+
+    headers = {"Content-Type": "application/json"}
+    for content in (body, chunks()):
+        refused = httpx.post(f"{api.url}/v1/webhooks", headers=headers, content=content, timeout=60)
+        assert refused.status_code == 413, refused.text[:300]
+        assert refused.json()["code"] == "body_too_large"
+    assert api.alive() and api.healthy()
+    assert api.rss() - base < 8 * MiB // 1024, (base, api.rss())
+    # A body within the limit still reaches the route (and its API key check).
+    small = httpx.post(f"{api.url}/v1/webhooks", headers=headers, content=b"{}", timeout=30)
+    assert small.status_code == 401, small.text
+    # Uploads stream past the JSON limit: their own limits apply (max_upload_bytes).
+    big = upload(api, "bob", clip + b"\0" * (limit + 1))
+    assert big.status_code != 413, big.text

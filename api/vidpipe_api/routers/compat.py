@@ -63,7 +63,7 @@ from vidpipe_api.deps import (
 from vidpipe_api.errors import Forbidden
 from vidpipe_api.formstream import ParsedForm
 from vidpipe_api.jobs import job_view
-from vidpipe_api.limits import UploadSlotsDep
+from vidpipe_api.limits import STREAMED_BODY, UploadSlotsDep
 from vidpipe_api.options import JobOptions, parse_job_options
 from vidpipe_api.routers import jobs as jobs_routes
 from vidpipe_api.routers import system
@@ -167,6 +167,7 @@ UPLOAD_BODY = form_body(
     response_model=LegacyUpload,
     openapi_extra=UPLOAD_BODY,
     summary="Upload a video (= POST /v1/videos)",
+    max_body_size=STREAMED_BODY,
     responses={
         **REFUSALS,
         **_json_200(

@@ -25,7 +25,7 @@ from vidpipe_api.errors import MissingFile, UnsupportedMediaType, UploadTimeout,
 from vidpipe_api.filenames import sanitize_filename
 from vidpipe_api.formstream import FILE_FIELD, FilePart, FormLimits, ParsedForm, read_form
 from vidpipe_api.jobs import job_view, new_job_id
-from vidpipe_api.limits import UploadSlotsDep, guarded
+from vidpipe_api.limits import STREAMED_BODY, UploadSlotsDep, guarded
 from vidpipe_api.options import JobOptions, parse_job_options, parse_metadata, permitted
 from vidpipe_api.presets import resolve
 from vidpipe_api.schemas import ERROR_RESPONSES, ErrorOut, JobOut, form_body
@@ -90,7 +90,7 @@ RAW_BODY = {
 
 def _declared_length(request: Request) -> int | None:
     value = request.headers.get("content-length")
-    return int(value) if value and value.isdigit() else None
+    return int(value) if value and value.isascii() and value.isdigit() else None
 
 
 async def _drain(stream: AsyncIterator[bytes], remaining: int | None) -> None:
@@ -149,6 +149,7 @@ async def _store(
     responses=UPLOAD_RESPONSES,
     openapi_extra=FORM_BODY,
     summary="Upload a video (multipart form)",
+    max_body_size=STREAMED_BODY,
 )
 async def upload_form(
     request: Request,
@@ -256,6 +257,7 @@ async def ingest_form(
     responses=UPLOAD_RESPONSES,
     openapi_extra=RAW_BODY,
     summary="Upload a video (raw body)",
+    max_body_size=STREAMED_BODY,
 )
 async def upload_raw(
     request: Request,

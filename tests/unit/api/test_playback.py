@@ -100,9 +100,16 @@ def test_alg_none_and_other_algorithms_are_refused() -> None:
                 Signer(KEY).verify(f"{header}.{payload}.{sig}")
 
 
-@pytest.mark.parametrize("token", ["", "a.b", "a.b.c.d", "é.b.c", "x" * 5000, "eyJ.eyJ.sig", "..."])
+NESTED = b64(b"[" * 1000 + b"]" * 1000)
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["", "a.b", "a.b.c.d", "é.b.c", "x" * 5000, "eyJ.eyJ.sig", "...", f"{NESTED}.e30.AAAA"],
+)
 def test_malformed_tokens_are_invalid(token: str) -> None:
-    # Fails if malformed input raises anything but the catalogue's refusal (a 500).
+    # Fails if malformed input raises anything but the catalogue's refusal (a 500), a header of
+    # JSON nested a thousand deep (RecursionError, from an anonymous /play request) included.
     with pytest.raises(TokenInvalid):
         Signer(KEY).verify(token)
 

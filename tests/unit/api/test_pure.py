@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from datetime import UTC, datetime
 
@@ -37,8 +38,22 @@ def test_cursor_round_trip_and_opaque() -> None:
     assert decode_cursor(token) == c
 
 
-@pytest.mark.parametrize("token", ["", "!!!", "bm90IGpzb24", encode_cursor(Cursor(1, "x" * 64))])
+def _raw_cursor(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["", "!!!", "bm90IGpzb24", encode_cursor(Cursor(1, "x" * 64)),
+     # Valid JSON, impossible times: datetime overflows (OSError, OverflowError: a 500).
+     _raw_cursor('[100000000000000000000,"x"]'), _raw_cursor('[-1,"x"]'),
+     _raw_cursor('[10000000000000,"x"]'), _raw_cursor('[true,"x"]'),
+     # Nested thousands deep: RecursionError in the JSON decoder (a 500).
+     _raw_cursor("[" * 5000 + "]" * 5000)],
+)  # fmt: skip
 def test_bad_cursor_is_validation_error(token: str) -> None:
+    # Fails if a cursor the listings cannot use gets past decoding: it would fail later with
+    # an error that is not the catalogue's 400.
     with pytest.raises(InvalidRequest):
         decode_cursor(token)
 
@@ -85,6 +100,7 @@ def test_options_shorthand_and_json() -> None:
         (None, {"poster": "maybe"}),
         (None, {"renditions": "99999p"}),
         ("{}", {"poster": "true"}),
+        ("[" * 5000 + "]" * 5000, {}),
     ],
 )
 def test_options_rejected(options: str | None, fields: dict[str, str]) -> None:
@@ -114,11 +130,13 @@ def test_metadata_accepts_a_small_map_of_strings() -> None:
         json.dumps({"customer.id": "v"}),
         json.dumps({"$where": "v"}),
         json.dumps({"k": "v" * 513}),
+        "[" * 5000 + "]" * 5000,
     ],
 )
 def test_metadata_refused(metadata: str) -> None:
     # Fails if metadata a webhook payload could not carry safely (non-strings, too many keys,
-    # long or odd keys, long values) got into a job.
+    # long or odd keys, long values) got into a job, or if JSON nested thousands deep raises
+    # RecursionError (a 500 and a traceback in the log) instead of the catalogue's refusal.
     with pytest.raises(InvalidRequest) as err:
         parse_metadata(metadata)
     assert err.value.code == ErrorCode.VALIDATION_FAILED

@@ -11,11 +11,13 @@ pytestmark = pytest.mark.unit
 
 @pytest.mark.parametrize(
     "value",
-    ["", "123", "_vj-1", "12a_vj-1", "9" * 14 + "_vj-1", "99999999999999999_vj-1", "x" * 81],
-)
+    ["", "123", "_vj-1", "12a_vj-1", "9" * 14 + "_vj-1", "99999999999999999_vj-1", "x" * 81,
+     "\u00b2_vj-1"],
+)  # fmt: skip
 def test_foreign_or_oversized_event_ids_start_afresh(value: str) -> None:
     # Fails if a 14-digit or longer time were accepted (datetime overflows on it after the
-    # response began, and EventSource retries the same id forever).
+    # response began, and EventSource retries the same id forever), or if a non-ASCII digit
+    # ("²", a digit to str.isdigit) reached int() and raised.
     assert parse_event_id(value) is None
 
 
