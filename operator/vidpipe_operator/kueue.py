@@ -93,6 +93,11 @@ def _job_uid(workload: Body) -> object:
     return (workload["metadata"].get("labels") or {}).get(JOB_UID_LABEL)
 
 
+def holds_workload(job_uid: str, workloads: list[Body]) -> bool:
+    """Whether a listing holds the Workload of the Job with uid `job_uid`."""
+    return any(_job_uid(w) == job_uid for w in workloads)
+
+
 def queue_view(workloads: list[Body], job: Body, own: list[Body] | None = None) -> QueueView:
     """What the Workloads of the namespace say about `job`: its LocalQueue, its place among the
     pending Workloads of the namespace (an estimate of Kueue's order: Admission Fair Sharing also

@@ -4,6 +4,10 @@ Kueue mode estimates a waiting job's place from every Workload of its namespace.
 a resync round with N queued jobs read N listings of N Workloads each (quadratic, megabytes per
 job at a few thousand). Shared, the round reads one listing per namespace every `max_age`
 seconds, and the askers that arrive while it is being read wait for that same read.
+
+An asker that knows of an item the listing must hold (a waiting job its own, just-created
+Workload) gets a listing read after it: in a burst, a listing taken a moment before would place
+every new job first.
 """
 
 from __future__ import annotations
@@ -29,10 +33,22 @@ class SharedListing:
         self._listed: dict[str, tuple[float, list[Body]]] = {}
         self._reading: dict[str, asyncio.Future[list[Body]]] = {}
 
-    async def get(self, namespace: str) -> list[Body]:
+    async def get(
+        self, namespace: str, holds: Callable[[list[Body]], bool] | None = None
+    ) -> list[Body]:
+        """The namespace's listing, at most max_age old; with `holds`, one for which it is true
+        (read again if need be: a read that began before the item existed cannot hold it)."""
         listed = self._listed.get(namespace)
-        if listed is not None and self.clock() - listed[0] < self.max_age:
+        fresh = listed is not None and self.clock() - listed[0] < self.max_age
+        if listed is not None and fresh and (holds is None or holds(listed[1])):
             return listed[1]
+        items = await self._shared_read(namespace)
+        if holds is None or holds(items):
+            return items
+        # The read joined began before the item existed; a read begun now holds it.
+        return await self._shared_read(namespace)
+
+    async def _shared_read(self, namespace: str) -> list[Body]:
         reading = self._reading.get(namespace)
         if reading is None:
             reading = self._reading[namespace] = asyncio.ensure_future(self._read(namespace))

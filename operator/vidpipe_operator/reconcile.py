@@ -35,7 +35,7 @@ from vidpipe_operator.access import (
     url_lifetime,
 )
 from vidpipe_operator.jobspec import build_job, job_name
-from vidpipe_operator.kueue import build_local_queue, queue_view
+from vidpipe_operator.kueue import build_local_queue, holds_workload, queue_view
 from vidpipe_operator.names import ADMITTED, CANCEL_REQUESTED, VIDEOJOB_DELETED
 from vidpipe_operator.queue import admit
 from vidpipe_operator.runtime import Runtime
@@ -180,13 +180,14 @@ def kueue_mode(rt: Runtime) -> bool:
 async def _queue_view(rt: Runtime, namespace: str, job: Body, view: JobView) -> QueueView:
     """Kueue mode: the Job's LocalQueue and, while it waits, its place (read from the
     namespace's Workloads only then: a running or finished job needs no list). Its own Workload
-    is read fresh; the others come from the namespace's listing shared by every waiting job."""
+    is read fresh; the others come from the namespace's listing shared by every waiting job,
+    one that holds the job's Workload."""
     if view.outcome is not Outcome.SUSPENDED:
         return queue_view([], job)
-    listing, own = await asyncio.gather(
-        rt.workloads.get(namespace),
-        rt.kube.list_workloads(namespace, job_uid=str(job["metadata"]["uid"])),
-    )
+    uid = str(job["metadata"]["uid"])
+    own = await rt.kube.list_workloads(namespace, job_uid=uid)
+    # A listing taken before the Workload was created would place the job first.
+    listing = await rt.workloads.get(namespace, holds=partial(holds_workload, uid) if own else None)
     return queue_view(listing, job, own)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -105,3 +106,24 @@ def test_an_asker_cancelled_mid_read_does_not_cancel_the_others() -> None:
 
     assert asyncio.run(go()) == [{"metadata": {"name": "w-1"}}]
     assert lister.calls == ["media"]
+
+
+def test_an_asker_whose_item_the_listing_lacks_gets_a_listing_read_after_it() -> None:
+    # Fails if a job whose Workload was created after the shared listing was read is placed
+    # from that listing (in a burst, every new job would show position 1 for max_age), or if
+    # asking for an item costs a read when the fresh listing already holds it.
+    lister, clock = Lister(), Clock()
+    shared = SharedListing(lister, max_age=5.0, clock=clock)
+
+    def holds(name: str) -> Callable[[list[Body]], bool]:
+        return lambda items: any(w["metadata"]["name"] == name for w in items)
+
+    async def go() -> None:
+        assert await shared.get("media") == [{"metadata": {"name": "w-1"}}]
+        assert await shared.get("media", holds("w-1")) == [{"metadata": {"name": "w-1"}}]
+        assert lister.calls == ["media"]
+        # w-2 exists now (the lister names each read's listing after its count).
+        assert await shared.get("media", holds("w-2")) == [{"metadata": {"name": "w-2"}}]
+        assert lister.calls == ["media", "media"]
+
+    asyncio.run(go())
