@@ -125,13 +125,11 @@ async def create_upload(
         raise UploadTooLarge(settings.max_upload_bytes)
     options_json = None if body.options is None else json.dumps(body.options)
     asked = {"priority": body.priority or "", "preset": body.preset or ""}
-    # The preset is read now: the job gets the outputs it had when the upload began.
     wanted = permitted(
         parse_job_options(options_json, asked),
         admin=principal.admin,
         high_admins_only=settings.high_priority_admins_only,
     )
-    chosen = await resolve(cluster, wanted)
     labels = parse_metadata(body.metadata)
     part_size = part_size_for(body.sizeBytes, settings.part_size_bytes)
     count = parts_for(body.sizeBytes, part_size)
@@ -141,6 +139,10 @@ async def create_upload(
     if await sessions.count_open(db, owner) >= cap:
         raise TooManyUploadSessions(cap, SESSION_RETRY_AFTER_SECONDS)
     await ratelimit.acquire(db, owner, settings)
+    # The preset is read now: the job gets the outputs it had when the upload began. After the
+    # rate limit: a lookup costs the API server a read or two, so an attempt naming one counts
+    # even when the name is unknown (as in the form upload).
+    chosen = await resolve(cluster, wanted)
     job_id = new_job_id()
     key = source_key(job_id)
     filename = sanitize_filename(body.filename)

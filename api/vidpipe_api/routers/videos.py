@@ -307,9 +307,8 @@ async def upload_raw(
         admin=principal.admin,
         high_admins_only=ctx.settings.high_priority_admins_only,
     )
-    chosen = await resolve(ctx.cluster, asked)
     with slots.hold(owner):
-        return await _upload_raw(request, ctx, owner, x_filename, content_type, chosen, labels)
+        return await _upload_raw(request, ctx, owner, x_filename, content_type, asked, labels)
 
 
 async def _upload_raw(
@@ -318,10 +317,13 @@ async def _upload_raw(
     owner: str,
     x_filename: str | None,
     content_type: str,
-    chosen: JobOptions,
+    asked: JobOptions,
     labels: dict[str, str],
 ) -> JSONResponse:
     await ratelimit.acquire(ctx.db, owner, ctx.settings)
+    # After the rate limit: a preset lookup costs the API server a read or two, so an attempt
+    # naming one counts even when the name is unknown (as in the form upload).
+    chosen = await resolve(ctx.cluster, asked)
     job_id = new_job_id()
     filename = sanitize_filename(unquote(x_filename)) if x_filename else None
     metadata = {"original-filename": quote(filename)} if filename else {}

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from tests.integration.api.conftest import REPO, Api, Kube, Media
+from tests.integration.api.conftest import REPO, Api, ApiFactory, Kube, Media
 from vidpipe.models import Outputs
 from vidpipe_api.cluster import Cluster
 from vidpipe_api.options import JobOptions
@@ -175,6 +175,26 @@ def test_an_unknown_preset_or_one_with_options_is_refused_before_anything_is_sto
         session = http.post("/v1/uploads", json={"sizeBytes": 10, "preset": missing})
     assert session.status_code == 422 and session.json()["code"] == "unknown_preset"
     assert kube.videojob_names() == before
+
+
+def test_unknown_preset_lookups_count_against_the_owners_rate_limit(
+    api_factory: ApiFactory, media: Media, kube: Kube, presets: Any
+) -> None:
+    # Fails if a preset is looked up (one or two reads of the API server, through the API's
+    # own ServiceAccount) before the rate limit is taken: random preset names would then cost
+    # the cluster reads without end, each answered 422 and none 429.
+    with api_factory(rate_owner_per_minute=3) as api:
+        raw = {"Content-Type": "video/mp4"}
+        with httpx.Client(base_url=api.url, timeout=60, headers=api.headers()) as http:
+            put = [http.put("/v1/videos", params={"preset": unique("nope")}, content=b"x",
+                            headers=raw)
+                   for _ in range(3)]  # fmt: skip
+            session = http.post("/v1/uploads", json={"sizeBytes": 10, "preset": unique("nope")})
+            form = upload(api, media, preset=unique("nope"))
+    assert [r.status_code for r in put] == [422, 422, 422], [r.text for r in put]
+    for refused in (session, form):
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["code"] == "rate_limited"
 
 
 def test_a_presigned_upload_keeps_the_preset_as_it_was_when_the_session_opened(
