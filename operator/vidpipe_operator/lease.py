@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -122,10 +123,12 @@ class LeaseElector:
             return True
         return False
 
-    def acquire(self) -> None:
-        """Block until this process holds the Lease."""
+    def acquire(self, waiting: Callable[[], None] = lambda: None) -> None:
+        """Block until this process holds the Lease, calling `waiting` at each try (a standby
+        replica beats its liveness heartbeat there: waiting is its job, not a stall)."""
         waited = False
         while not self._stop.is_set():
+            waiting()
             try:
                 if self._renew():
                     log.info(f"leader: {self.identity} holds lease {self.namespace}/{self.name}")

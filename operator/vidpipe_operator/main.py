@@ -39,7 +39,7 @@ def main() -> int:
             identity=settings.identity,
             duration_seconds=settings.lease_duration_seconds,
         )
-        elector.acquire()
+        elector.acquire(waiting=HEARTBEAT.beat)
         elector.start_renewing()
 
         def watch_lease() -> None:
