@@ -313,3 +313,14 @@ def test_schema_refuses_bad_values(value: str, path: str) -> None:
     result = helm(*argv)
     assert result.returncode != 0
     assert path in result.stderr, result.stderr
+
+
+def test_the_api_disruption_budget_never_blocks_a_drain_of_a_single_replica() -> None:
+    # Fails if one API replica gets a PodDisruptionBudget of minAvailable 1 (kubectl drain and
+    # managed node upgrades would hang on its node), or if two replicas lose theirs.
+    def budgets(*sets: str) -> list[Doc]:
+        return [d for d in render(LOCAL_S3, *sets) if d["kind"] == "PodDisruptionBudget"]
+
+    assert budgets("api.replicas=1") == []
+    (pdb,) = budgets("api.replicas=2")
+    assert pdb["spec"]["minAvailable"] == 1

@@ -8,8 +8,17 @@ import json
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.unit.chart.test_network_and_metrics import LOCAL_S3, by_kind, helm, render
+from tests.unit.chart.test_network_and_metrics import (
+    CHART,
+    KUBE_VERSION,
+    LOCAL_S3,
+    REPO,
+    by_kind,
+    helm,
+    render,
+)
 from tests.unit.operator.conftest import videojob
 from vidpipe_operator.jobspec import build_job
 from vidpipe_operator.settings import OperatorSettings
@@ -74,3 +83,33 @@ def test_a_stale_limit_shorter_than_a_resync_round_is_refused() -> None:
     assert result.returncode != 0 and "livenessStaleSeconds" in result.stderr
     with pytest.raises(ValueError, match="liveness_stale_seconds"):
         OperatorSettings(liveness_stale_seconds=30)
+
+
+def test_the_operators_memory_limit_holds_the_measured_peak_at_10000_videojobs() -> None:
+    # Fails if the chart's default limit is below the operator's peak RSS measured by
+    # bench/operator_scale.py (10,000 VideoJobs): the Pod would be OOM-killed at that scale,
+    # restart, re-list every VideoJob and peak again. 256Mi was the limit before.
+    figures = json.loads((REPO / "bench" / "results" / "operator_scale.json").read_text())
+    peak_mib = figures["figures"]["operator_peak_rss_mib"]
+    limit = operator_container()["resources"]["limits"]["memory"]
+    assert limit.endswith("Mi") and int(limit.removesuffix("Mi")) >= 1.25 * peak_mib, limit
+
+
+def test_each_release_elects_its_leader_on_its_own_lease() -> None:
+    # Fails if two releases in one namespace share a Lease (the second one's operator would
+    # never lead, so its VideoJobs would never start), or if the default release's name
+    # changed on upgrade (a running operator would not find its Lease).
+    def lease(release: str) -> str:
+        argv = ["template", release, str(CHART), "--kube-version", KUBE_VERSION, "--set", LOCAL_S3]
+        result = helm(*argv)
+        assert result.returncode == 0, result.stderr
+        (deployment,) = [
+            d
+            for d in yaml.safe_load_all(result.stdout)
+            if d and d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-operator")
+        ]
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        return str(operator_settings(dict(container)).lease_name)
+
+    assert lease("vidpipe") == "vidpipe-operator"
+    assert lease("media-a") != lease("media-b")
