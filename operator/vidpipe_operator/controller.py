@@ -63,9 +63,14 @@ async def on_videojob_event(
         return
     if event_type is None:
         # kopf's initial listing after a (re)start: MongoDB may lag the CR (killed between the
-        # two writes) and Jobs may have moved while no one watched.
+        # two writes) and Jobs may have moved while no one watched. A finished VideoJob's status
+        # never changes again, so the listed one is mirrored as it is, with no read: a restart
+        # with 10,000 finished VideoJobs would otherwise GET every one of them.
         metrics.RECONCILES.labels(trigger="resume", result="queued").inc()
-        kick(rt, namespace, name, force_mirror=True, urgent=bool(status.get("jobName")))
+        listed = body if phase.terminal else None
+        kick(
+            rt, namespace, name, body=listed, force_mirror=True, urgent=bool(status.get("jobName"))
+        )
         return
     if phase.terminal:
         start_next(rt, namespace)
