@@ -26,9 +26,13 @@ def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def bucket(s3: S3Server, request: pytest.FixtureRequest) -> str:
     """A fresh bucket per test, so tests never see each other's objects."""
     import re
+    import secrets
 
     name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
-    name = f"t-{name}-{id(request) % 100000}"
+    # A random suffix: parametrized tests share the 40-character prefix, and id() of a request
+    # object is often the freed address of the previous one (CreateBucket then answered
+    # BucketAlreadyOwnedByYou).
+    name = f"t-{name}-{secrets.token_hex(4)}"
     s3.client().create_bucket(Bucket=name)
     return name
 
